@@ -1,0 +1,123 @@
+"""The `orc` typer application: global options, verb registration and error mapping.
+
+Every verb lives in its own module under ``orchestrator.cli`` and exposes ``register(app)``;
+this module imports them, parses the global options into :class:`GlobalOptions` (stored on the
+click context) and maps :class:`~orchestrator.errors.OrcError` to one line on stderr and the
+error's exit code. Heavy modules are imported inside the verbs, not here, to keep cold start small.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator import __version__
+from orchestrator.errors import OrcError
+
+app = typer.Typer(
+    name="orc",
+    help="orc: run the Compose files you already have, with no daemon and no runc.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@dataclass
+class GlobalOptions:
+    """Options every verb shares, as given on the command line (before any defaulting)."""
+
+    files: list[str] = field(default_factory=list)
+    project_name: str | None = None
+    project_directory: str | None = None
+    profiles: list[str] = field(default_factory=list)
+    env_files: list[str] = field(default_factory=list)
+    root: str | None = None
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    file: Annotated[
+        list[str] | None, typer.Option("--file", "-f", metavar="FILE", help="Compose configuration files")
+    ] = None,
+    project_name: Annotated[
+        str | None, typer.Option("--project-name", "-p", metavar="NAME", help="Project name")
+    ] = None,
+    project_directory: Annotated[
+        str | None,
+        typer.Option(
+            "--project-directory",
+            metavar="DIR",
+            help="Alternate working directory (default: the first file's)",
+        ),
+    ] = None,
+    profile: Annotated[
+        list[str] | None, typer.Option("--profile", metavar="PROFILE", help="Profile to enable")
+    ] = None,
+    env_file: Annotated[
+        list[str] | None, typer.Option("--env-file", metavar="FILE", help="Alternate environment file")
+    ] = None,
+    root: Annotated[
+        str | None,
+        typer.Option(
+            "--root", metavar="DIR", envvar="ORC_ROOT", help="State root (default /run/orc, /var/lib/orc)"
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = GlobalOptions(
+        files=list(file or []),
+        project_name=project_name,
+        project_directory=project_directory,
+        profiles=list(profile or []),
+        env_files=list(env_file or []),
+        root=root,
+    )
+
+
+@app.command("version")
+def version_cmd(
+    short: Annotated[bool, typer.Option("--short", help="Shows only the version number")] = False,
+) -> None:
+    """Show the orc version information."""
+    if short:
+        typer.echo(__version__)
+    else:
+        typer.echo(f"orc version v{__version__}")
+
+
+def global_options(ctx: typer.Context) -> GlobalOptions:
+    """The global options of the running command (set by the app callback)."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, GlobalOptions) else GlobalOptions()
+
+
+def _register_verbs() -> None:
+    import importlib
+    import pkgutil
+
+    package_dir = Path(__file__).parent
+    for info in sorted(pkgutil.iter_modules([str(package_dir)]), key=lambda i: i.name):
+        if info.name.startswith("verb_"):
+            module = importlib.import_module(f"orchestrator.cli.{info.name}")
+            module.register(app)
+
+
+_register_verbs()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app, turning OrcError into one line and an exit code."""
+    try:
+        app(args=argv, prog_name="orc")
+    except OrcError as err:
+        text = str(err)
+        print(f"error: {text}" if "\n" not in text else f"error:\n{text}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

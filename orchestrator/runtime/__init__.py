@@ -1,0 +1,2 @@
+"""Side effects behind Protocols, each with a recording fake shipped here: process and namespaces,
+cgroups, network, images."""

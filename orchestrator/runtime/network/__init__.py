@@ -1,0 +1,1 @@
+"""Bridges, veths, IPAM (pure), the embedded DNS server, the port proxy and nftables rules."""

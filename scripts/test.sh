@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything orc's tests need on a fresh Debian 12 machine (as root) and runs them all:
+# lint, types, layer contracts, unit tests, the differential loader test against Docker Compose,
+# and the real-kernel tests (which must not skip here: ORC_REQUIRE_KERNEL=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DEBIAN_FRONTEND=noninteractive
+APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 busybox-static tini nftables skopeo umoci
+              docker-registry libseccomp2 iperf3 openssl)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== ruff";          ruff check orchestrator tests bench && ruff format --check orchestrator tests bench
+echo "== mypy";          mypy
+echo "== import-linter"; lint-imports
+echo "== pytest"
+ORC_REQUIRE_KERNEL=1 pytest -q "$@"
