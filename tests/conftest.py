@@ -116,3 +116,14 @@ def _no_kernel_leftovers(request: pytest.FixtureRequest) -> Iterator[None]:
 def unique_name() -> str:
     """A short unique name for kernel objects (bridge, netns, cgroup) made by one test."""
     return "orct" + uuid.uuid4().hex[:6]
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A read-only-by-convention busybox rootfs shared by the session's tests (use it as a lower dir)."""
+    from tests.support.rootfs import build_busybox_rootfs, busybox_problem
+
+    problem = busybox_problem()
+    if problem:
+        pytest.skip(problem)
+    return build_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
