@@ -71,6 +71,9 @@ class ContainerRecord:
     rootfs: str | None = None
     log_path: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # The canonical service config the container was created from, so a later plan can name
+    # what changed (``config changed: environment.FOO``), not only that the hash differs.
+    config: dict[str, Any] | None = None
     version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
