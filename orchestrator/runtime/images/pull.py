@@ -1,0 +1,167 @@
+"""Pulling an image from a registry into the content store, layers in parallel, with progress events.
+
+Owned here: :class:`Puller` and :class:`PullEvent`. The images driver (``driver.py``) and ``orc
+pull`` call :meth:`Puller.pull`. Order of work: manifest (index → the wanted platform's manifest),
+config, then every layer whose diff-id the store lacks is downloaded into ``tmp/`` (digest
+verified) and unpacked in a worker thread while other layers still download; manifest and config
+blobs, the image record and the name are written last, so a failed pull leaves only complete,
+shared layers behind (which the next pull reuses) and never a half-visible image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+import anyio.to_thread
+
+from orchestrator.errors import PermanentError
+from orchestrator.runtime.images.config import parse_image_config
+from orchestrator.runtime.images.manifest import (
+    Descriptor,
+    ImageIndex,
+    ImageManifest,
+    parse_manifest,
+    select_platform,
+)
+from orchestrator.runtime.images.reference import Platform, Reference, host_platform
+from orchestrator.runtime.images.registry import RegistryClient
+from orchestrator.runtime.images.store import Image, ImageStore
+from orchestrator.runtime.images.unpack import open_decompressed
+
+EventKind = Literal[
+    "resolved", "exists", "waiting", "downloading", "verifying", "extracting", "done", "pulled"
+]
+
+
+@dataclass(frozen=True)
+class PullEvent:
+    """Progress of one pull. ``layer`` is the layer digest (None for image-level events)."""
+
+    kind: EventKind
+    reference: str
+    layer: str | None = None
+    current: int = 0
+    total: int = 0
+    message: str = ""
+
+
+ProgressCallback = Callable[[PullEvent], None]
+
+
+class Puller:
+    """Pulls references from registries into one store."""
+
+    def __init__(
+        self,
+        store: ImageStore,
+        client: RegistryClient,
+        *,
+        platform: Platform | None = None,
+        download_limit: int = 3,
+        unpack_limit: int = 2,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.platform = platform or host_platform()
+        self._downloads = anyio.CapacityLimiter(download_limit)
+        self._unpacks = anyio.CapacityLimiter(unpack_limit)
+        self._layer_locks: dict[str, anyio.Lock] = {}
+
+    async def resolve(self, ref: Reference, platform: Platform | None = None) -> tuple[str, str]:
+        """(top-level digest, platform manifest digest) the reference points at now, fetching no layers."""
+        top = await self.client.get_manifest(ref)
+        parsed = parse_manifest(top.data, top.media_type)
+        if isinstance(parsed, ImageIndex):
+            chosen = select_platform(parsed, platform or self.platform)
+            return top.digest, chosen.digest
+        return top.digest, top.digest
+
+    async def pull(
+        self,
+        ref: Reference,
+        *,
+        platform: Platform | None = None,
+        on_event: ProgressCallback | None = None,
+    ) -> Image:
+        """Pull ``ref`` for ``platform`` (default: this host's) and name it ``str(ref)`` in the store."""
+        wanted = platform or self.platform
+        emit = on_event or (lambda _e: None)
+        name = str(ref)
+        top = await self.client.get_manifest(ref)
+        parsed = parse_manifest(top.data, top.media_type)
+        manifest_bytes, manifest_digest = top.data, top.digest
+        if isinstance(parsed, ImageIndex):
+            chosen = select_platform(parsed, wanted)
+            fetched = await self.client.get_manifest(ref, chosen.digest)
+            manifest_bytes, manifest_digest = fetched.data, fetched.digest
+            parsed = parse_manifest(fetched.data, fetched.media_type or chosen.media_type)
+            if not isinstance(parsed, ImageManifest):
+                raise PermanentError(f"{ref}: index entry {chosen.digest} is not an image manifest")
+        manifest: ImageManifest = parsed
+        emit(PullEvent("resolved", name, message=top.digest))
+
+        config_digest = manifest.config.digest
+        if not self.store.has_blob(config_digest):
+            config_bytes = await self.client.get_blob_bytes(ref, config_digest, manifest.config.size)
+            self.store.put_blob(config_bytes, config_digest)
+        config = parse_image_config(self.store.read_blob(config_digest))
+        if len(config.diff_ids) != len(manifest.layers):
+            raise PermanentError(
+                f"{ref}: manifest lists {len(manifest.layers)} layers but the config {len(config.diff_ids)} diff-ids"
+            )
+        image_platform = f"{config.os}/{config.architecture}" + (
+            f"/{config.variant}" if config.variant else ""
+        )
+
+        async with anyio.create_task_group() as tg:
+            for descriptor, diff_id in zip(manifest.layers, config.diff_ids, strict=True):
+                if self.store.layer(diff_id) is not None:
+                    emit(PullEvent("exists", name, descriptor.digest, descriptor.size, descriptor.size))
+                    continue
+                emit(PullEvent("waiting", name, descriptor.digest, 0, descriptor.size))
+                tg.start_soon(self._fetch_layer, ref, descriptor, diff_id, emit)
+
+        self.store.put_blob(manifest_bytes, manifest_digest)
+        if top.digest != manifest_digest:
+            self.store.put_blob(top.data, top.digest)
+        image_id = self.store.put_image(manifest_digest, config_digest, image_platform)
+        self.store.tag(name, image_id, top.digest, pulled=True, platform=str(wanted))
+        image = self.store.image(image_id)
+        if image is None:  # removed by a concurrent prune between the last two calls
+            raise PermanentError(f"{ref}: image vanished from the store while being pulled; pull again")
+        emit(PullEvent("pulled", name, message=top.digest))
+        return image
+
+    async def _fetch_layer(
+        self, ref: Reference, descriptor: Descriptor, diff_id: str, emit: ProgressCallback
+    ) -> None:
+        lock = self._layer_locks.setdefault(diff_id, anyio.Lock())
+        async with lock:
+            if self.store.layer(diff_id) is not None:
+                emit(PullEvent("exists", str(ref), descriptor.digest, descriptor.size, descriptor.size))
+                return
+            tmp = self.store.tmp_path("blob-")
+            try:
+                async with self._downloads:
+                    done = 0
+
+                    def progress(n: int) -> None:
+                        nonlocal done
+                        done += n
+                        emit(PullEvent("downloading", str(ref), descriptor.digest, done, descriptor.size))
+
+                    emit(PullEvent("downloading", str(ref), descriptor.digest, 0, descriptor.size))
+                    await self.client.download_blob(ref, descriptor.digest, descriptor.size, tmp, progress)
+                emit(PullEvent("extracting", str(ref), descriptor.digest, descriptor.size, descriptor.size))
+                async with self._unpacks:
+                    await anyio.to_thread.run_sync(
+                        lambda: self.store.add_layer(lambda: open_decompressed(tmp), diff_id)
+                    )
+                emit(PullEvent("done", str(ref), descriptor.digest, descriptor.size, descriptor.size))
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
