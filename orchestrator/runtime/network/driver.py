@@ -1,0 +1,348 @@
+"""The network driver: networks as Linux bridges, containers joined with veth pairs.
+
+``NetworkDriver`` is what the reconciler calls (from a worker thread, see ``netlink``):
+
+* ``create_network(spec)`` leases subnets (IPAM, under the state file lock), creates the bridge
+  with the gateway addresses, installs orc's nftables table (masquerade unless ``internal``) and,
+  only when a host firewall drops forwarded traffic, the accept shim (``firewall``). External
+  networks must already exist (made by an orc project under the same root). Idempotent.
+* ``connect(container, netns, endpoints)`` gives the container one veth per network, created
+  directly in its namespace as eth0, eth1… (ordered by ``priority``, highest first), with MAC, MTU
+  and addresses, lo up, the default route via the first network's gateway (none on an
+  ``internal`` network), and registers its DNS names.
+* ``disconnect(container)`` and ``remove_network(name)`` remove what ``connect`` and
+  ``create_network`` made, and only that: the state file records every link, table, rule and lease.
+* ``prepare_mode`` covers ``network_mode``: ``none`` brings lo up; ``host`` and ``container:``
+  need no links (the runtime joins those namespaces).
+
+All kernel work goes through ``LinkOps`` and ``Firewall`` (recording fakes in ``fake``), all
+persistent state through a ``LeaseStore``; the DNS registry is shared with ``services``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from pathlib import Path
+
+from orchestrator.errors import ConflictError, NotFoundError, OrcError, PermanentError
+
+from . import ipam
+from .dns import DnsRegistry
+from .firewall import DnatRule, Firewall, SubprocessRunner, forward_shim
+from .leases import FileLeaseStore, LeaseStore, NetworkState
+from .naming import (
+    bridge_name,
+    check_ifname,
+    container_ifname,
+    host_veth_name,
+    mac_for,
+    nft_ports_table_name,
+    nft_table_name,
+)
+from .netlink import ContainerIface, IfaceAddress, LinkOps, NetnsRef, PyrouteLinkOps
+from .spec import Attachment, EndpointSpec, NetworkInfo, NetworkSpec, PortBinding
+
+DEFAULT_MTU = 1500
+OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
+OPT_MTU = "com.docker.network.driver.mtu"
+OPT_ICC = "com.docker.network.bridge.enable_icc"
+OPT_MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
+
+
+def _prefix(subnet: str) -> int:
+    return ipaddress.ip_network(subnet).prefixlen
+
+
+def _opt_bool(value: str, key: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise PermanentError(f"driver_opts {key}: expected true or false, got {value!r}")
+
+
+class NetworkDriver:
+    def __init__(
+        self,
+        root: Path | None = None,
+        links: LinkOps | None = None,
+        firewall: Firewall | None = None,
+        store: LeaseStore | None = None,
+        dns: DnsRegistry | None = None,
+        pools_v4: Sequence[ipam.PoolRange] = ipam.DEFAULT_POOLS_V4,
+        pools_v6: Sequence[ipam.PoolRange] = ipam.DEFAULT_POOLS_V6,
+    ) -> None:
+        if store is None:
+            if root is None:
+                raise ValueError("NetworkDriver needs a state root or a store")
+            store = FileLeaseStore(root)
+        self.store = store
+        self.links: LinkOps = links if links is not None else PyrouteLinkOps()
+        self.firewall = firewall if firewall is not None else Firewall(SubprocessRunner())
+        self.dns = dns if dns is not None else DnsRegistry()
+        self.pools_v4 = tuple(pools_v4)
+        self.pools_v6 = tuple(pools_v6)
+
+    # -- networks -----------------------------------------------------------------------------
+
+    def create_network(self, spec: NetworkSpec) -> NetworkInfo:
+        opts = dict(spec.driver_opts)
+        with self.store.transaction() as state:
+            known = state.networks.get(spec.name)
+            if spec.external:
+                if known is None:
+                    raise NotFoundError(f"network {spec.name} declared as external, but could not be found")
+                return known
+            if known is not None:
+                if self.links.link_exists(known.bridge):
+                    return known
+                # the bridge went away (host reboot cleared /run, or someone deleted it): rebuild it
+                del state.networks[spec.name]
+            bridge = check_ifname(
+                opts.get(OPT_BRIDGE_NAME) or spec.bridge or bridge_name(spec.name), "bridge name"
+            )
+            owner = next((n for n in state.networks.values() if n.bridge == bridge), None)
+            if owner is not None:
+                raise ConflictError(
+                    f"network {spec.name}: bridge {bridge} is already used by network {owner.name}"
+                )
+            if known is None and self.links.link_exists(bridge):
+                raise ConflictError(f"network {spec.name}: a link named {bridge} exists and is not orc's")
+            mtu = spec.mtu or int(opts.get(OPT_MTU, DEFAULT_MTU))
+            icc = _opt_bool(opts[OPT_ICC], OPT_ICC) if OPT_ICC in opts else True
+            masquerade = _opt_bool(opts[OPT_MASQUERADE], OPT_MASQUERADE) if OPT_MASQUERADE in opts else True
+            routes = [ipaddress.ip_network(r) for r in self.links.host_routes()]
+            lease = ipam.reserve_network(state.ipam, spec, routes, self.pools_v4, self.pools_v6)
+            info = NetworkInfo(
+                name=spec.name,
+                project=spec.project,
+                bridge=bridge,
+                subnets=tuple(s.subnet for s in lease.subnets),
+                gateways=tuple(s.gateway for s in lease.subnets),
+                ip_ranges=tuple(s.ip_range for s in lease.subnets),
+                internal=spec.internal,
+                enable_ipv6=spec.enable_ipv6,
+                mtu=mtu,
+                external=False,
+                created=True,
+                icc=icc,
+            )
+            info = self._build_network(info, masquerade)
+            state.networks[spec.name] = info
+            return info
+
+    def _build_network(self, info: NetworkInfo, masquerade: bool) -> NetworkInfo:
+        addresses = [
+            IfaceAddress(gw, _prefix(sn)) for gw, sn in zip(info.gateways, info.subnets, strict=True)
+        ]
+        self.links.add_bridge(info.bridge, info.mtu, addresses)
+        table = nft_table_name(info.bridge)
+        shim: list[str] = []
+        try:
+            if self.firewall.nft_available():
+                nat_subnets = info.subnets if masquerade else ()
+                self.firewall.apply_network(table, info.bridge, nat_subnets, info.internal, info.icc)
+                chain = self.firewall.forward_shim_chain()
+                if chain is not None:
+                    shim = forward_shim(info.bridge, info.internal, chain)
+                    self.firewall.add_shim(shim)
+        except BaseException:
+            self.firewall.remove_shim(shim)
+            if self.firewall.nft_available():
+                self.firewall.delete_table(table)
+            self.links.delete_link(info.bridge)
+            raise
+        return NetworkInfo(**{**info.to_json(), "firewall": tuple(shim)})
+
+    def network(self, name: str) -> NetworkInfo:
+        info = self.store.read().networks.get(name)
+        if info is None:
+            raise NotFoundError(f"network {name} not found")
+        return info
+
+    def networks(self, project: str | None = None) -> list[NetworkInfo]:
+        return [
+            n
+            for _, n in sorted(self.store.read().networks.items())
+            if project is None or n.project == project
+        ]
+
+    def remove_network(self, name: str, project: str | None = None) -> bool:
+        """Remove a network orc created (an external one is only forgotten by its project, never
+        deleted). False if there was nothing to remove; ConflictError while containers use it."""
+        with self.store.transaction() as state:
+            info = state.networks.get(name)
+            if info is None:
+                return False
+            if project is not None and info.project != project:
+                return False  # another project's network that this one used as external
+            users = sorted(c for c, atts in state.attachments.items() if any(a.network == name for a in atts))
+            if users:
+                raise ConflictError(f"network {name} is in use by {', '.join(users)}")
+            self.firewall.remove_shim(info.firewall)
+            if self.firewall.nft_available():
+                self.firewall.delete_table(nft_table_name(info.bridge))
+            if info.created:
+                self.links.delete_link(info.bridge)
+            ipam.release_network(state.ipam, name)
+            del state.networks[name]
+        self.dns.remove_network(name)
+        return True
+
+    # -- containers ---------------------------------------------------------------------------
+
+    def prepare_mode(self, mode: str, netns: NetnsRef | None) -> None:
+        """``network_mode`` other than bridge networks: ``none`` gets only lo (up)."""
+        if mode == "none":
+            if netns is None:
+                raise PermanentError("network_mode none needs the container's network namespace")
+            self.links.loopback_up(netns)
+        elif mode == "host" or mode.startswith(("container:", "service:")):
+            return
+        else:
+            raise PermanentError(f"unsupported network_mode {mode!r}")
+
+    def connect(
+        self,
+        container: str,
+        netns: NetnsRef,
+        endpoints: Sequence[EndpointSpec],
+        dns_upstreams: Sequence[str] = (),
+        exposed: Sequence[str] = (),
+    ) -> list[Attachment]:
+        """Join ``container`` (its namespace is ``netns``) to every network in ``endpoints``."""
+        ordered = sorted(endpoints, key=lambda e: -e.priority)
+        made: list[Attachment] = []
+        with self.store.transaction() as state:
+            existing = state.attachments.get(container, [])
+            try:
+                for endpoint in ordered:
+                    if any(a.network == endpoint.network for a in existing + made):
+                        raise ConflictError(
+                            f"container {container} is already connected to {endpoint.network}"
+                        )
+                    index = len(existing) + len(made)
+                    default_route = index == 0
+                    made.append(
+                        self._attach(
+                            state, container, netns, endpoint, index, default_route, dns_upstreams, exposed
+                        )
+                    )
+            except BaseException:
+                for att in made:
+                    self.links.delete_link(att.host_ifname)
+                raise
+            state.attachments[container] = existing + made
+        for att in made:
+            self.dns.add(container, att.network, att.names, att.ipv4, att.ipv6, att.upstreams)
+        return made
+
+    def _attach(
+        self,
+        state: NetworkState,
+        container: str,
+        netns: NetnsRef,
+        endpoint: EndpointSpec,
+        index: int,
+        default_route: bool,
+        upstreams: Sequence[str],
+        exposed: Sequence[str],
+    ) -> Attachment:
+        info = state.networks.get(endpoint.network)
+        if info is None:
+            raise NotFoundError(f"network {endpoint.network} not found (create it before connecting)")
+        ipv4, ipv6 = ipam.lease_addresses(state.ipam, info.name, container, endpoint.ipv4, endpoint.ipv6)
+        gw4 = next((g for g in info.gateways if ipaddress.ip_address(g).version == 4), None)
+        gw6 = next((g for g in info.gateways if ipaddress.ip_address(g).version == 6), None)
+        sub4 = next((s for s in info.subnets if ipaddress.ip_network(s).version == 4), None)
+        sub6 = next((s for s in info.subnets if ipaddress.ip_network(s).version == 6), None)
+        ifname = container_ifname(index)
+        host_name = host_veth_name(container, info.name)
+        mac = endpoint.mac or mac_for(ipv4, f"{container}/{info.name}")
+        mtu = endpoint.mtu or info.mtu
+        addresses = []
+        if ipv4 and sub4:
+            addresses.append(IfaceAddress(ipv4, _prefix(sub4)))
+        if ipv6 and sub6:
+            addresses.append(IfaceAddress(ipv6, _prefix(sub6)))
+        route = default_route and not info.internal
+        self.links.add_veth(host_name, info.bridge, netns, ifname, mac, mtu)
+        try:
+            self.links.configure_container(netns, ContainerIface(ifname, tuple(addresses), gw4, gw6, route))
+        except BaseException:
+            self.links.delete_link(host_name)
+            raise
+        names = tuple(dict.fromkeys([*endpoint.dns_names, *endpoint.aliases]))
+        return Attachment(
+            network=info.name,
+            container=container,
+            ifname=ifname,
+            host_ifname=host_name,
+            mac=mac,
+            ipv4=ipv4,
+            ipv4_prefix=_prefix(sub4) if ipv4 and sub4 else None,
+            ipv6=ipv6,
+            ipv6_prefix=_prefix(sub6) if ipv6 and sub6 else None,
+            gateway4=gw4,
+            gateway6=gw6,
+            default_route=route,
+            names=names,
+            upstreams=tuple(upstreams),
+            exposed=tuple(exposed),
+        )
+
+    def disconnect(self, container: str) -> list[Attachment]:
+        """Remove the container's veths, DNAT table, DNS names and address leases."""
+        with self.store.transaction() as state:
+            atts = state.attachments.pop(container, [])
+            errors: list[OrcError] = []
+            for att in atts:
+                try:
+                    self.links.delete_link(att.host_ifname)
+                except OrcError as exc:
+                    errors.append(exc)
+                ipam.release_addresses(state.ipam, att.network, container)
+            table = state.dnat_tables.pop(container, None)
+            if table is not None and self.firewall.nft_available():
+                self.firewall.delete_table(table)
+            if errors:
+                raise errors[0]
+        self.dns.remove_container(container)
+        return atts
+
+    def attachments(self, container: str) -> list[Attachment]:
+        return list(self.store.read().attachments.get(container, []))
+
+    def restore_dns(self) -> int:
+        """Refill the DNS registry from the state file (a restarted supervisor); returns entries."""
+        count = 0
+        for container, atts in self.store.read().attachments.items():
+            for a in atts:
+                self.dns.add(container, a.network, a.names, a.ipv4, a.ipv6, a.upstreams)
+                count += 1
+        return count
+
+    # -- kernel port forwarding (optional, next to the proxy) ---------------------------------
+
+    def publish_dnat(self, container: str, bindings: Sequence[PortBinding]) -> str | None:
+        """DNAT rules for ``bindings`` in orc's per-container table; None when nft is missing."""
+        if not self.firewall.nft_available() or not bindings:
+            return None
+        table = nft_ports_table_name(container)
+        rules = [
+            DnatRule(
+                None if b.host_ip in ("0.0.0.0", "::") else b.host_ip,
+                b.host_port,
+                b.protocol,
+                b.container_ip,
+                b.target,
+            )
+            for b in bindings
+            if ipaddress.ip_address(b.container_ip).version == 4 and b.host_ip != "::"
+        ]
+        with self.store.transaction() as state:
+            self.firewall.apply_dnat(table, rules)
+            state.dnat_tables[container] = table
+        return table

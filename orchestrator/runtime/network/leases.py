@@ -1,0 +1,122 @@
+"""The network driver's state file: IPAM book, networks made, attachments made.
+
+One JSON file (``<state root>/network/state.json``) shared by every project under the same root,
+read and rewritten under an exclusive ``flock`` on a sibling lock file, written atomically (tmp +
+fsync + rename). Holding the lock across "read, allocate, write" is what keeps two supervisors
+from leasing the same subnet or address. ``MemoryLeaseStore`` is the in-memory twin for unit
+tests. Called by ``driver.NetworkDriver``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from orchestrator.errors import PermanentError
+
+from .ipam import IpamBook
+from .spec import Attachment, NetworkInfo
+
+
+@dataclass
+class NetworkState:
+    ipam: IpamBook = field(default_factory=IpamBook)
+    networks: dict[str, NetworkInfo] = field(default_factory=dict)
+    attachments: dict[str, list[Attachment]] = field(default_factory=dict)  # container -> list
+    dnat_tables: dict[str, str] = field(default_factory=dict)  # container -> nft table
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "ipam": self.ipam.to_json(),
+            "networks": {k: v.to_json() for k, v in sorted(self.networks.items())},
+            "attachments": {k: [a.to_json() for a in v] for k, v in sorted(self.attachments.items()) if v},
+            "dnat_tables": dict(sorted(self.dnat_tables.items())),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NetworkState:
+        return cls(
+            ipam=IpamBook.from_json(data.get("ipam", {})),
+            networks={k: NetworkInfo.from_json(v) for k, v in data.get("networks", {}).items()},
+            attachments={
+                k: [Attachment.from_json(a) for a in v] for k, v in data.get("attachments", {}).items()
+            },
+            dnat_tables=dict(data.get("dnat_tables", {})),
+        )
+
+
+class LeaseStore(Protocol):
+    def transaction(self) -> contextlib.AbstractContextManager[NetworkState]:
+        """Lock, load, yield the state for changes, save it if the block did not raise, unlock."""
+        ...
+
+    def read(self) -> NetworkState:
+        """A snapshot without taking the lock for long (for listings)."""
+        ...
+
+
+class FileLeaseStore:
+    def __init__(self, root: Path) -> None:
+        self.dir = Path(root) / "network"
+        self.path = self.dir / "state.json"
+        self.lock_path = self.dir / "state.lock"
+        self._thread_lock = threading.Lock()
+
+    def _load(self) -> NetworkState:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return NetworkState()
+        try:
+            return NetworkState.from_json(json.loads(text))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PermanentError(f"network state file {self.path} is corrupt: {exc}") from exc
+
+    def _save(self, state: NetworkState) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w") as f:
+            json.dump(state.to_json(), f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[NetworkState]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # flock is per open file description, so threads of one process need their own guard too.
+        with self._thread_lock, open(self.lock_path, "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                state = self._load()
+                yield state
+                self._save(state)
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def read(self) -> NetworkState:
+        with self.transaction() as state:
+            return state
+
+
+class MemoryLeaseStore:
+    """In-memory twin: same transaction semantics (changes are dropped if the block raises)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, Any] = NetworkState().to_json()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[NetworkState]:
+        state = NetworkState.from_json(json.loads(json.dumps(self._data)))
+        yield state
+        self._data = json.loads(json.dumps(state.to_json()))
+
+    def read(self) -> NetworkState:
+        return NetworkState.from_json(json.loads(json.dumps(self._data)))

@@ -1,0 +1,259 @@
+"""Links, addresses and routes through netlink (pyroute2), behind the ``LinkOps`` Protocol.
+
+``PyrouteLinkOps`` is the real thing: one cached host-side netlink socket per thread, and for a
+container a netlink socket opened *inside* its network namespace (``setns`` on this thread, open
+the socket, ``setns`` back: a socket stays in the namespace it was created in), so there is no
+helper process. The container end of each veth is created directly in the container's namespace
+(``peer`` with ``net_ns_fd``), which is several times faster than create-then-move.
+
+pyroute2 is imported lazily (CLI cold start). Its synchronous API runs its own event loop, so
+call these methods from a worker thread (``anyio.to_thread.run_sync``), never from inside a
+running event loop. ``fake.RecordingLinkOps`` records the same calls for unit tests.
+Called by ``driver.NetworkDriver``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import ipaddress
+import os
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from orchestrator.errors import NotFoundError, OrcError, PermanentError, TemporaryError
+
+CLONE_NEWNET = 0x40000000
+IFA_F_NODAD = 0x02
+NETLINK_ROUTE = 0
+
+NetnsRef = str | int  # a path like /proc/<pid>/ns/net, or an open fd to one
+
+
+@dataclass(frozen=True)
+class IfaceAddress:
+    address: str
+    prefixlen: int
+
+
+@dataclass(frozen=True)
+class ContainerIface:
+    """How the container end of a veth is configured inside its namespace."""
+
+    ifname: str
+    addresses: tuple[IfaceAddress, ...]
+    gateway4: str | None
+    gateway6: str | None
+    default_route: bool
+
+
+class LinkOps(Protocol):
+    def host_routes(self) -> list[str]:
+        """Destination prefixes routed on the host (no default routes), e.g. ``172.17.0.0/16``."""
+        ...
+
+    def link_exists(self, name: str) -> bool: ...
+
+    def add_bridge(self, name: str, mtu: int, addresses: Sequence[IfaceAddress]) -> None:
+        """Create a bridge, give it ``addresses`` (the gateways), bring it up."""
+        ...
+
+    def delete_link(self, name: str) -> bool:
+        """Delete a link (a veth takes its peer with it); False if it did not exist."""
+        ...
+
+    def add_veth(
+        self, host_name: str, bridge: str, netns: NetnsRef, peer_name: str, mac: str, mtu: int
+    ) -> None:
+        """A veth whose host end is enslaved to ``bridge`` and up, and whose other end is created
+        directly in ``netns`` as ``peer_name`` with ``mac`` and ``mtu``."""
+        ...
+
+    def configure_container(self, netns: NetnsRef, iface: ContainerIface) -> None:
+        """Inside ``netns``: addresses on ``iface``, it and lo up, default routes if asked."""
+        ...
+
+    def loopback_up(self, netns: NetnsRef) -> None: ...
+
+
+_libc: Any = None
+
+
+def _setns(fd: int) -> None:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@contextmanager
+def _netns_fd(netns: NetnsRef) -> Iterator[int]:
+    if isinstance(netns, int):
+        yield netns
+        return
+    try:
+        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"network namespace {netns} does not exist (did the container exit?)") from exc
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def netlink_socket_in(netns: NetnsRef) -> socket.socket:
+    """A NETLINK_ROUTE socket living in ``netns``, opened without leaving this process."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with _netns_fd(netns) as target:
+            _setns(target)
+            try:
+                return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
+            finally:
+                _setns(own)  # failing to come back would leave this thread in the container
+    finally:
+        os.close(own)
+
+
+def _map_netlink(exc: Exception, what: str) -> OrcError:
+    code = getattr(exc, "code", None) or getattr(exc, "errno", None)
+    if code == errno.EEXIST:
+        return PermanentError(f"{what}: already exists")
+    if code in (errno.EBUSY, errno.EAGAIN):
+        return TemporaryError(f"{what}: {exc}", retry_after=0.5)
+    if code == errno.EPERM:
+        return PermanentError(f"{what}: permission denied (needs CAP_NET_ADMIN)")
+    return PermanentError(f"{what}: {exc}")
+
+
+class PyrouteLinkOps:
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _host(self) -> Any:
+        ipr = getattr(self._local, "ipr", None)
+        if ipr is None:
+            from pyroute2 import IPRoute
+
+            ipr = IPRoute()
+            self._local.ipr = ipr
+        return ipr
+
+    @contextmanager
+    def _in(self, netns: NetnsRef) -> Iterator[Any]:
+        from pyroute2 import IPRoute
+
+        sock = netlink_socket_in(netns)
+        ipr = IPRoute(fileno=sock.detach())
+        try:
+            yield ipr
+        finally:
+            ipr.close()
+
+    def close(self) -> None:
+        ipr = getattr(self._local, "ipr", None)
+        if ipr is not None:
+            ipr.close()
+            self._local.ipr = None
+
+    def host_routes(self) -> list[str]:
+        prefixes: list[str] = []
+        ipr = self._host()
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for route in ipr.get_routes(family=family, table=254):
+                length = route["dst_len"]
+                dst = route.get_attr("RTA_DST")
+                if length == 0 or dst is None:
+                    continue
+                try:
+                    prefixes.append(str(ipaddress.ip_network(f"{dst}/{length}", strict=False)))
+                except ValueError:
+                    continue
+        return sorted(set(prefixes))
+
+    def link_exists(self, name: str) -> bool:
+        return bool(self._host().link_lookup(ifname=name))
+
+    def _index(self, ipr: Any, name: str) -> int:
+        found = ipr.link_lookup(ifname=name)
+        if not found:
+            raise NotFoundError(f"network link {name} does not exist")
+        return int(found[0])
+
+    def add_bridge(self, name: str, mtu: int, addresses: Sequence[IfaceAddress]) -> None:
+        ipr = self._host()
+        try:
+            ipr.link("add", ifname=name, kind="bridge", mtu=mtu, br_forward_delay=0, br_stp_state=0)
+            idx = self._index(ipr, name)
+            for a in addresses:
+                ipr.addr("add", index=idx, address=a.address, prefixlen=a.prefixlen, flags=IFA_F_NODAD)
+            ipr.link("set", index=idx, state="up")
+        except OrcError:
+            raise
+        except Exception as exc:
+            raise _map_netlink(exc, f"creating bridge {name}") from exc
+
+    def delete_link(self, name: str) -> bool:
+        ipr = self._host()
+        found = ipr.link_lookup(ifname=name)
+        if not found:
+            return False
+        try:
+            ipr.link("del", index=found[0])
+        except Exception as exc:
+            if getattr(exc, "code", None) == errno.ENODEV:
+                return False
+            raise _map_netlink(exc, f"deleting link {name}") from exc
+        return True
+
+    def add_veth(
+        self, host_name: str, bridge: str, netns: NetnsRef, peer_name: str, mac: str, mtu: int
+    ) -> None:
+        ipr = self._host()
+        master = self._index(ipr, bridge)
+        with _netns_fd(netns) as fd:
+            try:
+                ipr.link(
+                    "add",
+                    ifname=host_name,
+                    kind="veth",
+                    mtu=mtu,
+                    master=master,
+                    state="up",
+                    peer={"ifname": peer_name, "net_ns_fd": fd, "address": mac, "mtu": mtu},
+                )
+            except Exception as exc:
+                raise _map_netlink(exc, f"creating veth {host_name} for {peer_name}") from exc
+
+    def configure_container(self, netns: NetnsRef, iface: ContainerIface) -> None:
+        try:
+            with self._in(netns) as ipr:
+                lo = self._index(ipr, "lo")
+                ipr.link("set", index=lo, state="up")
+                idx = self._index(ipr, iface.ifname)
+                for a in iface.addresses:
+                    ipr.addr("add", index=idx, address=a.address, prefixlen=a.prefixlen, flags=IFA_F_NODAD)
+                ipr.link("set", index=idx, state="up")
+                if iface.default_route and iface.gateway4:
+                    ipr.route("add", dst="0.0.0.0/0", gateway=iface.gateway4, oif=idx)
+                if iface.default_route and iface.gateway6:
+                    ipr.route("add", dst="::/0", gateway=iface.gateway6, oif=idx, family=socket.AF_INET6)
+        except OrcError:
+            raise
+        except Exception as exc:
+            raise _map_netlink(exc, f"configuring {iface.ifname} in {netns}") from exc
+
+    def loopback_up(self, netns: NetnsRef) -> None:
+        try:
+            with self._in(netns) as ipr:
+                ipr.link("set", index=self._index(ipr, "lo"), state="up")
+        except OrcError:
+            raise
+        except Exception as exc:
+            raise _map_netlink(exc, f"bringing lo up in {netns}") from exc
