@@ -1,0 +1,563 @@
+"""The fork server: a single-threaded process that forks every container init and exec'd process.
+
+Started by ``runtime.ForkServerRuntime`` as ``python -m orchestrator.runtime.process.forkserver
+<socket fd> <seccomp cache dir>`` before any request, it imports the whole start path once, becomes
+a child subreaper, and serves requests (pickled dicts over SOCK_SEQPACKET, fds with SCM_RIGHTS):
+
+* ``create``: fork A; A joins/unshares namespaces and forks B (PID 1 of the new pid namespace),
+  reports B's pid and exits; B blocks on the sync pipe. Reply: B's pid.
+* ``start``: write B's pid into each cgroup's ``cgroup.procs``, release B, and read B's CLOEXEC
+  error pipe: EOF means exec succeeded, bytes are B's error report.
+* ``exec``: fork A2; A2 joins the container's cgroups and namespaces and forks B2, which locks
+  down and execs. Reply: B2's pid once it exec'd.
+* ``signal``, ``forget``, ``ping``.
+
+Because orphans re-parent to it, every init and exec'd process is this server's child: it reaps
+them on SIGCHLD and sends ``exit`` events with the raw wait status. Children run only code imported
+here before the fork, and end in ``exec`` or ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import pickle
+import select
+import signal
+import socket
+import stat
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from orchestrator.errors import OrcError, PermanentError
+
+from .capabilities import effective_capabilities, last_cap_from_kernel, mask
+from .kernel import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUTS,
+    Kernel,
+    LinuxKernel,
+    set_child_subreaper,
+)
+from .runtime import ExecSpec
+from .seccomp import BpfCache, default_profile, profile_from_docker_json
+from .sequence import CgroupHierarchy, DeviceNode, ExecPlan, StartPlan, StepError, run_exec, run_init
+from .spec import ContainerSpec, NamespaceMode, SeccompMode, env_dict
+
+_NS_FLAGS = {"net": CLONE_NEWNET, "pid": CLONE_NEWPID, "ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS}
+# Order of setns for exec: cgroup first (we are already in its cgroups), mount last (it changes
+# our root, and /proc paths were opened before).
+_EXEC_NAMESPACES = (("cgroup", CLONE_NEWCGROUP), ("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS),
+                    ("net", CLONE_NEWNET), ("pid", CLONE_NEWPID), ("mnt", CLONE_NEWNS))  # fmt: skip
+
+
+class ServerError(Exception):
+    def __init__(self, message: str, kind: str = "permanent", **extra: Any) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.extra = extra
+
+
+@dataclass
+class _Record:
+    spec: ContainerSpec
+    pid: int
+    capability_mask: int
+    seccomp_program: bytes | None
+    sync_w: int | None
+    released: bool = False
+    exited: bool = False
+    execs: int = 0
+
+
+def discover_cgroup_hierarchies(mountinfo: str) -> tuple[CgroupHierarchy, ...]:
+    """The cgroup filesystems mounted under /sys/fs/cgroup, from /proc/self/mountinfo text."""
+    found = []
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        mount_point = left.split()[4]
+        fstype, _source, options = ([*right.split(), "", "", ""])[:3]
+        if fstype not in ("cgroup", "cgroup2") or not mount_point.startswith("/sys/fs/cgroup/"):
+            continue
+        name = mount_point.removeprefix("/sys/fs/cgroup/")
+        if "/" in name:
+            continue
+        kept = ",".join(o for o in options.split(",") if o not in ("rw", "ro")) if fstype == "cgroup" else ""
+        found.append(CgroupHierarchy(name, fstype, kept))
+    return tuple(found)
+
+
+def resolve_device(host_path: str, container_path: str) -> DeviceNode:
+    try:
+        st = os.stat(host_path)
+    except OSError as exc:
+        raise PermanentError(f"device {host_path}: {exc.strerror}") from exc
+    if stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        raise PermanentError(f"device {host_path}: not a device node")
+    return DeviceNode(
+        container_path,
+        kind,
+        os.major(st.st_rdev),
+        os.minor(st.st_rdev),
+        stat.S_IMODE(st.st_mode),
+        st.st_uid,
+        st.st_gid,
+    )
+
+
+def _error_report(exc: BaseException) -> bytes:
+    if isinstance(exc, StepError):
+        report = {"step": exc.step, "message": exc.message, "errno": exc.errno}
+    elif isinstance(exc, OSError):
+        report = {"step": "setup", "message": f"{exc.strerror} ({exc.filename})", "errno": exc.errno or 0}
+    else:
+        report = {
+            "step": "setup",
+            "message": "".join(traceback.format_exception_only(exc)).strip(),
+            "errno": 0,
+        }
+    return json.dumps(report).encode()
+
+
+def _read_all(fd: int, timeout: float | None = None) -> bytes:
+    chunks: list[bytes] = []
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    while True:
+        if timeout is not None and not poller.poll(int(timeout * 1000)):
+            raise ServerError(f"no answer from the child within {timeout}s", "temporary")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _reset_signals_in_child() -> None:
+    # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec, so restore the defaults.
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _fail_child(error_fd: int, exc: BaseException) -> NoReturn:
+    try:
+        os.write(error_fd, _error_report(exc))
+    finally:
+        os._exit(1)
+
+
+class ForkServer:
+    def __init__(self, sock: socket.socket, kernel: Kernel, cache: BpfCache) -> None:
+        self.sock = sock
+        self.kernel = kernel
+        self.cache = cache
+        self.records: dict[str, _Record] = {}
+        self.children: dict[int, tuple[str, str | None]] = {}
+        self.err_pipes: dict[str, int] = {}
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            text = f.read()
+        self.last_cap = int(text)
+        self.known_caps = last_cap_from_kernel(text)
+        with open("/proc/self/mountinfo") as f:
+            self.hierarchies = discover_cgroup_hierarchies(f.read())
+        self.wakeup_r, wakeup_w = os.pipe()
+        os.set_blocking(self.wakeup_r, False)
+        os.set_blocking(wakeup_w, False)
+        signal.set_wakeup_fd(wakeup_w)
+        signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
+
+    # --- loop ------------------------------------------------------------------------------------
+
+    def serve(self) -> None:
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        poller.register(self.wakeup_r, select.POLLIN)
+        while True:
+            for fd, _events in poller.poll():
+                if fd == self.wakeup_r:
+                    while True:
+                        try:
+                            if not os.read(self.wakeup_r, 4096):
+                                break
+                        except BlockingIOError:
+                            break
+                    self.reap()
+                    continue
+                try:
+                    data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 20, 8)
+                except OSError:
+                    data, fds = b"", []
+                if not data:
+                    return
+                self.handle(pickle_loads(data), fds)
+                self.reap()
+
+    def send(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
+        try:
+            socket.send_fds(self.sock, [pickle_dumps(message)], fds or [])
+        except OSError:
+            pass  # the runtime went away; containers keep running
+
+    def handle(self, message: dict[str, Any], fds: list[int]) -> None:
+        op = message.get("op")
+        reply: dict[str, Any] = {"req": message.get("req"), "ok": True}
+        try:
+            if op == "ping":
+                pass
+            elif op == "create":
+                reply["pid"] = self.create(message["spec"], message["rootfs_mount"], fds)
+            elif op == "start":
+                self.start(message["id"])
+            elif op == "exec":
+                reply["pid"], reply["exec_id"] = self.exec(message["id"], message["exec"], fds)
+            elif op == "signal":
+                self.signal(message["id"], message["signal"])
+            elif op == "forget":
+                self.forget(message["id"])
+            else:
+                raise ServerError(f"unknown request {op!r}")
+        except ServerError as exc:
+            reply = {"req": message.get("req"), "ok": False, "error": str(exc), "kind": exc.kind, **exc.extra}
+        except OrcError as exc:
+            reply = {"req": message.get("req"), "ok": False, "error": str(exc), "kind": "permanent"}
+        except OSError as exc:
+            reply = {"req": message.get("req"), "ok": False, "error": f"{op}: {exc}", "kind": "permanent"}
+        finally:
+            for fd in fds:
+                os.close(fd)
+        self.send(reply)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            owner = self.children.pop(pid, None)
+            if owner is None:
+                continue  # an orphan from a container sharing the host pid namespace
+            container_id, exec_id = owner
+            record = self.records.get(container_id)
+            if exec_id is None and record is not None:
+                record.exited = True
+                if record.sync_w is not None:
+                    os.close(record.sync_w)
+                    record.sync_w = None
+            self.send({"event": "exit", "id": container_id, "exec_id": exec_id, "pid": pid, "status": status})
+
+    # --- requests --------------------------------------------------------------------------------
+
+    def _seccomp_program(self, spec: ContainerSpec, caps: frozenset[str], privileged: bool) -> bytes | None:
+        if privileged or spec.seccomp.mode is SeccompMode.UNCONFINED:
+            return None
+        if spec.seccomp.mode is SeccompMode.CUSTOM:
+            if not spec.seccomp.profile_path:
+                raise ServerError("seccomp: custom profile without a path")
+            try:
+                text = Path(spec.seccomp.profile_path).read_text()
+            except OSError as exc:
+                raise ServerError(f"seccomp profile {spec.seccomp.profile_path}: {exc.strerror}") from exc
+            return self.cache.program(profile_from_docker_json(text, caps))
+        return self.cache.program(default_profile(caps))
+
+    def create(self, spec: ContainerSpec, rootfs_mount: str, fds: list[int]) -> int:
+        if spec.id in self.records:
+            raise ServerError(f"container {spec.id} already exists", "conflict")
+        if len(fds) != 3:
+            raise ServerError("create needs three stdio fds")
+        caps = effective_capabilities(spec.cap_add, spec.cap_drop, spec.privileged, self.known_caps)
+        program = self._seccomp_program(spec, caps, spec.privileged)
+        devices = tuple(resolve_device(d.host_path, d.container_path) for d in spec.devices)
+        if spec.init is not None and not os.path.exists(spec.init.host_path):
+            raise ServerError(f"init binary {spec.init.host_path} not found (install tini)")
+        join: list[tuple[int, int]] = []
+        flags = CLONE_NEWNS
+        try:
+            for kind, nsflag in _NS_FLAGS.items():
+                ns = getattr(spec.namespaces, kind)
+                if ns.mode is NamespaceMode.JOIN:
+                    join.append((os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC), nsflag))
+                elif ns.mode in (NamespaceMode.NEW, NamespaceMode.SHAREABLE):
+                    flags |= nsflag
+        except OSError as exc:
+            for fd, _ in join:
+                os.close(fd)
+            raise ServerError(f"cannot open namespace {exc.filename}: {exc.strerror}", "notfound") from exc
+        sync_r, sync_w = os.pipe()
+        err_r, err_w = os.pipe()
+        pid_r, pid_w = os.pipe()
+        plan = StartPlan(
+            spec,
+            rootfs_mount,
+            mask(caps),
+            self.last_cap,
+            program,
+            devices,
+            self.hierarchies,
+            (fds[0], fds[1], fds[2]),
+            err_w,
+        )
+        intermediate = os.fork()
+        if intermediate == 0:
+            self._intermediate(
+                plan, flags, join, sync_r, pid_w, keep=(*fds, sync_r, err_w, pid_w, *(fd for fd, _ in join))
+            )
+        for fd in (sync_r, err_w, pid_w, *(fd for fd, _ in join)):
+            os.close(fd)
+        try:
+            try:
+                pid_text = _read_all(pid_r, timeout=30)
+            finally:
+                os.waitpid(intermediate, 0)
+                os.close(pid_r)
+            if not pid_text:
+                raise self._child_error(_read_all(err_r, timeout=30), spec.id)
+        except BaseException:
+            os.close(sync_w)
+            os.close(err_r)
+            raise
+        pid = int(pid_text)
+        self.records[spec.id] = _Record(spec, pid, mask(caps), program, sync_w)
+        self.err_pipes[spec.id] = err_r
+        self.children[pid] = (spec.id, None)
+        return pid
+
+    def _intermediate(
+        self,
+        plan: StartPlan,
+        flags: int,
+        join: list[tuple[int, int]],
+        sync_r: int,
+        pid_w: int,
+        keep: tuple[int, ...],
+    ) -> NoReturn:
+        k = self.kernel
+        try:
+            _reset_signals_in_child()
+            k.close_fds_except(keep)
+            for fd, nstype in join:
+                k.setns(fd, nstype)
+                os.close(fd)
+            k.unshare(flags)
+            init = os.fork()
+            if init == 0:
+                os.close(pid_w)
+                self._init(plan, sync_r)
+            os.write(pid_w, str(init).encode())
+            os._exit(0)
+        except BaseException as exc:
+            _fail_child(plan.error_fd, exc)
+
+    def _init(self, plan: StartPlan, sync_r: int) -> NoReturn:
+        try:
+            if os.read(sync_r, 1) != b"\x01":
+                os._exit(0)  # abandoned before start
+            os.close(sync_r)
+            run_init(plan, self.kernel)
+        except BaseException as exc:
+            _fail_child(plan.error_fd, exc)
+
+    def _child_error(self, data: bytes, container_id: str) -> ServerError:
+        try:
+            report = json.loads(data)
+        except ValueError:
+            report = {"step": "setup", "message": "the child died without a report", "errno": 0}
+        return ServerError(
+            f"container {container_id}: {report['step']}: {report['message']}",
+            "start",
+            step=report["step"],
+            errno=report["errno"],
+        )
+
+    def start(self, container_id: str) -> None:
+        record = self._record(container_id)
+        if record.released or record.sync_w is None:
+            raise ServerError(f"container {container_id} was already started", "conflict")
+        err_r = self.err_pipes.pop(container_id)
+        try:
+            for directory in record.spec.cgroup_dirs:
+                try:
+                    with open(os.path.join(directory, "cgroup.procs"), "w") as f:
+                        f.write(str(record.pid))
+                except OSError as exc:
+                    os.kill(record.pid, signal.SIGKILL)
+                    raise ServerError(
+                        f"container {container_id}: cannot join cgroup {directory}: {exc.strerror}",
+                        "start",
+                        step="join cgroups",
+                        errno=exc.errno or 0,
+                    ) from exc
+            record.released = True
+            try:
+                os.write(record.sync_w, b"\x01")
+            except BrokenPipeError as exc:
+                raise ServerError(
+                    f"container {container_id}: its init died before start", "start", step="release"
+                ) from exc
+            finally:
+                os.close(record.sync_w)
+                record.sync_w = None
+            report = _read_all(err_r, timeout=60)
+            if report:
+                raise self._child_error(report, container_id)
+        finally:
+            os.close(err_r)
+
+    def _record(self, container_id: str) -> _Record:
+        record = self.records.get(container_id)
+        if record is None:
+            raise ServerError(f"no container {container_id}", "notfound")
+        return record
+
+    def signal(self, container_id: str, signal_number: int) -> None:
+        record = self._record(container_id)
+        if record.exited:
+            return
+        try:
+            os.kill(record.pid, signal_number)  # still our unreaped child: the pid cannot be reused
+        except ProcessLookupError:
+            pass
+
+    def forget(self, container_id: str) -> None:
+        record = self.records.pop(container_id, None)
+        if record is None:
+            return
+        if record.sync_w is not None:
+            os.close(record.sync_w)
+        err_r = self.err_pipes.pop(container_id, None)
+        if err_r is not None:
+            os.close(err_r)
+
+    def exec(self, container_id: str, spec: ExecSpec, fds: list[int]) -> tuple[int, str]:
+        record = self._record(container_id)
+        if not record.released or record.exited:
+            raise ServerError(f"container {container_id} is not running", "conflict")
+        container = record.spec
+        env = env_dict(container.process)
+        env.update(dict(spec.env))
+        privileged = spec.privileged or container.privileged
+        capability_mask = mask(self.known_caps) if privileged else record.capability_mask
+        program = None if privileged else record.seccomp_program
+        ns_fds: list[tuple[int, int]] = []
+        try:
+            for name, nsflag in _EXEC_NAMESPACES:
+                if name == "cgroup" and not container.namespaces.cgroup:
+                    continue
+                ns_fds.append((os.open(f"/proc/{record.pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), nsflag))
+        except OSError as exc:
+            for fd, _ in ns_fds:
+                os.close(fd)
+            raise ServerError(
+                f"container {container_id}: cannot open its namespaces: {exc.strerror}", "conflict"
+            ) from exc
+        err_r, err_w = os.pipe()
+        pid_r, pid_w = os.pipe()
+        plan = ExecPlan(
+            args=spec.args,
+            env=env,
+            cwd=spec.cwd or container.process.cwd,
+            user=spec.user or container.process.user,
+            capability_mask=capability_mask,
+            last_cap=self.last_cap,
+            no_new_privileges=container.no_new_privileges,
+            seccomp_program=program,
+            stdio=(fds[0], fds[1], fds[2]),
+            error_fd=err_w,
+        )
+        intermediate = os.fork()
+        if intermediate == 0:
+            self._exec_intermediate(
+                plan,
+                container.cgroup_dirs,
+                ns_fds,
+                pid_w,
+                keep=(*fds, err_w, pid_w, *(fd for fd, _ in ns_fds)),
+            )
+        for fd in (err_w, pid_w, *(fd for fd, _ in ns_fds)):
+            os.close(fd)
+        try:
+            pid_text = _read_all(pid_r, timeout=30)
+            os.waitpid(intermediate, 0)
+            report = _read_all(err_r, timeout=60)
+        finally:
+            os.close(pid_r)
+            os.close(err_r)
+        if not pid_text:
+            raise self._child_error(report, container_id)
+        record.execs += 1
+        exec_id = f"{container_id}.exec{record.execs}"
+        self.children[int(pid_text)] = (container_id, exec_id)
+        if report:
+            raise self._child_error(report, container_id)
+        return int(pid_text), exec_id
+
+    def _exec_intermediate(
+        self,
+        plan: ExecPlan,
+        cgroup_dirs: tuple[str, ...],
+        ns_fds: list[tuple[int, int]],
+        pid_w: int,
+        keep: tuple[int, ...],
+    ) -> NoReturn:
+        k = self.kernel
+        try:
+            _reset_signals_in_child()
+            k.close_fds_except(keep)
+            for directory in cgroup_dirs:
+                with open(os.path.join(directory, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+            for fd, nstype in ns_fds:
+                k.setns(fd, nstype)
+                os.close(fd)
+            child = os.fork()
+            if child == 0:
+                os.close(pid_w)
+                try:
+                    run_exec(plan, k)
+                except BaseException as exc:
+                    _fail_child(plan.error_fd, exc)
+            os.write(pid_w, str(child).encode())
+            os._exit(0)
+        except BaseException as exc:
+            _fail_child(plan.error_fd, exc)
+
+
+def pickle_loads(data: bytes) -> dict[str, Any]:
+    message: dict[str, Any] = pickle.loads(data)
+    return message
+
+
+def pickle_dumps(message: dict[str, Any]) -> bytes:
+    return pickle.dumps(message)
+
+
+def main(argv: list[str]) -> int:
+    sock = socket.socket(fileno=int(argv[1]))
+    set_child_subreaper()
+    server = ForkServer(sock, LinuxKernel(), BpfCache(Path(argv[2])))
+    server.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main(sys.argv))
+    except KeyboardInterrupt:
+        raise SystemExit(errno.EINTR) from None

@@ -1,0 +1,471 @@
+"""The process runtime as the reconciler sees it: ``ProcessRuntime`` and its real implementation.
+
+``ForkServerRuntime`` starts a fork server (``forkserver.py``) as a fresh single-threaded Python
+process and talks to it over a SOCK_SEQPACKET socket (pickled messages, fds passed with
+SCM_RIGHTS). The server forks every container and exec'd process, so this side may have as many
+threads as it likes. A reader thread here matches replies to requests and records exit events, so
+no exit code is lost: the server is the parent (and child subreaper) of everything it starts.
+
+States: created → running → stopped → deleted (created → stopped when the init dies or is killed
+before start). ``check_transition`` guards every change and names both states when refusing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+from orchestrator.errors import ConflictError, NotFoundError, OrcError, PermanentError, TemporaryError
+
+from .spec import ContainerSpec, OverlayRootfs, User, validate_spec
+
+
+class ContainerState(Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    STOPPED = "stopped"
+    DELETED = "deleted"
+
+
+_ALLOWED = {
+    ContainerState.CREATED: {ContainerState.RUNNING, ContainerState.STOPPED},
+    ContainerState.RUNNING: {ContainerState.STOPPED},
+    ContainerState.STOPPED: {ContainerState.DELETED},
+    ContainerState.DELETED: set(),
+}
+
+
+class InvalidStateError(ConflictError):
+    """A lifecycle call that the container's current state does not allow."""
+
+
+def check_transition(container_id: str, current: ContainerState, wanted: ContainerState) -> None:
+    if wanted not in _ALLOWED[current]:
+        raise InvalidStateError(
+            f"container {container_id}: cannot go from {current.value} to {wanted.value}"
+            + (" (stop it first)" if current is ContainerState.RUNNING else "")
+        )
+
+
+class ContainerStartError(PermanentError):
+    """The container's init (or an exec'd process) failed before exec; ``step`` says where."""
+
+    def __init__(self, message: str, step: str = "", error_number: int = 0) -> None:
+        super().__init__(message)
+        self.step = step
+        self.errno = error_number
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a process ended: ``code`` as a shell reports it (128+signal when killed)."""
+
+    code: int
+    signal: int | None
+    oom_killed: bool = False
+
+    @classmethod
+    def from_wait_status(cls, status: int, oom_killed: bool = False) -> ExitStatus:
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            return cls(code=128 + sig, signal=sig, oom_killed=oom_killed)
+        return cls(code=os.WEXITSTATUS(status), signal=None, oom_killed=oom_killed)
+
+
+@dataclass(frozen=True)
+class Stdio:
+    """File descriptors for the process's stdin/stdout/stderr (None: /dev/null, or the log file)."""
+
+    stdin: int | None = None
+    stdout: int | None = None
+    stderr: int | None = None
+
+
+@dataclass(frozen=True)
+class ExecSpec:
+    """A process to run inside a running container (``orc exec``). ``env`` is added to the
+    container's environment; ``user`` None means the container's user."""
+
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    cwd: str | None = None
+    user: User | None = None
+    privileged: bool = False
+
+
+@dataclass(frozen=True)
+class ExecHandle:
+    container_id: str
+    exec_id: str
+    pid: int
+
+
+class OomReporter(Protocol):
+    """Answers whether the kernel OOM-killed something in these cgroups (the cgroup driver does)."""
+
+    def oom_killed(self, cgroup_dirs: tuple[str, ...]) -> bool: ...
+
+
+class ProcessRuntime(Protocol):
+    def create(self, spec: ContainerSpec, stdio: Stdio | None = None) -> int: ...
+    def start(self, container_id: str) -> None: ...
+    def kill(self, container_id: str, signal_number: int) -> None: ...
+    def stop(self, container_id: str, grace_seconds: float | None = None) -> ExitStatus: ...
+    def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus | None: ...
+    def state(self, container_id: str) -> ContainerState: ...
+    def pid(self, container_id: str) -> int: ...
+    def exec(self, container_id: str, spec: ExecSpec, stdio: Stdio | None = None) -> ExecHandle: ...
+    def wait_exec(self, handle: ExecHandle, timeout: float | None = None) -> ExitStatus | None: ...
+    def delete(self, container_id: str, force: bool = False) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Container:
+    spec: ContainerSpec
+    pid: int
+    state: ContainerState = ContainerState.CREATED
+    exit: ExitStatus | None = None
+    start_requested: bool = False
+
+
+@dataclass
+class _Pending:
+    done: threading.Event = field(default_factory=threading.Event)
+    reply: dict[str, Any] | None = None
+    fds: list[int] = field(default_factory=list)
+
+
+def _raise_remote(reply: dict[str, Any]) -> None:
+    kind = reply.get("kind")
+    message = reply.get("error", "fork server error")
+    if kind == "start":
+        raise ContainerStartError(message, reply.get("step", ""), reply.get("errno", 0))
+    if kind == "conflict":
+        raise ConflictError(message)
+    if kind == "notfound":
+        raise NotFoundError(message)
+    if kind == "temporary":
+        raise TemporaryError(message)
+    raise PermanentError(message)
+
+
+class ForkServerRuntime:
+    """The real ``ProcessRuntime``. ``state_dir`` holds one directory per container (its rootfs
+    mount point); ``cache_dir`` holds compiled seccomp programs."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        cache_dir: Path | None = None,
+        oom_reporter: OomReporter | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        python: str = sys.executable,
+    ) -> None:
+        self.state_dir = state_dir
+        self.cache_dir = cache_dir or state_dir / "seccomp-cache"
+        self._oom = oom_reporter
+        self._monotonic = monotonic
+        state_dir.mkdir(parents=True, exist_ok=True)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._sock = ours
+        self._send_lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._requests = itertools.count(1)
+        self._pending: dict[int, _Pending] = {}
+        self._containers: dict[str, _Container] = {}
+        self._exec_exits: dict[str, ExitStatus] = {}
+        self._closed = False
+        try:
+            self._server = subprocess.Popen(
+                [
+                    python,
+                    "-m",
+                    "orchestrator.runtime.process.forkserver",
+                    str(theirs.fileno()),
+                    str(self.cache_dir),
+                ],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self._reader = threading.Thread(target=self._read_loop, name="orc-forkserver-reader", daemon=True)
+        self._reader.start()
+        self._request({"op": "ping"}, timeout=30.0)
+
+    # --- wire ---------------------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        while True:
+            try:
+                data, fds, _flags, _addr = socket.recv_fds(self._sock, 1 << 20, 8)
+            except OSError:
+                data, fds = b"", []
+            if not data:
+                with self._lock:
+                    self._closed = True
+                    for waiting in self._pending.values():
+                        waiting.reply = {"ok": False, "error": "fork server exited", "kind": "temporary"}
+                        waiting.done.set()
+                    self._lock.notify_all()
+                return
+            message = pickle.loads(data)
+            if "req" in message:
+                with self._lock:
+                    pending = self._pending.pop(message["req"], None)
+                if pending is None:
+                    for fd in fds:
+                        os.close(fd)
+                    continue
+                pending.reply, pending.fds = message, fds
+                pending.done.set()
+            elif message.get("event") == "exit":
+                self._on_exit(message)
+
+    def _on_exit(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            container = self._containers.get(message["id"])
+        oom = False
+        status = message["status"]
+        if (
+            container is not None
+            and message.get("exec_id") is None
+            and self._oom is not None
+            and os.WIFSIGNALED(status)
+            and os.WTERMSIG(status) == signal.SIGKILL
+        ):
+            try:
+                oom = self._oom.oom_killed(container.spec.cgroup_dirs)
+            except OSError:
+                oom = False
+        exit_status = ExitStatus.from_wait_status(status, oom)
+        with self._lock:
+            if message.get("exec_id") is not None:
+                self._exec_exits[message["exec_id"]] = exit_status
+            elif container is not None and container.exit is None:
+                container.exit = exit_status
+                container.state = ContainerState.STOPPED
+            self._lock.notify_all()
+
+    def _request(
+        self, message: dict[str, Any], fds: list[int] | None = None, timeout: float | None = 60.0
+    ) -> tuple[dict[str, Any], list[int]]:
+        pending = _Pending()
+        with self._lock:
+            if self._closed:
+                raise TemporaryError("fork server is not running")
+            req = next(self._requests)
+            self._pending[req] = pending
+        message["req"] = req
+        data = pickle.dumps(message)
+        try:
+            with self._send_lock:
+                socket.send_fds(self._sock, [data], fds or [])
+        except OSError as exc:
+            raise TemporaryError(f"fork server unreachable: {exc}") from exc
+        if not pending.done.wait(timeout):
+            raise TemporaryError(f"fork server did not answer {message['op']} within {timeout}s")
+        assert pending.reply is not None
+        if not pending.reply.get("ok"):
+            _raise_remote(pending.reply)
+        return pending.reply, pending.fds
+
+    def _get(self, container_id: str) -> _Container:
+        with self._lock:
+            container = self._containers.get(container_id)
+        if container is None:
+            raise NotFoundError(f"no container {container_id}")
+        return container
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def create(self, spec: ContainerSpec, stdio: Stdio | None = None) -> int:
+        """Fork the container's init, blocked before its mounts; return its pid (host view)."""
+        validate_spec(spec)
+        with self._lock:
+            existing = self._containers.get(spec.id)
+            if existing is not None and existing.state is not ContainerState.DELETED:
+                raise ConflictError(f"container {spec.id} already exists ({existing.state.value})")
+        fds, owned = self._stdio_fds(stdio, spec.log_path)
+        try:
+            mount_point = self.state_dir / spec.id / "rootfs"
+            mount_point.mkdir(parents=True, exist_ok=True)
+            reply, _ = self._request({"op": "create", "spec": spec, "rootfs_mount": str(mount_point)}, fds)
+        finally:
+            for fd in owned:
+                os.close(fd)
+        with self._lock:
+            self._containers[spec.id] = _Container(spec, reply["pid"])
+        return int(reply["pid"])
+
+    def _stdio_fds(self, stdio: Stdio | None, log_path: str | None) -> tuple[list[int], list[int]]:
+        stdio = stdio or Stdio()
+        owned: list[int] = []
+
+        def opened(fd: int) -> int:
+            owned.append(fd)
+            return fd
+
+        stdin = (
+            stdio.stdin
+            if stdio.stdin is not None
+            else opened(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        )
+        if log_path is not None and (stdio.stdout is None or stdio.stderr is None):
+            log = opened(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640))
+        else:
+            log = opened(os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC))
+        stdout = stdio.stdout if stdio.stdout is not None else log
+        stderr = stdio.stderr if stdio.stderr is not None else log
+        return [stdin, stdout, stderr], owned
+
+    def start(self, container_id: str) -> None:
+        """Release the init: it finishes mounts, drops privileges and execs. Raises the child's
+        own error (``ContainerStartError``) if it failed before exec."""
+        container = self._get(container_id)
+        with self._lock:
+            check_transition(container_id, container.state, ContainerState.RUNNING)
+            if container.start_requested:
+                raise InvalidStateError(f"container {container_id}: already starting")
+            container.start_requested = True
+        try:
+            self._request({"op": "start", "id": container_id})
+        except ContainerStartError:
+            self.wait(container_id, timeout=10.0)
+            raise
+        with self._lock:
+            if container.state is ContainerState.CREATED:
+                container.state = ContainerState.RUNNING
+
+    def kill(self, container_id: str, signal_number: int) -> None:
+        container = self._get(container_id)
+        with self._lock:
+            if container.state not in (ContainerState.CREATED, ContainerState.RUNNING):
+                raise InvalidStateError(
+                    f"container {container_id}: cannot signal it, it is {container.state.value}"
+                )
+        self._request({"op": "signal", "id": container_id, "signal": signal_number})
+
+    def stop(self, container_id: str, grace_seconds: float | None = None) -> ExitStatus:
+        """Send the stop signal, wait up to the grace period, then SIGKILL; return the exit status."""
+        container = self._get(container_id)
+        grace = container.spec.stop_grace_seconds if grace_seconds is None else grace_seconds
+        with contextlib.suppress(InvalidStateError):
+            stop_signal = (
+                container.spec.stop_signal if container.state is ContainerState.RUNNING else signal.SIGKILL
+            )
+            self.kill(container_id, stop_signal)
+        status = self.wait(container_id, timeout=grace)
+        if status is None:
+            with contextlib.suppress(InvalidStateError):
+                self.kill(container_id, signal.SIGKILL)
+            status = self.wait(container_id, timeout=30.0)
+        if status is None:
+            raise TemporaryError(f"container {container_id} did not die after SIGKILL", retry_after=1.0)
+        return status
+
+    def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus | None:
+        container = self._get(container_id)
+        with self._lock:
+            self._lock.wait_for(lambda: container.exit is not None or self._closed, timeout)
+            return container.exit
+
+    def state(self, container_id: str) -> ContainerState:
+        return self._get(container_id).state
+
+    def pid(self, container_id: str) -> int:
+        return self._get(container_id).pid
+
+    def exec(self, container_id: str, spec: ExecSpec, stdio: Stdio | None = None) -> ExecHandle:
+        """Run a process in the container's namespaces and cgroups; returns once it exec'd."""
+        container = self._get(container_id)
+        if container.state is not ContainerState.RUNNING:
+            raise InvalidStateError(f"container {container_id}: cannot exec, it is {container.state.value}")
+        fds, owned = self._stdio_fds(stdio, None)
+        try:
+            reply, _ = self._request({"op": "exec", "id": container_id, "exec": spec}, fds)
+        finally:
+            for fd in owned:
+                os.close(fd)
+        return ExecHandle(container_id, reply["exec_id"], reply["pid"])
+
+    def wait_exec(self, handle: ExecHandle, timeout: float | None = None) -> ExitStatus | None:
+        with self._lock:
+            self._lock.wait_for(lambda: handle.exec_id in self._exec_exits or self._closed, timeout)
+            return self._exec_exits.pop(handle.exec_id, None)
+
+    def delete(self, container_id: str, force: bool = False) -> None:
+        """Forget a stopped container and remove its directories (and overlay upper/work dirs).
+        With ``force`` a created or running container is killed first."""
+        container = self._get(container_id)
+        if force and container.state in (ContainerState.CREATED, ContainerState.RUNNING):
+            with contextlib.suppress(InvalidStateError):
+                self.kill(container_id, signal.SIGKILL)
+            if self.wait(container_id, timeout=30.0) is None:
+                raise TemporaryError(f"container {container_id} did not die after SIGKILL")
+        with self._lock:
+            check_transition(container_id, container.state, ContainerState.DELETED)
+        self._request({"op": "forget", "id": container_id})
+        rootfs = container.spec.rootfs
+        try:
+            if isinstance(rootfs, OverlayRootfs) and rootfs.remove_on_delete:
+                shutil.rmtree(rootfs.upper_dir, ignore_errors=False)
+                shutil.rmtree(rootfs.work_dir, ignore_errors=False)
+            shutil.rmtree(self.state_dir / container_id)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise TemporaryError(f"container {container_id}: cannot remove its files: {exc}") from exc
+        with self._lock:
+            container.state = ContainerState.DELETED
+            del self._containers[container_id]
+
+    def close(self) -> None:
+        """Stop the fork server. Containers it started keep running (they are re-parented)."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        try:
+            self._server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._server.kill()
+            self._server.wait()
+        self._reader.join(timeout=5)
+
+    def __enter__(self) -> ForkServerRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = [
+    "ContainerStartError",
+    "ContainerState",
+    "ExecHandle",
+    "ExecSpec",
+    "ExitStatus",
+    "ForkServerRuntime",
+    "InvalidStateError",
+    "OomReporter",
+    "OrcError",
+    "ProcessRuntime",
+    "Stdio",
+    "check_transition",
+]
