@@ -52,8 +52,11 @@ class PortSpec:
 
 @dataclass(frozen=True, slots=True)
 class BindOptions:
+    """``create_host_path``: make a missing source directory. The short syntax (``./d:/d``)
+    implies it; in the long syntax it defaults to False (Compose omits it from JSON when False)."""
+
     propagation: str | None = None
-    create_host_path: bool = True
+    create_host_path: bool = False
     selinux: str | None = None
     recursive: str | None = None
 

@@ -627,7 +627,7 @@ class _ServiceBinder:
             )
             bind_options = BindOptions(
                 propagation=self.take(sub, "propagation", f"{path}.bind", _str, None),
-                create_host_path=self.take(sub, "create_host_path", f"{path}.bind", _bool, True),
+                create_host_path=self.take(sub, "create_host_path", f"{path}.bind", _bool, False),
                 selinux=self.take(sub, "selinux", f"{path}.bind", _str, None),
                 recursive=self.take(sub, "recursive", f"{path}.bind", _str, None),
             )
