@@ -119,6 +119,23 @@ def resolve_device(host_path: str, container_path: str) -> DeviceNode:
     )
 
 
+def join_cgroups(directories: tuple[str, ...]) -> None:
+    """Move the calling (single-threaded) process into ``directories``; its children are born there.
+
+    A thread moving itself skips the kernel's global threadgroup lock and RCU wait that moving
+    another process through ``cgroup.procs`` costs on v1 (milliseconds per container). On v1 the
+    thread is moved through ``tasks``; v2 takes ``0`` (the writer) in ``cgroup.procs``.
+    """
+    for directory in directories:
+        tasks = os.path.join(directory, "tasks")
+        target = tasks if os.path.exists(tasks) else os.path.join(directory, "cgroup.procs")
+        try:
+            with open(target, "w") as f:
+                f.write("0")
+        except OSError as exc:
+            raise StepError("join cgroups", f"{exc.strerror} ({target})", exc.errno or 0) from exc
+
+
 def _error_report(exc: BaseException) -> bytes:
     if isinstance(exc, StepError):
         report = {"step": exc.step, "message": exc.message, "errno": exc.errno}
@@ -283,6 +300,8 @@ class ForkServer:
         if len(fds) != 3:
             raise ServerError("create needs three stdio fds")
         caps = effective_capabilities(spec.cap_add, spec.cap_drop, spec.privileged, self.known_caps)
+        if not spec.devices_confined and not spec.privileged and "MKNOD" not in spec.cap_add:
+            caps -= {"MKNOD"}
         program = self._seccomp_program(spec, caps, spec.privileged)
         devices = tuple(resolve_device(d.host_path, d.container_path) for d in spec.devices)
         if spec.init is not None and not os.path.exists(spec.init.host_path):
@@ -352,6 +371,7 @@ class ForkServer:
         try:
             _reset_signals_in_child()
             k.close_fds_except(keep)
+            join_cgroups(plan.spec.cgroup_dirs)
             for fd, nstype in join:
                 k.setns(fd, nstype)
                 os.close(fd)
@@ -392,18 +412,6 @@ class ForkServer:
             raise ServerError(f"container {container_id} was already started", "conflict")
         err_r = self.err_pipes.pop(container_id)
         try:
-            for directory in record.spec.cgroup_dirs:
-                try:
-                    with open(os.path.join(directory, "cgroup.procs"), "w") as f:
-                        f.write(str(record.pid))
-                except OSError as exc:
-                    os.kill(record.pid, signal.SIGKILL)
-                    raise ServerError(
-                        f"container {container_id}: cannot join cgroup {directory}: {exc.strerror}",
-                        "start",
-                        step="join cgroups",
-                        errno=exc.errno or 0,
-                    ) from exc
             record.released = True
             try:
                 os.write(record.sync_w, b"\x01")
@@ -520,9 +528,7 @@ class ForkServer:
         try:
             _reset_signals_in_child()
             k.close_fds_except(keep)
-            for directory in cgroup_dirs:
-                with open(os.path.join(directory, "cgroup.procs"), "w") as f:
-                    f.write(str(os.getpid()))
+            join_cgroups(cgroup_dirs)
             for fd, nstype in ns_fds:
                 k.setns(fd, nstype)
                 os.close(fd)

@@ -114,10 +114,9 @@ class ExecHandle:
     pid: int
 
 
-class OomReporter(Protocol):
-    """Answers whether the kernel OOM-killed something in these cgroups (the cgroup driver does)."""
-
-    def oom_killed(self, cgroup_dirs: tuple[str, ...]) -> bool: ...
+# Whether the kernel OOM-killed a process of this container (asked of the cgroup driver when an
+# init dies of SIGKILL): ``lambda cid: driver.oom_killed(handles[cid])``.
+OomCheck = Callable[[str], bool]
 
 
 class ProcessRuntime(Protocol):
@@ -172,13 +171,13 @@ class ForkServerRuntime:
         self,
         state_dir: Path,
         cache_dir: Path | None = None,
-        oom_reporter: OomReporter | None = None,
+        oom_check: OomCheck | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         python: str = sys.executable,
     ) -> None:
         self.state_dir = state_dir
         self.cache_dir = cache_dir or state_dir / "seccomp-cache"
-        self._oom = oom_reporter
+        self._oom = oom_check
         self._monotonic = monotonic
         state_dir.mkdir(parents=True, exist_ok=True)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -251,9 +250,9 @@ class ForkServerRuntime:
             and os.WTERMSIG(status) == signal.SIGKILL
         ):
             try:
-                oom = self._oom.oom_killed(container.spec.cgroup_dirs)
-            except OSError:
-                oom = False
+                oom = self._oom(container.spec.id)
+            except (OSError, OrcError):
+                oom = False  # the exit itself must still be recorded
         exit_status = ExitStatus.from_wait_status(status, oom)
         with self._lock:
             if message.get("exec_id") is not None:
@@ -463,7 +462,7 @@ __all__ = [
     "ExitStatus",
     "ForkServerRuntime",
     "InvalidStateError",
-    "OomReporter",
+    "OomCheck",
     "OrcError",
     "ProcessRuntime",
     "Stdio",
