@@ -18,7 +18,7 @@ from typing import Literal
 import anyio
 import anyio.to_thread
 
-from orchestrator.errors import PermanentError
+from orchestrator.errors import OrcError, PermanentError
 from orchestrator.runtime.images.config import parse_image_config
 from orchestrator.runtime.images.manifest import (
     Descriptor,
@@ -117,13 +117,16 @@ class Puller:
             f"/{config.variant}" if config.variant else ""
         )
 
-        async with anyio.create_task_group() as tg:
-            for descriptor, diff_id in zip(manifest.layers, config.diff_ids, strict=True):
-                if self.store.layer(diff_id) is not None:
-                    emit(PullEvent("exists", name, descriptor.digest, descriptor.size, descriptor.size))
-                    continue
-                emit(PullEvent("waiting", name, descriptor.digest, 0, descriptor.size))
-                tg.start_soon(self._fetch_layer, ref, descriptor, diff_id, emit)
+        try:
+            async with anyio.create_task_group() as tg:
+                for descriptor, diff_id in zip(manifest.layers, config.diff_ids, strict=True):
+                    if self.store.layer(diff_id) is not None:
+                        emit(PullEvent("exists", name, descriptor.digest, descriptor.size, descriptor.size))
+                        continue
+                    emit(PullEvent("waiting", name, descriptor.digest, 0, descriptor.size))
+                    tg.start_soon(self._fetch_layer, ref, descriptor, diff_id, emit)
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
 
         self.store.put_blob(manifest_bytes, manifest_digest)
         if top.digest != manifest_digest:
@@ -165,3 +168,21 @@ class Puller:
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
+
+
+def first_error(group: BaseExceptionGroup) -> BaseException:
+    """The error to report from a failed task group: the first orc error, else the first error."""
+    leaves: list[BaseException] = []
+
+    def walk(g: BaseExceptionGroup) -> None:
+        for e in g.exceptions:
+            if isinstance(e, BaseExceptionGroup):
+                walk(e)
+            else:
+                leaves.append(e)
+
+    walk(group)
+    for e in leaves:
+        if isinstance(e, OrcError):
+            return e
+    return leaves[0]

@@ -35,7 +35,6 @@ from orchestrator.runtime.images.reference import Reference
 
 DEFAULT_CERTS_DIRS = (Path("/etc/orc/certs.d"), Path("/etc/docker/certs.d"))
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
-CHUNK = 1 << 20
 
 
 class RegistryError(PermanentError):
@@ -390,7 +389,7 @@ class RegistryClient:
                             received = 0
                         elif resp.status_code not in (200, 206):
                             raise RegistryError(f"GET blob {digest}: HTTP {resp.status_code}")
-                        async for chunk in resp.aiter_raw(CHUNK):
+                        async for chunk in resp.aiter_raw():
                             received += len(chunk)
                             if received > size:
                                 raise BlobError(

@@ -95,20 +95,44 @@ def sniff_compression(head: bytes) -> str:
     return "none"
 
 
+class _Prepended:
+    """A stream with some already-read bytes put back in front."""
+
+    def __init__(self, head: bytes, raw: IO[bytes]) -> None:
+        self.head = head
+        self.raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            if n < 0:
+                data, self.head = self.head + self.raw.read(), b""
+                return data
+            data, self.head = self.head[:n], self.head[n:]
+            return data
+        return self.raw.read(n)
+
+
+@contextlib.contextmanager
+def decompressed(raw: IO[bytes]) -> Iterator[IO[bytes]]:
+    """Yield the uncompressed stream of a layer blob stream, compression sniffed from magic bytes."""
+    head = raw.read(4)
+    source: IO[bytes] = _Prepended(head, raw)  # type: ignore[assignment]
+    kind = sniff_compression(head)
+    if kind == "gzip":
+        with gzip.GzipFile(fileobj=source, mode="rb") as gz:
+            yield gz  # type: ignore[misc]
+    elif kind == "zstd":
+        with zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True) as zs:
+            yield zs
+    else:
+        yield source
+
+
 @contextlib.contextmanager
 def open_decompressed(path: Path) -> Iterator[IO[bytes]]:
-    """Open a layer blob and yield its uncompressed stream, compression sniffed from magic bytes."""
-    with open(path, "rb") as raw:
-        kind = sniff_compression(raw.read(4))
-        raw.seek(0)
-        if kind == "gzip":
-            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-                yield gz  # type: ignore[misc]
-        elif kind == "zstd":
-            with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True) as zs:
-                yield zs
-        else:
-            yield raw
+    """Open a layer blob file and yield its uncompressed stream."""
+    with open(path, "rb") as raw, decompressed(raw) as stream:
+        yield stream
 
 
 def _split(name: str) -> list[str]:
