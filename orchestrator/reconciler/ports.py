@@ -1,0 +1,101 @@
+"""What the reconciler needs from the drivers, as one narrow Protocol, and the data it passes.
+
+Owned here: :class:`ContainerRuntime` (images, networks, volumes, containers, exec: the only side
+effects the executor and supervisor perform besides the state store) and its request/result
+types. The real implementation is the adapter over ``runtime/*`` (``reconciler.adapter``); the
+recording fake is ``reconciler.fake.FakeRuntime``. Every method maps its own failures into
+``TemporaryError`` (worth retrying) or ``PermanentError``.
+
+Container lifecycle across these calls: ``create`` prepares everything that outlives a process
+(root filesystem, log file, cgroup parents); ``start`` makes a new process in new namespaces,
+puts it into its cgroups, wires its network and releases it (also used to restart an exited
+container); ``wait`` returns when that process exits; ``stop`` signals and waits, killing after
+the grace period; ``remove`` deletes what ``create`` made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from orchestrator.state.records import ContainerRecord, EndpointRecord
+
+
+@dataclass(frozen=True)
+class ContainerRequest:
+    """Create container ``name`` (replica ``number`` of ``service``) from the service's config.
+    ``source`` is the loader's model object for the service, for the real adapter to translate."""
+
+    project: str
+    name: str
+    service: str
+    number: int
+    image: str
+    config: Mapping[str, object]
+    source: object | None = None
+    one_off: bool = False
+
+
+@dataclass(frozen=True)
+class CreatedContainer:
+    container_id: str
+    image_digest: str = ""
+    rootfs: str | None = None
+    log_path: str | None = None
+    cgroup_dirs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StartedContainer:
+    pid: int
+    pid_start_time: int | None
+    networks: tuple[EndpointRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    exit_code: int
+    oom_killed: bool = False
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: str = ""
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    name: str
+    driver_name: str
+    subnet: str | None = None
+    gateway: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+class ContainerRuntime(Protocol):
+    async def local_images(self, references: Sequence[str]) -> dict[str, str]:
+        """Digest of the local copy of each reference that is present."""
+        ...
+
+    async def pull(self, image: str) -> str:
+        """Fetch ``image``; return its digest."""
+        ...
+
+    async def create_network(self, project: str, name: str) -> NetworkInfo: ...
+    async def remove_network(self, project: str, name: str) -> None: ...
+    async def create_volume(self, project: str, name: str) -> None: ...
+    async def remove_volume(self, project: str, name: str) -> None: ...
+    async def create(self, request: ContainerRequest) -> CreatedContainer: ...
+    async def start(self, record: ContainerRecord) -> StartedContainer: ...
+    async def wait(self, record: ContainerRecord) -> ExitStatus: ...
+    async def stop(self, record: ContainerRecord, signal: str, timeout: float) -> None: ...
+    async def kill(self, record: ContainerRecord, signal: str) -> None: ...
+    async def remove(self, record: ContainerRecord) -> None: ...
+    async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult: ...
+
+    def alive(self, record: ContainerRecord) -> bool:
+        """Is the recorded process (pid + start time) still running?"""
+        ...

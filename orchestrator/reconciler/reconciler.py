@@ -1,0 +1,592 @@
+"""The reconcile loop: observe → plan → execute → observe again, and supervision of what runs.
+
+Owned here: :class:`Reconciler`. ``up``/``down`` converge a project (level-triggered: after
+executing a plan it observes and plans again until nothing is left to do or a pass makes no
+progress); ``execute`` carries a :class:`~orchestrator.planner.plan.Plan` out as a DAG (each action
+starts when the actions it waits for are done, a capacity limiter bounds concurrent driver calls,
+dependency gates wait on the :class:`~orchestrator.reconciler.board.ContainerBoard`); every started
+container gets a watcher task that records its exit, runs its health checks and applies its
+restart policy through :class:`~orchestrator.planner.restart.RestartTracker`.
+
+Failures: a ``TemporaryError`` is retried with backoff (its ``retry_after`` at least); a
+``PermanentError`` fails that action, and every action that waits on it is skipped with the reason.
+
+The supervisor (``daemon``) and the foreground ``up`` own a Reconciler inside
+:meth:`Reconciler.session`, whose task group keeps the watchers alive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+
+import anyio
+from anyio.abc import TaskGroup
+
+from orchestrator.errors import OrcError, PermanentError, TemporaryError
+from orchestrator.planner.observed import DesiredService, ObservedContainer, ObservedState
+from orchestrator.planner.plan import Action, DownOptions, Gate, Plan, UpOptions, plan_down, plan_up
+from orchestrator.planner.restart import RestartTracker
+from orchestrator.reconciler.board import FAIL, OK, ContainerBoard, ContainerView, gate_verdict
+from orchestrator.reconciler.clock import Clock, SystemClock
+from orchestrator.reconciler.events import Event, EventBus
+from orchestrator.reconciler.health import STARTING, monitor_health
+from orchestrator.reconciler.ports import ContainerRequest, ContainerRuntime, ExecResult
+from orchestrator.reconciler.project import ProjectSpec, ServiceBehaviour
+from orchestrator.state.records import ContainerRecord, NetworkRecord, ProjectRecord
+from orchestrator.state.store import StateStore
+
+RUNNING_STATES = ("running", "restarting", "paused")
+MAX_ATTEMPTS = 5
+MAX_PASSES = 3
+
+
+@dataclass
+class ExecutionReport:
+    """What happened to each action of one plan."""
+
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped
+
+    def merge(self, other: ExecutionReport) -> None:
+        self.done.extend(other.done)
+        self.failed.update(other.failed)
+        self.skipped.update(other.skipped)
+        self.warnings.extend(other.warnings)
+
+    def raise_for_failures(self) -> None:
+        if self.failed:
+            lines = [f"{key}: {why}" for key, why in sorted(self.failed.items())]
+            lines += [f"{key}: skipped, {why}" for key, why in sorted(self.skipped.items())]
+            raise PermanentError("\n".join(lines))
+
+
+class Reconciler:
+    def __init__(
+        self,
+        runtime: ContainerRuntime,
+        store: StateStore,
+        *,
+        clock: Clock | None = None,
+        bus: EventBus | None = None,
+        wall: Callable[[], float] = time.time,
+        concurrency: int = 8,
+    ) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        self.bus = bus or EventBus()
+        self.wall = wall
+        self.board = ContainerBoard()
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._group: TaskGroup | None = None
+        self._records: dict[str, ContainerRecord] = {}
+        self._trackers: dict[str, RestartTracker] = {}
+        self._behaviours: dict[str, ServiceBehaviour] = {}
+        self._stopping: set[str] = set()
+        self._watch_done: dict[str, anyio.Event] = {}
+        self._watch_scopes: dict[str, anyio.CancelScope] = {}
+        self._started_at: dict[str, float] = {}
+        self._spec_behaviours: dict[str, ServiceBehaviour] = {}
+
+    # --- lifetime ----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Reconciler]:
+        """Keep container watchers running while the context is open; cancel them on exit
+        (the containers keep running: a later session adopts them)."""
+        async with anyio.create_task_group() as group:
+            self._group = group
+            try:
+                yield self
+            finally:
+                group.cancel_scope.cancel()
+                self._group = None
+
+    # --- observe -----------------------------------------------------------------------------
+
+    async def observe(self, spec: ProjectSpec | None, project: str) -> ObservedState:
+        """Read the state store, correct it against the kernel (dead pids), list local images."""
+        containers = []
+        for record in self.store.list_containers(project):
+            record = self._records.get(record.name, record)
+            if (
+                record.status in RUNNING_STATES
+                and record.name not in self._watch_done
+                and not self.runtime.alive(record)
+            ):
+                record.status = "exited"
+                record.pid = None
+                record.finished_at = record.finished_at or self.wall()
+                self.store.save_container(record)
+            if record.name not in self._records:
+                self._records[record.name] = record
+                self.board.put(self._view(record))
+            containers.append(_observed(record))
+        project_record = self.store.load_project(project)
+        networks = frozenset(n.name for n in project_record.networks) if project_record else frozenset()
+        volumes = frozenset(project_record.volumes) if project_record else frozenset()
+        references = sorted({s.image for s in spec.desired.services}) if spec else []
+        images = await self.runtime.local_images(references) if references else {}
+        return ObservedState(tuple(containers), networks, volumes, images)
+
+    # --- converge ----------------------------------------------------------------------------
+
+    async def up(self, spec: ProjectSpec, options: UpOptions | None = None) -> ExecutionReport:
+        """Converge ``spec``: plan and execute until the plan is empty (or stops changing)."""
+        options = options or UpOptions()
+        report = ExecutionReport()
+        self._remember_project(spec)
+        previous: str | None = None
+        started_this_run: set[str] = set()
+        for _ in range(MAX_PASSES):
+            observed = await self.observe(spec, spec.name)
+            plan = plan_up(spec.desired, observed, options)
+            plan = _without_restarts_of(plan, started_this_run)
+            report.warnings.extend(w for w in plan.warnings if w not in report.warnings)
+            if plan.empty:
+                break
+            text = plan.to_text()
+            if text == previous:
+                report.warnings.append("the last pass changed nothing; stopping with the plan unfinished")
+                break
+            previous = text
+            pass_report = await self.execute(plan, spec)
+            report.merge(pass_report)
+            started_this_run.update(
+                a.target for a in plan.actions if a.kind in ("start", "restart", "recreate")
+            )
+            if not pass_report.ok:
+                break
+            # Later passes only fix what is still off: no second forced recreate.
+            options = replace(options, force_recreate=False, always_recreate_deps=False)
+        return report
+
+    async def down(
+        self, project: str, spec: ProjectSpec | None = None, options: DownOptions | None = None
+    ) -> ExecutionReport:
+        options = options or DownOptions()
+        observed = await self.observe(spec, project)
+        plan = plan_down(project, observed, spec.desired if spec else None, options)
+        if spec is not None:
+            self._remember_project(spec)
+        report = await self.execute(plan, spec)
+        report.warnings.extend(plan.warnings)
+        if report.ok and not options.services:
+            remaining = self.store.list_containers(project)
+            record = self.store.load_project(project)
+            if not remaining and (record is None or not record.networks):
+                self.store.delete_project(project)
+        return report
+
+    # --- execute -----------------------------------------------------------------------------
+
+    async def execute(self, plan: Plan, spec: ProjectSpec | None) -> ExecutionReport:
+        """Run every action of ``plan`` once its prerequisites are done."""
+        report = ExecutionReport()
+        done = {action.key: anyio.Event() for action in plan.actions}
+        outcome: dict[str, bool] = {}
+
+        async def run(action: Action) -> None:
+            try:
+                for key in action.after:
+                    await done[key].wait()
+                failed_before = [k for k in action.after if not outcome.get(k)]
+                if failed_before:
+                    report.skipped[action.key] = f"{failed_before[0]} did not succeed"
+                    outcome[action.key] = False
+                    return
+                for gate in action.gates:
+                    verdict, why = await self._wait_gate(gate)
+                    if verdict == FAIL and gate.required:
+                        report.failed[action.key] = why
+                        outcome[action.key] = False
+                        return
+                    if verdict == FAIL:
+                        report.warnings.append(f"{action.target}: optional {why}; starting anyway")
+                outcome[action.key] = await self._perform_with_retries(action, spec, report)
+            finally:
+                done[action.key].set()
+
+        async with anyio.create_task_group() as group:
+            for action in plan.actions:
+                group.start_soon(run, action)
+        report.done = [a.key for a in plan.actions if outcome.get(a.key)]
+        return report
+
+    async def _perform_with_retries(
+        self, action: Action, spec: ProjectSpec | None, report: ExecutionReport
+    ) -> bool:
+        backoff = 0.1
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                async with self._limiter:
+                    await self._perform(action, spec)
+                return True
+            except TemporaryError as exc:
+                if attempt == MAX_ATTEMPTS:
+                    report.failed[action.key] = f"{exc} (gave up after {MAX_ATTEMPTS} attempts)"
+                    return False
+                self._publish("project", "retry", action.target, action.service, error=str(exc))
+                await self.clock.sleep(max(exc.retry_after, backoff))
+                backoff = min(backoff * 2, 10.0)
+            except OrcError as exc:
+                report.failed[action.key] = str(exc)
+                return False
+        return False  # pragma: no cover - the loop always returns
+
+    async def _wait_gate(self, gate: Gate) -> tuple[str, str]:
+        while True:
+            verdict, why = gate_verdict(gate, self.board.of_service(gate.service))
+            if verdict in (OK, FAIL):
+                return verdict, why
+            await self.board.wait_change()
+
+    async def _perform(self, action: Action, spec: ProjectSpec | None) -> None:
+        kind, target = action.kind, action.target
+        project = spec.name if spec else self._project_of(target)
+        if kind == "pull":
+            digest = await self.runtime.pull(target)
+            self._publish("image", "pull", target, digest=digest)
+        elif kind == "create-network":
+            info = await self.runtime.create_network(project, target)
+            self._update_project(
+                project,
+                lambda r: r.networks.append(
+                    NetworkRecord(info.name, info.driver_name, info.subnet, info.gateway)
+                ),
+            )
+            self._publish("network", "create", target)
+        elif kind == "remove-network":
+            await self.runtime.remove_network(project, target)
+            self._update_project(
+                project,
+                lambda r: r.networks.__setitem__(slice(None), [n for n in r.networks if n.name != target]),
+            )
+            self._publish("network", "destroy", target)
+        elif kind == "create-volume":
+            await self.runtime.create_volume(project, target)
+            self._update_project(project, lambda r: r.volumes.append(target))
+            self._publish("volume", "create", target)
+        elif kind == "remove-volume":
+            await self.runtime.remove_volume(project, target)
+            self._update_project(project, lambda r: r.volumes.remove(target) if target in r.volumes else None)
+            self._publish("volume", "destroy", target)
+        elif kind == "create":
+            assert spec is not None and action.service is not None and action.number is not None
+            await self._create(spec, action.service, target, action.number)
+        elif kind == "recreate":
+            assert spec is not None and action.service is not None and action.number is not None
+            old = self._record(target)
+            await self._stop(old)
+            await self._remove(old)
+            await self._create(spec, action.service, target, action.number)
+        elif kind == "start":
+            await self._start(self._record(target), by_user=True)
+        elif kind == "restart":
+            record = self._record(target)
+            await self._stop(record)
+            await self._start(record, by_user=True)
+        elif kind == "stop":
+            await self._stop(self._record(target))
+        elif kind == "remove":
+            record = self._record(target)
+            await self._stop(record)
+            await self._remove(record)
+        else:  # pragma: no cover - Action validates kinds
+            raise PermanentError(f"unknown action {kind}")
+
+    # --- container transitions ---------------------------------------------------------------
+
+    async def _create(self, spec: ProjectSpec, service_name: str, name: str, number: int) -> None:
+        service = spec.desired.service(service_name)
+        assert service is not None
+        behaviour = spec.behaviour(service_name)
+        request = ContainerRequest(
+            project=spec.name,
+            name=name,
+            service=service_name,
+            number=number,
+            image=service.image,
+            config=service.config,
+            source=behaviour.source,
+        )
+        created = await self.runtime.create(request)
+        record = ContainerRecord(
+            project=spec.name,
+            name=name,
+            service=service_name,
+            number=number,
+            container_id=created.container_id,
+            config_hash=service.config_hash,
+            image=service.image,
+            image_digest=created.image_digest,
+            status="created",
+            created_at=self.wall(),
+            rootfs=created.rootfs,
+            log_path=created.log_path,
+            cgroup_dirs=list(created.cgroup_dirs),
+            config=_jsonable(service),
+        )
+        self._behaviours[name] = behaviour
+        self._trackers[name] = RestartTracker(behaviour.restart)
+        self._save(record)
+        self.board.put(self._view(record))
+        self._publish("container", "create", name, service_name)
+
+    async def _start(self, record: ContainerRecord, by_user: bool) -> None:
+        if record.status in RUNNING_STATES and record.name in self._watch_done:
+            return
+        behaviour = self._behaviour_of(record)
+        tracker = self._trackers.setdefault(record.name, RestartTracker(behaviour.restart))
+        if by_user:
+            tracker.reset()
+        self._stopping.discard(record.name)
+        await self._start_process(record, behaviour)
+        self._spawn_watcher(record)
+
+    async def _start_process(self, record: ContainerRecord, behaviour: ServiceBehaviour) -> None:
+        started = await self.runtime.start(record)
+        record.status = "running"
+        record.pid = started.pid
+        record.pid_start_time = started.pid_start_time
+        record.started_at = self.wall()
+        record.exit_code = None
+        record.oom_killed = False
+        record.networks = list(started.networks) or record.networks
+        record.health = STARTING if behaviour.healthcheck else None
+        self._started_at[record.name] = self.clock.now()
+        self._save(record)
+        self.board.put(self._view(record, started=True))
+        self._publish("container", "start", record.name, record.service)
+
+    async def _stop(self, record: ContainerRecord) -> None:
+        self._stopping.add(record.name)
+        if record.status not in RUNNING_STATES:
+            return
+        behaviour = self._behaviour_of(record)
+        self._publish("container", "kill", record.name, record.service, signal=behaviour.stop_signal)
+        await self.runtime.stop(record, behaviour.stop_signal, behaviour.stop_grace_period)
+        watcher = self._watch_done.get(record.name)
+        if watcher is not None:
+            await watcher.wait()
+        else:
+            record.status = "exited"
+            record.pid = None
+            record.finished_at = self.wall()
+            self._save(record)
+            self.board.update(record.name, status="exited")
+        self._publish("container", "stop", record.name, record.service)
+
+    async def _remove(self, record: ContainerRecord) -> None:
+        scope = self._watch_scopes.get(record.name)
+        if scope is not None:
+            scope.cancel()
+        await self.runtime.remove(record)
+        self.store.delete_container(record.project, record.name)
+        self._records.pop(record.name, None)
+        self._trackers.pop(record.name, None)
+        self.board.remove(record.name)
+        self._publish("container", "destroy", record.name, record.service)
+
+    # --- supervision -------------------------------------------------------------------------
+
+    def _spawn_watcher(self, record: ContainerRecord) -> None:
+        if self._group is None:
+            raise PermanentError("the reconciler is not in a session: nobody would watch the container")
+        done = anyio.Event()
+        self._watch_done[record.name] = done
+        self._group.start_soon(self._watch, record.name, done)
+
+    async def _watch(self, name: str, done: anyio.Event) -> None:
+        """Wait for exits, run health checks, apply the restart policy; ends when not restarted."""
+        try:
+            with anyio.CancelScope() as scope:
+                self._watch_scopes[name] = scope
+                while True:
+                    record = self._records.get(name)
+                    if record is None:
+                        return
+                    behaviour = self._behaviour_of(record)
+                    async with anyio.create_task_group() as group:
+                        if behaviour.healthcheck is not None:
+                            group.start_soon(self._health_loop, record, behaviour)
+                        status = await self.runtime.wait(record)
+                        group.cancel_scope.cancel()
+                    record.status = "exited"
+                    record.exit_code = status.exit_code
+                    record.oom_killed = status.oom_killed
+                    record.finished_at = self.wall()
+                    record.pid = None
+                    record.health = None
+                    self._save(record)
+                    self.board.update(name, status="exited", exit_code=status.exit_code, health=None)
+                    self._publish(
+                        "container",
+                        "die",
+                        name,
+                        record.service,
+                        exitCode=str(status.exit_code),
+                        oomKilled=str(status.oom_killed).lower(),
+                    )
+                    tracker = self._trackers.setdefault(name, RestartTracker(behaviour.restart))
+                    decision = tracker.on_exit(
+                        status.exit_code,
+                        started_at=self._started_at.get(name, self.clock.now()),
+                        exited_at=self.clock.now(),
+                        stopped_by_user=name in self._stopping,
+                    )
+                    if not decision.restart:
+                        return
+                    record.status = "restarting"
+                    self._save(record)
+                    self.board.update(name, status="restarting")
+                    await self.clock.sleep(decision.delay)
+                    if name in self._stopping or name not in self._records:
+                        record.status = "exited"
+                        self._save(record)
+                        self.board.update(name, status="exited")
+                        return
+                    try:
+                        await self._start_process(record, behaviour)
+                    except OrcError as exc:
+                        record.status = "exited"
+                        self._save(record)
+                        self.board.update(name, status="exited")
+                        self._publish("container", "restart-failed", name, record.service, error=str(exc))
+                        return
+                    record.restart_count += 1
+                    self._save(record)
+                    self._publish("container", "restart", name, record.service, reason=decision.reason)
+        finally:
+            self._watch_scopes.pop(name, None)
+            self._watch_done.pop(name, None)
+            done.set()
+
+    async def _health_loop(self, record: ContainerRecord, behaviour: ServiceBehaviour) -> None:
+        assert behaviour.healthcheck is not None
+        last = record.health
+
+        async def probe(argv: Sequence[str], timeout: float) -> ExecResult:
+            return await self.runtime.exec(record, list(argv), timeout)
+
+        def report(status: str, result: ExecResult) -> None:
+            nonlocal last
+            if status != last:
+                last = status
+                record.health = status
+                self._save(record)
+                self.board.update(record.name, health=status)
+                self._publish("container", f"health_status: {status}", record.name, record.service)
+
+        await monitor_health(behaviour.healthcheck, probe, self.clock, report)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _remember_project(self, spec: ProjectSpec) -> None:
+        self._spec_behaviours = {s.name: spec.behaviour(s.name) for s in spec.desired.services}
+        for name, container in self._records.items():
+            if container.project == spec.name and container.service in self._spec_behaviours:
+                self._behaviours[name] = self._spec_behaviours[container.service]
+        record = self.store.load_project(spec.name)
+        if record is None:
+            record = ProjectRecord(name=spec.name, created_at=self.wall())
+        record.working_dir = spec.working_dir
+        record.config_files = list(spec.config_files)
+        record.updated_at = self.wall()
+        self.store.save_project(record)
+
+    def _behaviour_of(self, record: ContainerRecord) -> ServiceBehaviour:
+        behaviour = self._behaviours.get(record.name)
+        if behaviour is None:
+            behaviour = self._spec_behaviours.get(record.service) or ServiceBehaviour()
+            self._behaviours[record.name] = behaviour
+        return behaviour
+
+    def _record(self, name: str) -> ContainerRecord:
+        record = self._records.get(name)
+        if record is None:
+            raise PermanentError(f"container {name} is not known to this project")
+        return record
+
+    def _project_of(self, name: str) -> str:
+        record = self._records.get(name)
+        if record is not None:
+            return record.project
+        raise PermanentError(f"cannot tell which project {name} belongs to")
+
+    def _update_project(self, project: str, change: Callable[[ProjectRecord], object]) -> None:
+        record = self.store.load_project(project) or ProjectRecord(name=project, created_at=self.wall())
+        change(record)
+        record.updated_at = self.wall()
+        self.store.save_project(record)
+
+    def _save(self, record: ContainerRecord) -> None:
+        self._records[record.name] = record
+        self.store.save_container(record)
+
+    def _view(self, record: ContainerRecord, started: bool = False) -> ContainerView:
+        behaviour = self._behaviour_of(record)
+        previous = self.board.get(record.name)
+        return ContainerView(
+            name=record.name,
+            service=record.service,
+            number=record.number,
+            status=record.status,
+            health=record.health,
+            has_healthcheck=behaviour.healthcheck is not None,
+            exit_code=record.exit_code,
+            started=started or (previous.started if previous else record.started_at is not None),
+            one_off=record.one_off,
+        )
+
+    def _publish(
+        self, type_: str, action: str, name: str, service: str | None = None, **attributes: str
+    ) -> None:
+        self.bus.publish(Event(self.wall(), type_, action, name, service, attributes))
+
+
+def _observed(record: ContainerRecord) -> ObservedContainer:
+    return ObservedContainer(
+        name=record.name,
+        service=record.service,
+        number=record.number,
+        config_hash=record.config_hash,
+        status=record.status,
+        config=record.config,
+        image=record.image,
+        image_digest=record.image_digest,
+        exit_code=record.exit_code,
+        one_off=record.one_off,
+        health=record.health,
+    )
+
+
+def _jsonable(service: DesiredService) -> dict[str, object]:
+    import json
+
+    return dict(json.loads(json.dumps(dict(service.config), default=str)))
+
+
+def _without_restarts_of(plan: Plan, started: set[str]) -> Plan:
+    """Drop the start of containers this ``up`` already started and that have exited since (a
+    one-shot job that finished must not run again within the same ``up``)."""
+    if not started:
+        return plan
+    dropped = {a.key for a in plan.actions if a.kind == "start" and a.target in started and not a.after}
+    if not dropped:
+        return plan
+    actions = tuple(
+        replace(a, after=tuple(k for k in a.after if k not in dropped))
+        for a in plan.actions
+        if a.key not in dropped
+    )
+    return replace(plan, actions=actions)

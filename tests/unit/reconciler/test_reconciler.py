@@ -1,0 +1,288 @@
+"""The reconcile loop on the recording fake runtime and virtual time."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+from orchestrator.errors import PermanentError, TemporaryError
+from orchestrator.planner.observed import Dependency, Desired
+from orchestrator.planner.plan import DownOptions, UpOptions
+from orchestrator.planner.restart import RestartPolicy
+from orchestrator.reconciler.fake import ProcessScript
+from orchestrator.reconciler.health import HealthCheck
+from orchestrator.reconciler.project import ProjectSpec, ServiceBehaviour
+
+from .harness import World, run_world, service, three_tier
+
+
+def test_up_starts_in_dependency_order_and_waits_for_health() -> None:
+    async def body(w: World) -> None:
+        report = await w.reconciler.up(three_tier())
+        assert report.ok, report
+
+    w = run_world(body, images={})
+    calls = w.runtime.calls
+    assert sorted(calls[:3]) == ["pull app:1", "pull nginx:1", "pull postgres:16"]
+    assert calls.index("start demo-db-1") < calls.index("start demo-api-1") < calls.index("start demo-web-1")
+    # api waited for db's first successful probe, one interval (1 s) after db started.
+    assert w.at("start demo-api-1")[0] - w.at("start demo-db-1")[0] == 1.0
+    assert "health_status: healthy demo-db-1" in w.events()
+    records = {r.name: r for r in w.store.list_containers("demo")}
+    assert {n: r.status for n, r in records.items()} == {
+        "demo-api-1": "running",
+        "demo-db-1": "running",
+        "demo-web-1": "running",
+    }
+    assert records["demo-db-1"].health == "healthy"
+    assert records["demo-web-1"].pid is not None and records["demo-web-1"].image_digest == "sha256:n1"
+    assert [n.name for n in w.store.load_project("demo").networks] == ["demo_default"]  # type: ignore[union-attr]
+
+
+def test_second_up_does_nothing() -> None:
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier())
+        before = len(w.runtime.calls)
+        report = await w.reconciler.up(three_tier())
+        assert report.ok and report.done == []
+        assert len(w.runtime.calls) == before
+
+    run_world(body)
+
+
+def test_config_change_recreates_and_restarts_dependent() -> None:
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier())
+        w.runtime.calls.clear()
+        report = await w.reconciler.up(three_tier(api_env="db2"))
+        assert report.ok
+
+    w = run_world(body)
+    assert w.runtime.calls == [
+        "stop demo-api-1 SIGTERM 10",
+        "remove demo-api-1",
+        "create demo-api-1",
+        "start demo-api-1",
+        "stop demo-web-1 SIGTERM 10",
+        "start demo-web-1",
+    ]
+
+
+def test_crash_loop_restarts_with_docker_backoff() -> None:
+    scripts = {"web": ProcessScript(runs=[(0.5, 1)] * 4, forever=True)}
+
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier(web_restart="always"))
+        await w.clock.sleep(30)
+
+    w = run_world(body, scripts=scripts)
+    starts = w.at("start demo-web-1")
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(starts)]
+    # each run lasts 0.5 s, then the backoff: 0.1, 0.2, 0.4, 0.8
+    assert gaps == [0.6, 0.7, 0.9, 1.3]
+    record = w.store.load_container("demo", "demo-web-1")
+    assert record is not None and record.restart_count == 4 and record.status == "running"
+    assert w.events("restart").count("restart demo-web-1") == 4
+
+
+def test_on_failure_gives_up_after_max_attempts() -> None:
+    scripts = {"web": ProcessScript(runs=[(0.2, 3)], forever=False)}
+
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier(web_restart="on-failure:2"))
+        await w.clock.sleep(30)
+
+    w = run_world(body, scripts=scripts)
+    assert len(w.at("start demo-web-1")) == 3
+    record = w.store.load_container("demo", "demo-web-1")
+    assert record is not None and (record.status, record.exit_code, record.restart_count) == ("exited", 3, 2)
+
+
+def test_unhealthy_dependency_fails_the_branch_and_skips_dependents() -> None:
+    scripts = {"db": ProcessScript(health_default=1)}
+
+    async def body(w: World) -> None:
+        report = await w.reconciler.up(three_tier())
+        assert report.failed == {
+            "start demo-api-1": "dependency failed to start: container demo-db-1 is unhealthy"
+        }
+        assert report.skipped == {"start demo-web-1": "start demo-api-1 did not succeed"}
+
+    w = run_world(body, scripts=scripts)
+    assert "start demo-api-1" not in w.runtime.calls
+    assert w.at("start demo-db-1") == [0.0]
+    # three failed probes, one interval apart, make it unhealthy
+    assert "health_status: unhealthy demo-db-1" in w.events()
+
+
+def test_optional_failing_dependency_starts_anyway_with_a_warning() -> None:
+    scripts = {"db": ProcessScript(health_default=1)}
+    spec = three_tier()
+    api = replace(spec.desired.services[1], depends_on=(Dependency("db", "service_healthy", required=False),))
+    spec = replace(
+        spec,
+        desired=replace(spec.desired, services=(spec.desired.services[0], api, spec.desired.services[2])),
+    )
+
+    async def body(w: World) -> None:
+        report = await w.reconciler.up(spec)
+        assert report.ok
+        assert report.warnings == [
+            "demo-api-1: optional dependency failed to start: container demo-db-1 is unhealthy; starting anyway"
+        ]
+
+    run_world(body, scripts=scripts)
+
+
+def test_completed_successfully_gate_and_job_not_rerun() -> None:
+    migrate = service("migrate", "busybox:1")
+    app = service("app", "app:1", depends_on=(Dependency("migrate", "service_completed_successfully"),))
+    spec = ProjectSpec(Desired("demo", (migrate, app), networks=("demo_default",)))
+    scripts = {"migrate": ProcessScript(runs=[(2.0, 0)], forever=False)}
+
+    async def body(w: World) -> None:
+        report = await w.reconciler.up(spec)
+        assert report.ok
+
+    w = run_world(body, scripts=scripts)
+    assert w.at("start demo-migrate-1") == [0.0]
+    assert w.at("start demo-app-1") == [2.0]
+
+
+def test_failed_job_blocks_its_dependent() -> None:
+    migrate = service("migrate", "busybox:1")
+    app = service("app", "app:1", depends_on=(Dependency("migrate", "service_completed_successfully"),))
+    spec = ProjectSpec(Desired("demo", (migrate, app), networks=("demo_default",)))
+
+    async def body(w: World) -> None:
+        report = await w.reconciler.up(spec)
+        assert report.failed == {"start demo-app-1": "service migrate didn't complete successfully: exit 2"}
+
+    run_world(body, scripts={"migrate": ProcessScript(runs=[(1.0, 2)], forever=False)})
+
+
+def test_temporary_errors_are_retried_permanent_ones_stop_the_branch() -> None:
+    async def body(w: World) -> None:
+        w.runtime.fail["start demo-db-1"] = [TemporaryError("cgroup busy", retry_after=0.5)] * 2
+        w.runtime.fail["create demo-web-1"] = [PermanentError("port 8080 is already in use")]
+        report = await w.reconciler.up(three_tier())
+        assert report.failed == {"create demo-web-1": "port 8080 is already in use"}
+        assert report.skipped == {"start demo-web-1": "create demo-web-1 did not succeed"}
+        assert "start demo-api-1" in report.done
+
+    w = run_world(body)
+    assert w.at("start demo-db-1") == [0.0, 0.5, 1.0]
+    assert w.events("retry") == ["retry demo-db-1", "retry demo-db-1"]
+
+
+def test_concurrency_is_bounded() -> None:
+    services = tuple(service(f"s{i}", "busybox:1") for i in range(10))
+    spec = ProjectSpec(Desired("demo", services, networks=("demo_default",)))
+
+    async def body(w: World) -> None:
+        w.runtime.delays["create"] = 1.0
+        assert (await w.reconciler.up(spec)).ok
+
+    w = run_world(body, concurrency=3)
+    assert w.runtime.max_active == 3
+    assert max(w.at("create")) == 3.0  # 10 creates, 3 at a time: 4 rounds of 1 s
+
+
+def test_down_stops_dependents_first_and_leaves_nothing() -> None:
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier(web_restart="always"))
+        w.runtime.calls.clear()
+        report = await w.reconciler.down("demo", three_tier(web_restart="always"), DownOptions(volumes=True))
+        assert report.ok, report
+
+    w = run_world(body)
+    calls = w.runtime.calls
+    assert calls.index("stop demo-web-1 SIGTERM 10") < calls.index("stop demo-api-1 SIGTERM 10")
+    assert calls.index("stop demo-api-1 SIGTERM 10") < calls.index("stop demo-db-1 SIGTERM 10")
+    assert calls[-2:] == ["remove-network demo_default", "remove-volume demo_data"] or calls[-2:] == [
+        "remove-volume demo_data",
+        "remove-network demo_default",
+    ]
+    assert "start demo-web-1" not in calls  # stopping is not a crash: no restart
+    assert w.store.list_containers("demo") == [] and w.store.list_projects() == []
+    assert w.runtime.containers == {} and w.runtime.networks == set() and w.runtime.volumes == set()
+
+
+def test_stop_grace_period_then_kill() -> None:
+    spec = three_tier()
+    behaviours = dict(spec.behaviours)
+    behaviours["web"] = ServiceBehaviour(stop_signal="SIGQUIT", stop_grace_period=3.0)
+    spec = replace(spec, behaviours=behaviours)
+
+    async def body(w: World) -> None:
+        await w.reconciler.up(spec)
+        start = w.clock.now()
+        await w.reconciler.down("demo", spec)
+        assert w.clock.now() - start >= 3.0
+
+    w = run_world(body, scripts={"web": ProcessScript(ignores_term=True)})
+    assert "stop demo-web-1 SIGQUIT 3" in w.runtime.calls
+
+
+def test_exited_container_is_started_again_by_up() -> None:
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier())
+        w.runtime.crash("demo-web-1", 7)
+        await w.clock.sleep(1)
+        assert w.store.load_container("demo", "demo-web-1").exit_code == 7  # type: ignore[union-attr]
+        w.runtime.calls.clear()
+        assert (await w.reconciler.up(three_tier())).ok
+        assert w.runtime.calls == ["start demo-web-1"]
+
+    run_world(body)
+
+
+def test_force_recreate_happens_once() -> None:
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier())
+        w.runtime.calls.clear()
+        assert (await w.reconciler.up(three_tier(), UpOptions(force_recreate=True))).ok
+        assert sorted(c for c in w.runtime.calls if c.startswith("create")) == [
+            "create demo-api-1",
+            "create demo-db-1",
+            "create demo-web-1",
+        ]
+
+    run_world(body)
+
+
+def test_health_check_in_start_period_does_not_count_failures() -> None:
+    spec = three_tier()
+    behaviours = dict(spec.behaviours)
+    behaviours["db"] = ServiceBehaviour(
+        healthcheck=HealthCheck(
+            ("CMD", "x"), interval=10.0, timeout=1.0, retries=1, start_period=5.0, start_interval=1.0
+        )
+    )
+    spec = replace(spec, behaviours=behaviours)
+    # fails 3 times during the start period, then succeeds
+    scripts = {"db": ProcessScript(health={1: 1, 2: 1, 3: 1})}
+
+    async def body(w: World) -> None:
+        assert (await w.reconciler.up(spec)).ok
+
+    w = run_world(body, scripts=scripts)
+    assert w.at("start demo-api-1") == [4.0]
+    assert "health_status: unhealthy demo-db-1" not in w.events()
+
+
+def test_restart_policy_from_deploy() -> None:
+    spec = three_tier()
+    behaviours = dict(spec.behaviours)
+    behaviours["web"] = ServiceBehaviour(
+        restart=RestartPolicy.from_compose(None, {"condition": "on-failure", "delay": 2.0, "max_attempts": 1})
+    )
+    spec = replace(spec, behaviours=behaviours)
+
+    async def body(w: World) -> None:
+        await w.reconciler.up(spec)
+        await w.clock.sleep(20)
+
+    w = run_world(body, scripts={"web": ProcessScript(runs=[(1.0, 1)], forever=False)})
+    starts = w.at("start demo-web-1")
+    assert len(starts) == 2 and round(starts[1] - starts[0], 3) == 3.0
