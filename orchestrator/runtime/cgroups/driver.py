@@ -257,7 +257,15 @@ class _BaseDriver:
         made: list[Path] = []
         try:
             for directory in handle.directories:
-                if self._mkdir(directory):
+                try:
+                    created = self._mkdir(directory)
+                except PermanentError:
+                    if self.fs.exists(directory.parent):
+                        raise
+                    # Someone removed the project's parents since we made them: make them again.
+                    self._prepare_project(project)
+                    created = self._mkdir(directory)
+                if created:
                     made.append(directory)
             notes = self._apply(handle, limits, creating=True)
         except BaseException:

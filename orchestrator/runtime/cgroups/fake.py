@@ -65,6 +65,7 @@ class FakeCgroupFs:
         self.cgroup_kill = True
         self.cpus = "0-1"
         self.mems = "0"
+        self._where: dict[int, set[Path]] = {}
 
     # -- construction ---------------------------------------------------------------------
 
@@ -338,41 +339,33 @@ class FakeCgroupFs:
         for name, text in files.items():
             self._put(directory / name, text)
 
-    def _all_pids(self) -> dict[int, list[Path]]:
-        where: dict[int, list[Path]] = {}
-        for procs in self.root.rglob("cgroup.procs"):
-            for token in procs.read_text().split():
-                where.setdefault(int(token), []).append(procs.parent)
-        return where
+    def _all_pids(self) -> dict[int, set[Path]]:
+        return {pid: dirs for pid, dirs in self._where.items() if dirs}
+
+    def _set_members(self, cgroup: Path, pids: list[int]) -> None:
+        text = "\n".join(str(p) for p in pids)
+        self._put(cgroup / "cgroup.procs", text)
+        if (cgroup / "tasks").exists():
+            self._put(cgroup / "tasks", text)
+        if (cgroup / "pids.current").exists():
+            self._put(cgroup / "pids.current", str(len(pids)))
+        events = cgroup / "cgroup.events"
+        if events.exists():
+            frozen = "frozen 1" in events.read_text()
+            self._put(events, f"populated {int(bool(pids))}\nfrozen {int(frozen)}")
 
     def _detach(self, pid: int, mount: _Mount | None = None) -> None:
-        for procs in self.root.rglob("cgroup.procs"):
-            if mount is not None and self._mount_of(procs.parent) is not mount:
+        for cgroup in list(self._where.get(pid, ())):
+            if mount is not None and self._mount_of(cgroup) is not mount:
                 continue
-            pids = [p for p in procs.read_text().split() if int(p) != pid]
-            self._put(procs, "\n".join(pids))
-            if (procs.parent / "tasks").exists():
-                self._put(procs.parent / "tasks", "\n".join(pids))
-        self._refresh_counters()
+            self._where[pid].discard(cgroup)
+            if cgroup.is_dir():
+                self._set_members(cgroup, [p for p in self.pids_of(cgroup) if p != pid])
 
     def _attach(self, pid: int, cgroup: Path) -> None:
-        mount = self._mount_of(cgroup)
-        self._detach(pid, mount)
-        pids = [*self.pids_of(cgroup), pid]
-        self._put(cgroup / "cgroup.procs", "\n".join(str(p) for p in pids))
-        if (cgroup / "tasks").exists():
-            self._put(cgroup / "tasks", "\n".join(str(p) for p in pids))
-        self._refresh_counters()
-
-    def _refresh_counters(self) -> None:
-        for procs in self.root.rglob("cgroup.procs"):
-            count = len(procs.read_text().split())
-            if (procs.parent / "pids.current").exists():
-                self._put(procs.parent / "pids.current", str(count))
-            events = procs.parent / "cgroup.events"
-            if events.exists():
-                frozen = "frozen 1" in events.read_text()
-                self._put(events, f"populated {int(count > 0)}\nfrozen {int(frozen)}")
+        self._detach(pid, self._mount_of(cgroup))
+        self._where.setdefault(pid, set()).add(cgroup)
+        self._set_members(cgroup, [*self.pids_of(cgroup), pid])
 
     def _write_cgroup_procs(self, path: Path, value: str) -> None:
         pid = self.self_pid if value == "0" else int(value)

@@ -317,3 +317,13 @@ def test_missing_controller_for_a_requested_limit_is_permanent(tmp_path: Path, c
     with pytest.raises(PermanentError, match="pids"):
         driver.create("p", "c", CgroupLimits(pids_limit=10))
     assert driver.create("p", "c", CgroupLimits(memory=8 * MiB)).dir_for("pids") is None
+
+
+def test_parents_removed_behind_our_back_are_made_again(driver: V1Driver, v1_fake: FakeCgroupFs) -> None:
+    driver.remove(driver.create("web", "a", CgroupLimits()))
+    other = driver_for(v1_fake, VirtualClock())
+    assert other.remove_project("web")
+    handle = driver.create("web", "b", CgroupLimits())
+    assert all(d.is_dir() for d in handle.directories)
+    cpuset = handle.dir_for("cpuset")
+    assert cpuset is not None and (cpuset / "cpuset.cpus").read_text().strip() == "0-1"
