@@ -1,0 +1,271 @@
+"""The process runtime on the real kernel: containers from a busybox overlay, with the cgroup
+driver's cgroups, the isolation probe, resource limits that bite, exec, stop and failures.
+
+Each test has its own state root (tmp_path), fork server, cgroup prefix (``unique_name``) and
+container ids; fixtures delete every container (killing it) and the cgroups, pass or fail, and
+check that no process or directory is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.runtime.cgroups import CgroupDriver, CgroupHandle, CgroupLimits, DriverOptions, open_driver
+from orchestrator.runtime.process.runtime import (
+    ContainerStartError,
+    ContainerState,
+    ExecSpec,
+    ForkServerRuntime,
+    InvalidStateError,
+    Stdio,
+)
+from orchestrator.runtime.process.spec import (
+    BindMount,
+    ContainerSpec,
+    Init,
+    OverlayRootfs,
+    ProcessSpec,
+    TmpfsMount,
+    User,
+)
+from tests.kernel.probe.harness import build_probe, mismatches, parse, probe_args, probe_problem
+
+pytestmark = pytest.mark.kernel
+MiB = 1 << 20
+PROJECT = "proj"
+
+
+class Box:
+    """One test's runtime, cgroups and containers, torn down completely by ``close``."""
+
+    def __init__(self, root: Path, rootfs: Path, prefix: str) -> None:
+        self.root = root
+        self.rootfs = rootfs
+        self.prefix = prefix
+        self.driver: CgroupDriver = open_driver(DriverOptions(prefix=prefix))
+        self.handles: dict[str, CgroupHandle] = {}
+        self.runtime = ForkServerRuntime(
+            root / "state", root / "cache", oom_check=lambda cid: self.driver.oom_killed(self.handles[cid])
+        )
+        self.ids: list[str] = []
+
+    def spec(
+        self, name: str, args: tuple[str, ...], limits: CgroupLimits | None = CgroupLimits(), **extra: object
+    ) -> ContainerSpec:
+        cid = f"{self.prefix}-{name}"
+        upper, work = self.root / cid / "upper", self.root / cid / "work"
+        upper.mkdir(parents=True)
+        work.mkdir()
+        cgroup_dirs: tuple[str, ...] = ()
+        if limits is not None:
+            handle = self.driver.create(PROJECT, cid, limits)
+            self.handles[cid] = handle
+            cgroup_dirs = tuple(str(d) for d in handle.directories)
+        fields: dict[str, object] = {
+            "id": cid,
+            "rootfs": OverlayRootfs((str(self.rootfs),), str(upper), str(work)),
+            "process": ProcessSpec(args=args),
+            "cgroup_dirs": cgroup_dirs,
+            "log_path": str(self.root / f"{cid}.log"),
+            "hostname": name,
+            **extra,
+        }
+        return ContainerSpec(**fields)  # type: ignore[arg-type]
+
+    def run(self, spec: ContainerSpec) -> str:
+        self.ids.append(spec.id)
+        self.runtime.create(spec)
+        self.runtime.start(spec.id)
+        return spec.id
+
+    def log(self, cid: str) -> str:
+        return (self.root / f"{cid}.log").read_text()
+
+    def close(self) -> None:
+        try:
+            for cid in self.ids:
+                try:
+                    self.runtime.delete(cid, force=True)
+                except Exception:
+                    pass
+        finally:
+            self.runtime.close()
+            for handle in self.handles.values():
+                try:
+                    self.driver.remove(handle, kill=True)
+                except Exception:
+                    pass
+            self.driver.remove_project(PROJECT)
+
+
+@pytest.fixture
+def box(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[Box]:
+    b = Box(tmp_path, busybox_rootfs, unique_name)
+    try:
+        yield b
+    finally:
+        b.close()
+    leftovers = sorted(p.name for p in (tmp_path / "state").iterdir() if p.name != "seccomp-cache")
+    assert leftovers == [], f"container directories left behind: {leftovers}"
+    assert b.runtime._server.poll() is not None, "fork server still running"
+
+
+@pytest.fixture(scope="session")
+def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    problem = probe_problem()
+    if problem:
+        pytest.skip(problem)
+    return build_probe(tmp_path_factory.mktemp("probe") / "probe")
+
+
+def test_a_container_runs_with_its_own_hostname_and_exit_code(box: Box) -> None:
+    cid = box.run(box.spec("hello", ("sh", "-c", "hostname; echo out; echo err >&2; exit 3")))
+    status = box.runtime.wait(cid, timeout=10)
+    assert status is not None and status.code == 3 and not status.oom_killed
+    assert box.log(cid).split() == ["hello", "out", "err"]
+    assert box.runtime.state(cid) is ContainerState.STOPPED
+
+
+def _run_probe(box: Box, probe: Path, tmp_path: Path, name: str, **extra: Any) -> dict[str, str]:
+    marker = tmp_path / f"host-marker-{name}"
+    marker.touch()
+    spec = box.spec(
+        name,
+        ("/probe", *probe_args(marker)),
+        mounts=(BindMount(str(probe), "/probe", read_only=True),),
+        **extra,
+    )
+    cid = box.run(spec)
+    status = box.runtime.wait(cid, timeout=20)
+    output = box.log(cid)
+    assert status is not None and status.code == 0, output
+    return parse(output)
+
+
+def test_isolation_probe_sees_dockers_defaults(box: Box, probe: Path, tmp_path: Path) -> None:
+    values = _run_probe(box, probe, tmp_path, "probe")
+    assert values["pid"] == "1"
+    assert mismatches(values) == {}
+
+
+def test_isolation_probe_under_tini_as_child_of_pid_1(box: Box, probe: Path, tmp_path: Path) -> None:
+    values = _run_probe(box, probe, tmp_path, "probeinit", init=Init())
+    assert values["pid"] == "2"
+    assert mismatches(values) == {}
+
+
+def test_the_probe_refuses_to_run_on_the_host(probe: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    result = subprocess.run([str(probe), *probe_args(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2 and "refused" in result.stderr and result.stdout == ""
+
+
+def test_memory_limit_oom_kills_the_hog_and_reports_it(box: Box) -> None:
+    limits = CgroupLimits(memory=32 * MiB, memory_swap=32 * MiB)
+    cid = box.run(box.spec("hog", ("dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"), limits))
+    status = box.runtime.wait(cid, timeout=20)
+    assert status is not None
+    assert (status.code, status.signal, status.oom_killed) == (137, signal.SIGKILL, True)
+
+
+def test_pids_limit_stops_a_fork_bomb(box: Box) -> None:
+    limits = CgroupLimits(pids_limit=16)
+    script = "i=0; while [ $i -lt 64 ]; do sleep 30 & i=$((i+1)); done; echo spawned; sleep 30"
+    cid = box.run(box.spec("bomb", ("sh", "-c", script), limits))
+    deadline = time.monotonic() + 10
+    while "can't fork" not in box.log(cid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "can't fork" in box.log(cid) and "spawned" not in box.log(cid)
+    assert len(box.driver.pids(box.handles[cid])) <= 16
+    # busybox sh gives up on the failed fork (exit 2); a SIGKILL ends it if it had not yet.
+    assert box.runtime.stop(cid, grace_seconds=0.2).code in (2, 137)
+
+
+def test_half_a_cpu_holds_a_busy_loop_near_fifty_percent(box: Box) -> None:
+    cid = box.run(box.spec("spin", ("sh", "-c", "while :; do :; done"), CgroupLimits(cpus=0.5)))
+    handle = box.handles[cid]
+    time.sleep(0.3)
+    first, t0 = box.driver.stats(handle).cpu_usage_ns, time.monotonic()
+    time.sleep(1.5)
+    second, t1 = box.driver.stats(handle).cpu_usage_ns, time.monotonic()
+    assert first is not None and second is not None
+    share = (second - first) / 1e9 / (t1 - t0)
+    assert 0.35 < share < 0.6, f"busy loop used {share:.2f} of a core"
+    box.runtime.stop(cid, grace_seconds=0.1)
+
+
+def test_exec_joins_the_containers_namespaces_cgroups_and_user(box: Box, tmp_path: Path) -> None:
+    spec = box.spec("exec", ("sleep", "30"), process=ProcessSpec(args=("sleep", "30"), user=User("tester")))
+    cid = box.run(spec)
+    out_path = tmp_path / "exec.out"
+    with open(out_path, "w") as out:
+        handle = box.runtime.exec(
+            cid, ExecSpec(("sh", "-c", "id -u; hostname; sleep 0.3; exit 7")), Stdio(stdout=out.fileno())
+        )
+    init_pid = box.runtime.pid(cid)
+    for kind in ("net", "pid", "mnt", "uts", "ipc", "cgroup"):
+        assert os.readlink(f"/proc/{handle.pid}/ns/{kind}") == os.readlink(f"/proc/{init_pid}/ns/{kind}"), (
+            kind
+        )
+    assert handle.pid in box.driver.pids(box.handles[cid])
+    status = box.runtime.wait_exec(handle, timeout=10)
+    assert status is not None and status.code == 7
+    assert out_path.read_text().split() == ["1000", "exec"]
+    with open(f"/proc/{init_pid}/status") as f:
+        assert "CapEff:\t0000000000000000" in f.read()  # a non-root user keeps no effective caps
+
+
+def test_start_failures_come_back_as_clear_errors(box: Box) -> None:
+    spec = box.spec("broken", ("/no/such/binary",))
+    box.ids.append(spec.id)
+    box.runtime.create(spec)
+    with pytest.raises(ContainerStartError, match="exec: /no/such/binary: no such file or directory") as info:
+        box.runtime.start(spec.id)
+    assert info.value.step == "exec"
+    assert box.runtime.wait(spec.id, timeout=10) is not None
+    assert box.runtime.state(spec.id) is ContainerState.STOPPED
+    with pytest.raises(InvalidStateError, match="cannot go from stopped to running"):
+        box.runtime.start(spec.id)
+
+
+def test_stop_escalates_to_sigkill_and_init_forwards_the_stop_signal(box: Box) -> None:
+    # A shell as PID 1 has no SIGTERM handler, so the kernel drops the signal: SIGKILL after grace.
+    bare = box.run(box.spec("bare", ("sh", "-c", "sleep 30 & wait")))
+    started = time.monotonic()
+    assert box.runtime.stop(bare, grace_seconds=0.3).code == 137
+    assert time.monotonic() - started >= 0.3
+    # Under tini, SIGTERM reaches the command, which dies of it.
+    wrapped = box.run(box.spec("tini", ("sleep", "30"), init=Init()))
+    time.sleep(0.1)
+    assert box.runtime.stop(wrapped, grace_seconds=5).code == 143
+
+
+def test_mounts_read_only_root_and_tmpfs(box: Box, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "in.txt").write_text("from host")
+    spec = box.spec(
+        "mounts",
+        (
+            "sh",
+            "-c",
+            "cat /data/in.txt; echo x > /data/out.txt; touch /rootfile || echo ro-root; df -k /scratch | tail -1",
+        ),
+        mounts=(BindMount(str(shared), "/data"), TmpfsMount("/scratch", size_bytes=4 * MiB)),
+        rootfs=OverlayRootfs((str(box.rootfs),), str(tmp_path / "u"), str(tmp_path / "w"), read_only=True),
+    )
+    (tmp_path / "u").mkdir()
+    (tmp_path / "w").mkdir()
+    cid = box.run(spec)
+    assert box.runtime.wait(cid, timeout=10) is not None
+    log = box.log(cid)
+    assert "from host" in log and "ro-root" in log and " 4096 " in log
+    assert (shared / "out.txt").read_text() == "x\n"
