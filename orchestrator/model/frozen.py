@@ -7,6 +7,7 @@ methods raise ``TypeError``. Used by every model class and by ``stack.bind``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn, TypeVar
 
@@ -72,3 +73,15 @@ def thaw(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [thaw(v) for v in value]
     return value
+
+
+def compact_repr(instance: Any) -> str:
+    """``Name(field=value, ...)`` listing only fields that differ from their defaults, so that a
+    Service with a hundred fields prints as what the file actually set."""
+    shown = []
+    for spec in dataclasses.fields(instance):
+        value = getattr(instance, spec.name)
+        if spec.default is not dataclasses.MISSING and value == spec.default:
+            continue
+        shown.append(f"{spec.name}={value!r}")
+    return f"{type(instance).__name__}({', '.join(shown)})"

@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from orchestrator.model.frozen import EMPTY, FrozenDict
+from orchestrator.model.frozen import EMPTY, FrozenDict, compact_repr
+from orchestrator.model.units import parse_duration
 
 MountType = Literal["bind", "volume", "tmpfs", "npipe", "image", "cluster"]
 DependencyCondition = Literal["service_started", "service_healthy", "service_completed_successfully"]
@@ -274,6 +275,22 @@ class FileRef:
     gid: str | None = None
     mode: int | None = None
 
+    def container_path(self, kind: Literal["secret", "config"]) -> str:
+        """Where the file appears in the container: a relative target is taken below
+        ``/run/secrets/`` (secrets) or ``/`` (configs), as Docker Compose does."""
+        base = "/run/secrets/" if kind == "secret" else "/"
+        target = self.target or self.source
+        return target if target.startswith("/") else base + target
+
+
+@dataclass(frozen=True, slots=True)
+class PullPolicy:
+    """When to pull the image: ``mode`` is always, never, missing, build or refresh; ``interval``
+    (seconds) is how old a pulled image may get under ``refresh`` (``daily``, ``every_12h``)."""
+
+    mode: str = "missing"
+    interval: float | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class Build:
@@ -298,7 +315,7 @@ class Build:
     privileged: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Service:
     """One service of the project. See the module docstring for conventions."""
 
@@ -392,6 +409,9 @@ class Service:
     extensions: FrozenDict[str, Any] = EMPTY
     unsupported: FrozenDict[str, Any] = field(default=EMPTY)
 
+    def __repr__(self) -> str:
+        return compact_repr(self)
+
     # --- Compose's precedence rules -----------------------------------------------------------
 
     @property
@@ -450,6 +470,30 @@ class Service:
             name, _, count = self.restart.partition(":")
             return RestartPolicy(name=restart_name(name), max_retries=int(count) if count.isdigit() else 0)
         return RestartPolicy()
+
+    @property
+    def effective_pull_policy(self) -> PullPolicy:
+        """compose-go's GetPullPolicy: ``if_not_present`` is ``missing``; ``daily``, ``weekly`` and
+        ``every_<duration>`` refresh after that long; anything else (or unset) is ``missing``."""
+        policy = self.pull_policy or ""
+        if policy in ("always", "never", "missing", "build"):
+            return PullPolicy(policy)
+        if policy == "daily":
+            return PullPolicy("refresh", 86400.0)
+        if policy == "weekly":
+            return PullPolicy("refresh", 7 * 86400.0)
+        if policy.startswith("every_"):
+            # stack.bind has checked the duration parses.
+            return PullPolicy("refresh", parse_duration(policy[len("every_") :]))
+        return PullPolicy("missing")
+
+    def image_name(self, project: str) -> str:
+        """``image``, or the name Compose tags a build-only service's image with (``proj-web``)."""
+        return self.image or f"{project}-{self.name}"
+
+    def container_name_for(self, project: str, number: int) -> str:
+        """``container_name``, or Compose's ``<project>-<service>-<number>`` (numbers from 1)."""
+        return self.container_name or f"{project}-{self.name}-{number}"
 
     @property
     def effective_stop_grace_period(self) -> float:

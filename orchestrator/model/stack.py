@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import NotFoundError
-from orchestrator.model.frozen import EMPTY, FrozenDict
+from orchestrator.model.frozen import EMPTY, FrozenDict, compact_repr
 from orchestrator.model.service import Service
 
 
@@ -77,7 +77,7 @@ class FileObject:
     extensions: FrozenDict[str, Any] = EMPTY
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Stack:
     """One Compose project. ``services`` keeps the document's order (sorted by name in
     ``docker-compose config`` output); use ``planner.graph`` for dependency order."""
@@ -92,6 +92,9 @@ class Stack:
     configs: FrozenDict[str, FileObject] = EMPTY
     extensions: FrozenDict[str, Any] = EMPTY
     unsupported: FrozenDict[str, Any] = EMPTY
+
+    def __repr__(self) -> str:
+        return compact_repr(self)
 
     def service(self, name: str) -> Service:
         """The service called ``name``; NotFoundError naming the known ones otherwise."""

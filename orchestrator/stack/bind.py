@@ -268,6 +268,16 @@ def _restart(value: Any, path: str) -> str:
     return text
 
 
+def _pull_policy(value: Any, path: str) -> str:
+    text = _str(value, path)
+    if text.startswith("every_"):
+        try:
+            parse_duration(text[len("every_") :])
+        except ValueError as exc:
+            raise _Bad(path, f"invalid pull_policy {text!r}: {exc}") from exc
+    return text
+
+
 def _extra_hosts(value: Any, path: str) -> tuple[ExtraHost, ...]:
     hosts: list[ExtraHost] = []
     if isinstance(value, Mapping):
@@ -987,7 +997,7 @@ class _ServiceBinder:
 # Compose keys bound by a plain conversion into the Service field of the same name.
 _SIMPLE_SERVICE_KEYS: dict[str, Callable[[Any, str], Any]] = {
     "image": _str,
-    "pull_policy": _str,
+    "pull_policy": _pull_policy,
     "platform": _str,
     "command": _command,
     "entrypoint": _command,

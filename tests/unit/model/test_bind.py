@@ -489,3 +489,13 @@ def test_not_a_mapping() -> None:
     assert problems_of({"name": "p", "services": {"web": "nginx"}}) == [
         "services.web: expected a mapping, got a string"
     ]
+
+
+def test_pull_policy_intervals_are_checked() -> None:
+    assert problems_of(project(web={"pull_policy": "every_fortnight"})) == [
+        "services.web.pull_policy: invalid pull_policy 'every_fortnight': invalid duration \"fortnight\""
+    ]
+    assert (
+        bind_all(project(web={"pull_policy": "every_1h"})).services["web"].effective_pull_policy.interval
+        == 3600.0
+    )

@@ -8,9 +8,11 @@ from orchestrator.errors import NotFoundError
 from orchestrator.model import (
     Deploy,
     DeployRestartPolicy,
+    FileRef,
     FrozenDict,
     NetworkAttachment,
     PortSpec,
+    PullPolicy,
     ResourceSpec,
     RestartPolicy,
     Service,
@@ -165,3 +167,45 @@ def test_stack_lookup_names_known_services() -> None:
     assert stack.service("web").name == "web"
     with pytest.raises(NotFoundError, match=r'no such service: "api" \(services: db, web\)'):
         stack.service("api")
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (None, PullPolicy("missing")),
+        ("always", PullPolicy("always")),
+        ("never", PullPolicy("never")),
+        ("build", PullPolicy("build")),
+        ("missing", PullPolicy("missing")),
+        ("if_not_present", PullPolicy("missing")),
+        ("daily", PullPolicy("refresh", 86400.0)),
+        ("weekly", PullPolicy("refresh", 604800.0)),
+        ("every_12h", PullPolicy("refresh", 43200.0)),
+        ("every_2d", PullPolicy("refresh", 172800.0)),
+        ("sometimes", PullPolicy("missing")),
+    ],
+)
+def test_pull_policy_like_compose_go(policy: str | None, expected: PullPolicy) -> None:
+    assert Service(name="a", pull_policy=policy).effective_pull_policy == expected
+
+
+def test_image_and_container_names_follow_compose() -> None:
+    assert Service(name="web", image="nginx").image_name("shop") == "nginx"
+    assert Service(name="web").image_name("shop") == "shop-web"
+    assert Service(name="web").container_name_for("shop", 2) == "shop-web-2"
+    assert Service(name="web", container_name="front").container_name_for("shop", 1) == "front"
+
+
+def test_secret_and_config_targets() -> None:
+    assert FileRef("token").container_path("secret") == "/run/secrets/token"
+    assert FileRef("token", target="api/key").container_path("secret") == "/run/secrets/api/key"
+    assert FileRef("token", target="/etc/token").container_path("secret") == "/etc/token"
+    assert FileRef("nginx.conf").container_path("config") == "/nginx.conf"
+    assert FileRef("nginx.conf", target="etc/n.conf").container_path("config") == "/etc/n.conf"
+
+
+def test_repr_shows_only_what_was_set() -> None:
+    assert (
+        repr(Service(name="web", image="nginx", tty=True)) == "Service(name='web', image='nginx', tty=True)"
+    )
+    assert repr(Stack(name="p")) == "Stack(name='p')"
