@@ -1,0 +1,165 @@
+"""Translate a loaded Compose project into the reconciler's input.
+
+Owned here: :func:`project_spec`, which turns the loader's project (its frozen ``Stack`` and the
+canonical document) into a :class:`~orchestrator.reconciler.project.ProjectSpec`: per service the
+planner's :class:`~orchestrator.planner.observed.DesiredService` (config hash, the hash-relevant
+canonical config, image, replicas, dependencies, networks and volumes by their real names) and a
+:class:`~orchestrator.reconciler.project.ServiceBehaviour` (health check, restart policy, stop
+signal and grace period, log rotation, and the model ``Service`` itself for the runtime adapter).
+
+``x-orc: {rootfs: DIR}`` on a service runs it from a plain directory (relative to the project
+directory) instead of an image; its image reference becomes ``rootfs:<absolute dir>``, which the
+runtime adapter reports as always present. Called by the supervisor and the ``plan`` verb.
+"""
+
+from __future__ import annotations
+
+import os.path
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.errors import StackError
+from orchestrator.model import Service, Stack, thaw
+from orchestrator.planner.observed import Dependency, Desired, DesiredService
+from orchestrator.planner.restart import RestartPolicy
+from orchestrator.reconciler.health import HealthCheck
+from orchestrator.reconciler.project import ProjectSpec, ServiceBehaviour
+from orchestrator.state.logs import LogOptions
+
+ROOTFS_PREFIX = "rootfs:"
+# Keys Compose leaves out of the config hash; leaving them out here too keeps causes honest.
+_NOT_HASHED = ("build", "pull_policy", "scale", "depends_on", "profiles")
+
+
+def from_loaded(project: Any) -> ProjectSpec:
+    """The spec of a project returned by ``orchestrator.stack.loader.load``."""
+    if project.stack is None:
+        raise StackError("the loader did not bind this project to the model")
+    extensions = {
+        name: record.get("#extensions") or {}
+        for name, record in (project.records.get("services") or {}).items()
+        if isinstance(record, Mapping)
+    }
+    return project_spec(
+        project.name, project.stack, project.document, project.working_dir, tuple(project.files), extensions
+    )
+
+
+def project_spec(
+    name: str,
+    stack: Stack,
+    document: Mapping[str, Any],
+    working_dir: str,
+    files: tuple[str, ...] = (),
+    extensions: Mapping[str, Mapping[str, Any]] | None = None,
+) -> ProjectSpec:
+    """The reconciler's view of ``stack`` (``document`` is the canonical ``config`` output;
+    ``extensions`` the ``x-*`` keys per service where the model does not carry them)."""
+    extensions = extensions or {}
+    documents = document.get("services") or {}
+    services: list[DesiredService] = []
+    behaviours: dict[str, ServiceBehaviour] = {}
+    managed_networks: set[str] = set()
+    managed_volumes: set[str] = set()
+    for service_name in sorted(stack.services):
+        service = stack.services[service_name]
+        networks = _network_names(stack, service)
+        volumes = _volume_names(stack, service)
+        managed_networks.update(n for n in networks if not _external_network(stack, n))
+        managed_volumes.update(v for v in volumes if not _external_volume(stack, v))
+        services.append(
+            DesiredService(
+                name=service_name,
+                config_hash=service.config_hash,
+                image=image_reference(service, working_dir, extensions.get(service_name)),
+                config=_hashed_config(documents.get(service_name) or {}),
+                replicas=service.effective_replicas,
+                depends_on=tuple(
+                    Dependency(dep, d.condition, d.required, d.restart)
+                    for dep, d in sorted(service.depends_on.items())
+                ),
+                container_name=service.container_name,
+                pull_policy=service.pull_policy or "missing",
+                networks=tuple(networks),
+                volumes=tuple(volumes),
+            )
+        )
+        behaviours[service_name] = behaviour_of(service)
+    desired = Desired(name, tuple(services), tuple(sorted(managed_networks)), tuple(sorted(managed_volumes)))
+    return ProjectSpec(desired, behaviours, working_dir=working_dir, config_files=files)
+
+
+def image_reference(service: Service, working_dir: str, extensions: Mapping[str, Any] | None = None) -> str:
+    extension = service.orc_extension or (extensions or {}).get("x-orc")
+    if isinstance(extension, Mapping) and extension.get("rootfs"):
+        rootfs = str(extension["rootfs"])
+        return ROOTFS_PREFIX + os.path.normpath(os.path.join(working_dir, rootfs))
+    if not service.image:
+        raise StackError(
+            f"service {service.name} has neither an image nor x-orc.rootfs (orc does not build images)"
+        )
+    return service.image
+
+
+def behaviour_of(service: Service) -> ServiceBehaviour:
+    policy = service.effective_restart_policy
+    restart = RestartPolicy(
+        mode=policy.name,
+        max_attempts=policy.max_retries or None,
+        delay=policy.delay,
+        window=policy.window or None,
+    )
+    healthcheck = None
+    if service.healthcheck is not None and not service.healthcheck.disabled and service.healthcheck.test:
+        check = service.healthcheck
+        healthcheck = HealthCheck.from_compose(
+            {
+                "test": list(check.test),
+                "interval": check.interval,
+                "timeout": check.timeout,
+                "start_period": check.start_period,
+                "start_interval": check.start_interval,
+                "retries": check.retries,
+            }
+        )
+    log_options = LogOptions()
+    if service.logging is not None and service.logging.options:
+        log_options = LogOptions.from_compose(dict(service.logging.options))
+    return ServiceBehaviour(
+        healthcheck=healthcheck,
+        restart=restart,
+        stop_signal=service.stop_signal or "SIGTERM",
+        stop_grace_period=service.effective_stop_grace_period,
+        log_options=log_options,
+        source=service,
+    )
+
+
+def _hashed_config(document: Mapping[str, Any]) -> dict[str, Any]:
+    config = {k: thaw(v) for k, v in document.items() if k not in _NOT_HASHED}
+    deploy = config.get("deploy")
+    if isinstance(deploy, dict):
+        config["deploy"] = {k: v for k, v in deploy.items() if k != "replicas"}
+    return config
+
+
+def _network_names(stack: Stack, service: Service) -> list[str]:
+    if service.network_mode and service.network_mode not in ("bridge", "default"):
+        return []
+    return [stack.networks[key].name for key in service.networks_by_priority() if key in stack.networks]
+
+
+def _volume_names(stack: Stack, service: Service) -> list[str]:
+    names = []
+    for mount in service.volumes:
+        if mount.type == "volume" and mount.source and mount.source in stack.volumes:
+            names.append(stack.volumes[mount.source].name)
+    return sorted(set(names))
+
+
+def _external_network(stack: Stack, name: str) -> bool:
+    return any(n.name == name and n.external for n in stack.networks.values())
+
+
+def _external_volume(stack: Stack, name: str) -> bool:
+    return any(v.name == name and v.external for v in stack.volumes.values())

@@ -1,0 +1,81 @@
+"""From a loaded Compose project to the reconciler's input."""
+
+from __future__ import annotations
+
+from orchestrator.planner.observed import Dependency
+from orchestrator.planner.restart import RestartPolicy
+from orchestrator.reconciler.desired import from_loaded
+from orchestrator.reconciler.health import HealthCheck
+from orchestrator.stack.loader import LoadOptions, load
+from orchestrator.stack.source import MemoryFileSource
+
+COMPOSE = """
+services:
+  db:
+    image: postgres:16
+    environment: {A: "1"}
+    healthcheck: {test: ["CMD", "pg_isready"], interval: 2s, retries: 4}
+    volumes: [data:/var/lib/pg]
+    stop_signal: SIGINT
+    stop_grace_period: 3s
+  web:
+    image: busybox
+    x-orc: {rootfs: ./root}
+    depends_on: {db: {condition: service_healthy, restart: true}}
+    restart: on-failure:3
+    scale: 2
+    logging: {options: {max-size: 1k, max-file: "2"}}
+    networks: [front, back]
+  job:
+    image: busybox
+    deploy: {restart_policy: {condition: on-failure, delay: 5s, max_attempts: 2, window: 1m}}
+    network_mode: none
+networks: {front: {}, back: {}, outside: {external: true}}
+volumes: {data: {}}
+"""
+
+
+def spec_of(text: str):  # type: ignore[no-untyped-def]
+    project = load(
+        LoadOptions(cwd="/srv/demo", environ={}), MemoryFileSource({"/srv/demo/compose.yaml": text})
+    )
+    return from_loaded(project)
+
+
+def test_services_networks_volumes() -> None:
+    spec = spec_of(COMPOSE)
+    desired = spec.desired
+    assert desired.project == "demo"
+    assert [s.name for s in desired.services] == ["db", "job", "web"]
+    assert desired.networks == ("demo_back", "demo_default", "demo_front")
+    assert desired.volumes == ("demo_data",)
+    web = desired.service("web")
+    assert web is not None
+    assert web.image == "rootfs:/srv/demo/root"
+    assert web.replicas == 2
+    assert web.depends_on == (Dependency("db", "service_healthy", True, True),)
+    assert set(web.networks) == {"demo_front", "demo_back"}
+    assert "depends_on" not in web.config and "scale" not in web.config
+    job = desired.service("job")
+    assert job is not None and job.networks == ()
+
+
+def test_behaviours() -> None:
+    spec = spec_of(COMPOSE)
+    db = spec.behaviour("db")
+    assert db.healthcheck == HealthCheck(("CMD", "pg_isready"), interval=2.0, retries=4)
+    assert (db.stop_signal, db.stop_grace_period) == ("SIGINT", 3.0)
+    web = spec.behaviour("web")
+    assert web.restart == RestartPolicy("on-failure", max_attempts=3)
+    assert (web.log_options.max_size, web.log_options.max_file) == (1024, 2)
+    assert spec.behaviour("job").restart == RestartPolicy(
+        "on-failure", max_attempts=2, delay=5.0, window=60.0
+    )
+
+
+def test_config_change_changes_hash_and_config() -> None:
+    before = spec_of(COMPOSE).desired.service("db")
+    after = spec_of(COMPOSE.replace('A: "1"', 'A: "2"')).desired.service("db")
+    assert before is not None and after is not None
+    assert before.config_hash != after.config_hash
+    assert after.config["environment"] == {"A": "2"}
