@@ -26,6 +26,7 @@ import hashlib
 import os
 import stat
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,10 +245,10 @@ def unpack_layer(
     dir_times: dict[tuple[str, ...], tuple[float, float]] = {}
     try:
         try:
-            tar = tarfile.open(fileobj=reader, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
-        except tarfile.ReadError as exc:
-            raise LayerFormatError(f"layer is not a tar archive: {exc}") from exc
-        try:
+            try:
+                tar = tarfile.open(fileobj=reader, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
+            except tarfile.ReadError as exc:
+                raise LayerFormatError(f"layer is not a tar archive: {exc}") from exc
             for member in tar:
                 entries += 1
                 if entries > options.max_entries:
@@ -261,7 +262,8 @@ def unpack_layer(
                 if base == OPAQUE_MARKER:
                     os.setxattr(tree.parent_fd(parts), options.opaque_xattr, b"y")
                     continue
-                if base.startswith(WHITEOUT_META_PREFIX):
+                if any(p.startswith(WHITEOUT_META_PREFIX) for p in parts):
+                    # aufs metadata (.wh..wh.plnk, .wh..wh.aufs): not content
                     continue
                 if base.startswith(WHITEOUT_PREFIX):
                     target = base[len(WHITEOUT_PREFIX) :]
@@ -324,7 +326,12 @@ def unpack_layer(
                     target_parts = _split(member.linkname)
                     if not target_parts:
                         raise HostileLayerError(f"hard link {member.name!r} points at the layer root")
-                    tfd = os.dup(tree.parent_fd(target_parts, create=False))
+                    try:
+                        tfd = os.dup(tree.parent_fd(target_parts, create=False))
+                    except FileNotFoundError as exc:
+                        raise HostileLayerError(
+                            f"hard link {member.name!r} → {member.linkname!r}: target not in this layer"
+                        ) from exc
                     try:
                         # parent_fd may have been replaced; reopen ours after resolving the target's
                         pfd = tree.parent_fd(parts)
@@ -357,13 +364,10 @@ def unpack_layer(
                     raise LayerFormatError(
                         f"layer entry {member.name!r} has unsupported type {member.type!r}"
                     )
+            reader.drain()
         except tarfile.TarError as exc:
             raise LayerFormatError(f"corrupt layer tar: {exc}") from exc
-        except (EOFError, zstandard.ZstdError, gzip.BadGzipFile) as exc:
-            raise LayerFormatError(f"corrupt or truncated layer: {exc}") from exc
-        try:
-            reader.drain()
-        except (EOFError, zstandard.ZstdError, gzip.BadGzipFile, OSError) as exc:
+        except (EOFError, zstandard.ZstdError, gzip.BadGzipFile, zlib.error) as exc:
             raise LayerFormatError(f"corrupt or truncated layer: {exc}") from exc
         # directory mtimes last: creating entries inside them changed them
         tree.invalidate()
