@@ -449,7 +449,7 @@ class V1Driver(_BaseDriver):
         if limits.blkio_weight is not None:
             self._apply_blkio_weight(handle, limits.blkio_weight, notes)
         if creating:
-            self._apply_devices(handle, limits)
+            self._apply_devices(handle, limits, notes)
         return notes
 
     def _apply_memory(self, handle: CgroupHandle, limits: CgroupLimits, notes: list[str]) -> None:
@@ -524,14 +524,26 @@ class V1Driver(_BaseDriver):
             "blkio_weight skipped: the kernel has neither blkio.weight (CFQ) nor blkio.bfq.weight (BFQ)"
         )
 
-    def _apply_devices(self, handle: CgroupHandle, limits: CgroupLimits) -> None:
+    def _apply_devices(self, handle: CgroupHandle, limits: CgroupLimits, notes: list[str]) -> None:
         rules = limits.device_rules()
         directory = handle.dir_for("devices")
         if rules is None or directory is None:
             return
         self._write(directory / "devices.deny", "a")
+        refused = []
         for rule in rules:
-            self._write(directory / "devices.allow", rule.line())
+            try:
+                self.fs.write(directory / "devices.allow", rule.line())
+            except PermissionError:
+                # The supervisor's own devices cgroup does not allow this one (orc inside a
+                # container): a child can never get more than its parent.
+                refused.append(rule.line())
+            except OSError as exc:
+                raise map_os_error(exc, "write", directory / "devices.allow", rule.line()) from exc
+        if refused:
+            notes.append(
+                f"devices not allowed to orc's own cgroup, so not to the container: {', '.join(refused)}"
+            )
 
     # -- freezer --------------------------------------------------------------------------
 

@@ -429,6 +429,11 @@ class FakeCgroupFs:
 
     def _write_devices_allow(self, path: Path, value: str) -> None:
         listing = path.parent / "devices.list"
+        parent_listing = path.parent.parent / "devices.list"
+        if parent_listing.exists():
+            parent_rules = parent_listing.read_text().splitlines()
+            if "a *:* rwm" not in parent_rules and value not in parent_rules:
+                raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
         lines = listing.read_text().splitlines()
         lines.append("a *:* rwm" if value == "a" else value)
         self._put(listing, "\n".join(lines))

@@ -327,3 +327,13 @@ def test_parents_removed_behind_our_back_are_made_again(driver: V1Driver, v1_fak
     assert all(d.is_dir() for d in handle.directories)
     cpuset = handle.dir_for("cpuset")
     assert cpuset is not None and (cpuset / "cpuset.cpus").read_text().strip() == "0-1"
+
+
+def test_devices_our_own_cgroup_lacks_are_noted_not_fatal(tmp_path: Path, clock: VirtualClock) -> None:
+    fake = FakeCgroupFs.v1(tmp_path, own_paths={"devices": "/docker/abc"})
+    own_devices = tmp_path / "devices" / "docker" / "abc"
+    fake.write(own_devices / "devices.deny", "a")
+    for rule in DOCKER_DEFAULT_DEVICES[:-1]:  # everything but tun, as inside a container
+        fake.write(own_devices / "devices.allow", rule.line())
+    handle = driver_for(fake, clock).create("p", "c", CgroupLimits())
+    assert handle.notes == ("devices not allowed to orc's own cgroup, so not to the container: c 10:200 rwm",)
