@@ -35,6 +35,8 @@ class ContainerRequest:
     config: Mapping[str, object]
     source: object | None = None
     one_off: bool = False
+    # Real network names, in the order of the service's networks by priority.
+    networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

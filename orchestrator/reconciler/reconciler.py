@@ -241,6 +241,9 @@ class Reconciler:
             except OrcError as exc:
                 report.failed[action.key] = str(exc)
                 return False
+            except Exception as exc:  # a driver bug must not take the other branches down
+                report.failed[action.key] = f"internal error: {type(exc).__name__}: {exc}"
+                return False
         return False  # pragma: no cover - the loop always returns
 
     async def _wait_gate(self, gate: Gate) -> tuple[str, str]:
@@ -318,6 +321,7 @@ class Reconciler:
             image=service.image,
             config=service.config,
             source=behaviour.source,
+            networks=service.networks,
         )
         created = await self.runtime.create(request)
         record = ContainerRecord(

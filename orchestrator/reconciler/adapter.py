@@ -1,0 +1,602 @@
+"""The real :class:`~orchestrator.reconciler.ports.ContainerRuntime`: Compose services on the kernel.
+
+Owned here: :class:`KernelRuntime`, which translates a model ``Service`` (plus its image config)
+into the drivers' own specs and drives them: ``runtime.process`` (fork server: two-phase
+create/start, exec, stop), ``runtime.cgroups`` (one cgroup per container below the supervisor's
+own), ``runtime.network`` (bridges, veths, DNS registrations) and ``runtime.images`` (or an
+``x-orc`` rootfs directory). Container output goes through pipes into
+:class:`~orchestrator.state.logs.LogWriter` (JSON lines, rotated); the supervisor process hosts
+this object for as long as the project runs.
+
+Blocking driver calls run in worker threads: the fork server was started before any thread, so
+forking stays safe (see the process runtime's docstring).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import shutil
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from orchestrator.errors import NotFoundError, OrcError, PermanentError, TemporaryError
+from orchestrator.model import Service
+from orchestrator.reconciler.desired import ROOTFS_PREFIX
+from orchestrator.reconciler.ports import (
+    ContainerRequest,
+    CreatedContainer,
+    ExecResult,
+    ExitStatus,
+    NetworkInfo,
+    StartedContainer,
+)
+from orchestrator.runtime.cgroups import CgroupHandle, CgroupLimits, DriverOptions, open_driver
+from orchestrator.runtime.network import ipam
+from orchestrator.runtime.network.dnsfiles import hosts_file, parse_resolv_conf, resolv_conf
+from orchestrator.runtime.network.driver import NetworkDriver
+from orchestrator.runtime.network.services import NetworkServices
+from orchestrator.runtime.network.spec import EndpointSpec, NetworkSpec
+from orchestrator.runtime.network.spec import PortSpec as DriverPortSpec
+from orchestrator.runtime.process.runtime import ContainerState, ExecSpec, ForkServerRuntime, Stdio
+from orchestrator.runtime.process.spec import (
+    DEFAULT_PATH,
+    BindMount,
+    ContainerSpec,
+    EtcFiles,
+    Mount,
+    Namespace,
+    NamespaceMode,
+    Namespaces,
+    OverlayRootfs,
+    ProcessSpec,
+    TmpfsMount,
+    User,
+    VolumeMount,
+)
+from orchestrator.state.logs import LogOptions, LogWriter, log_files
+from orchestrator.state.proc import pid_start_time, same_process
+from orchestrator.state.records import ContainerRecord, EndpointRecord
+
+_WAIT_THREADS = 4096
+
+
+class KernelRuntime:
+    """Containers for one project. ``run_root`` holds runtime state (``/run/orc/<project>``),
+    ``lib_root`` container layers, volumes and logs (``/var/lib/orc``)."""
+
+    def __init__(
+        self,
+        project: str,
+        run_root: Path,
+        lib_root: Path,
+        *,
+        cgroup_prefix: str = "orc",
+        images: Any | None = None,
+        network: NetworkDriver | None = None,
+        log_options: dict[str, LogOptions] | None = None,
+    ) -> None:
+        self.project = project
+        self.run_root = run_root
+        self.lib_root = lib_root
+        self.process = ForkServerRuntime(run_root / project / "process", lib_root / "seccomp-cache")
+        self.cgroups = open_driver(DriverOptions(prefix=cgroup_prefix))
+        self.network = network or NetworkDriver(
+            root=run_root / "network",
+            pools_v4=_normalised(ipam.DEFAULT_POOLS_V4),
+            pools_v6=_normalised(ipam.DEFAULT_POOLS_V6),
+        )
+        self.images = images
+        self.log_options = log_options or {}
+        self._handles: dict[str, CgroupHandle] = {}
+        self._specs: dict[str, Service] = {}
+        self._network_names: dict[str, dict[str, str]] = {}
+        self._network_info: dict[str, Any] = {}
+        self._images: dict[str, Any] = {}
+        self._writers: dict[str, LogWriter] = {}
+        self._pumps: dict[str, anyio.Event] = {}
+        self._threads = anyio.CapacityLimiter(64)
+        self._waiters = anyio.CapacityLimiter(_WAIT_THREADS)
+        self._group: Any = None
+
+    async def __aenter__(self) -> KernelRuntime:
+        self._group = anyio.create_task_group()
+        await self._group.__aenter__()
+        try:
+            host_resolv = Path("/etc/resolv.conf").read_text()
+        except OSError:
+            host_resolv = ""
+        self._host_resolvers = parse_resolv_conf(host_resolv)
+        self.services = NetworkServices(self.network, self._host_resolvers)
+        await self.services.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.services.__aexit__(None, None, None)
+        self._group.cancel_scope.cancel()
+        await self._group.__aexit__(None, None, None)
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+        await anyio.to_thread.run_sync(self.process.close)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        try:
+            return await anyio.to_thread.run_sync(fn, *args, limiter=self._threads)
+        except OrcError:
+            raise
+        except OSError as exc:
+            raise TemporaryError(f"{getattr(fn, '__name__', 'driver call')}: {exc}") from exc
+
+    # --- images ------------------------------------------------------------------------------
+
+    async def local_images(self, references: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for reference in references:
+            if reference.startswith(ROOTFS_PREFIX):
+                if Path(reference[len(ROOTFS_PREFIX) :]).is_dir():
+                    found[reference] = reference
+                continue
+            if self.images is None:
+                continue
+            image = self.images.get(reference)
+            if image is not None:
+                self._images[reference] = image
+                found[reference] = image.id
+        return found
+
+    async def pull(self, image: str) -> str:
+        if image.startswith(ROOTFS_PREFIX):
+            raise NotFoundError(f"x-orc rootfs directory {image[len(ROOTFS_PREFIX) :]} does not exist")
+        if self.images is None:
+            raise PermanentError(f"cannot pull {image}: no image store configured")
+        pulled = await self.images.pull(image)
+        self._images[image] = pulled
+        return str(pulled.id)
+
+    # --- networks and volumes ----------------------------------------------------------------
+
+    async def create_network(self, project: str, name: str) -> NetworkInfo:
+        info = await self._run(self.network.create_network, NetworkSpec(project=project, name=name))
+        self._network_info[name] = info
+        if not info.internal:
+            await self.services.start_dns(info)
+        return NetworkInfo(
+            info.name,
+            info.bridge,
+            info.subnets[0] if info.subnets else None,
+            info.gateways[0] if info.gateways else None,
+        )
+
+    async def remove_network(self, project: str, name: str) -> None:
+        self.services.stop_dns(name)
+        self._network_info.pop(name, None)
+        await self._run(self.network.remove_network, name, project)
+
+    def _volume_dir(self, name: str) -> Path:
+        return self.lib_root / "volumes" / name / "_data"
+
+    async def create_volume(self, project: str, name: str) -> None:
+        self._volume_dir(name).mkdir(parents=True, exist_ok=True)
+
+    async def remove_volume(self, project: str, name: str) -> None:
+        directory = self._volume_dir(name).parent
+        await self._run(shutil.rmtree, directory, True)
+
+    # --- containers --------------------------------------------------------------------------
+
+    def _container_dir(self, name: str) -> Path:
+        return self.lib_root / "containers" / name
+
+    async def create(self, request: ContainerRequest) -> CreatedContainer:
+        service = request.source
+        if not isinstance(service, Service):
+            raise PermanentError(f"container {request.name}: no service definition to create it from")
+        directory = self._container_dir(request.name)
+        for sub in ("upper", "work"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        self._specs[request.name] = service
+        self._network_names[request.name] = dict(
+            zip(service.networks_by_priority(), request.networks, strict=False)
+        )
+        log_path = self.lib_root / "logs" / request.project / f"{request.name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        digest = request.image if request.image.startswith(ROOTFS_PREFIX) else ""
+        image = self._images.get(request.image)
+        if image is None and not request.image.startswith(ROOTFS_PREFIX) and self.images is not None:
+            image = self.images.get(request.image)
+            if image is None:
+                raise NotFoundError(f"image {request.image} is not present")
+            self._images[request.image] = image
+        if image is not None:
+            digest = str(image.id)
+        return CreatedContainer(
+            container_id=os.urandom(32).hex(),
+            image_digest=digest,
+            rootfs=str(directory),
+            log_path=str(log_path),
+        )
+
+    def _lower_dirs(self, record: ContainerRecord) -> tuple[str, ...]:
+        if record.image.startswith(ROOTFS_PREFIX):
+            return (record.image[len(ROOTFS_PREFIX) :],)
+        image = self._images.get(record.image)
+        if image is None:
+            raise NotFoundError(f"image {record.image} is not present")
+        return tuple(str(d) for d in image.lower_dirs)
+
+    def _service(self, record: ContainerRecord) -> Service:
+        service = self._specs.get(record.name)
+        if service is None:
+            raise PermanentError(f"container {record.name}: its service definition is not loaded")
+        return service
+
+    async def start(self, record: ContainerRecord) -> StartedContainer:
+        service = self._service(record)
+        name = record.name
+        await self._forget(name)
+        handle = await self._run(self.cgroups.create, record.project, name, cgroup_limits(service))
+        self._handles[name] = handle
+        etc = self._container_dir(name) / "etc"
+        etc.mkdir(parents=True, exist_ok=True)
+        hostname = service.hostname or record.container_id[:12]
+        (etc / "hostname").write_text(hostname + "\n")
+        (etc / "hosts").write_text(hosts_file(hostname, []))
+        networks = _network_endpoints(record, service, self._network_names.get(name, {}))
+        resolver = None
+        if networks:
+            info = self._network_info.get(networks[0].network) or await self._run(
+                self.network.network, networks[0].network
+            )
+            self._network_info[networks[0].network] = info
+            resolver = info.gateways[0] if info.gateways and not info.internal else None
+        (etc / "resolv.conf").write_text(
+            resolv_conf(self._host_resolvers, resolver, service.dns, service.dns_search, service.dns_opt)
+        )
+        spec = self.container_spec(record, service, handle, hostname)
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        try:
+            pid = await self._run(self.process.create, spec, Stdio(stdout=out_write, stderr=err_write))
+        except BaseException:
+            for fd in (out_read, err_read):
+                os.close(fd)
+            raise
+        finally:
+            os.close(out_write)
+            os.close(err_write)
+        self._start_pump(record, out_read, err_read)
+        endpoints: list[EndpointRecord] = []
+        try:
+            if networks:
+                attachments = await self._run(self.network.connect, name, f"/proc/{pid}/ns/net", networks)
+                endpoints = [
+                    EndpointRecord(a.network, a.ifname, a.ipv4, a.ipv6, a.mac, list(a.names))
+                    for a in attachments
+                ]
+                addresses = [a.ipv4 for a in attachments if a.ipv4]
+                (etc / "hosts").write_text(hosts_file(hostname, addresses, [name, service.name]))
+                if service.ports and addresses:
+                    await self.services.publish(name, addresses[0], [_port(p) for p in service.ports])
+            elif service.network_mode == "none":
+                await self._run(self.network.prepare_mode, "none", f"/proc/{pid}/ns/net")
+            await self._run(self.process.start, name)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self._run(self.process.delete, name, True)
+            with contextlib.suppress(Exception):
+                await self._run(self.network.disconnect, name)
+            raise
+        return StartedContainer(pid, pid_start_time(pid), tuple(endpoints))
+
+    def container_spec(
+        self, record: ContainerRecord, service: Service, handle: CgroupHandle, hostname: str
+    ) -> ContainerSpec:
+        image = self._images.get(record.image)
+        config = image.config if image is not None else None
+        args = _arguments(service, config)
+        if not args:
+            raise PermanentError(
+                f"container {record.name}: no command (neither the service nor the image sets one)"
+            )
+        env: dict[str, str] = {"PATH": DEFAULT_PATH}
+        if config is not None:
+            env.update(config.env_dict())
+        env["HOSTNAME"] = hostname
+        env.update(service.container_environment())
+        etc = self._container_dir(record.name) / "etc"
+        directory = self._container_dir(record.name)
+        try:
+            stop_signal = int(
+                signal.Signals[
+                    _signal_name(service.stop_signal or (config.stop_signal if config else None) or "SIGTERM")
+                ]
+            )
+        except KeyError as exc:
+            raise PermanentError(
+                f"service {service.name}: unknown stop_signal {service.stop_signal}"
+            ) from exc
+        return ContainerSpec(
+            id=record.name,
+            rootfs=OverlayRootfs(
+                self._lower_dirs(record),
+                str(directory / "upper"),
+                str(directory / "work"),
+                read_only=service.read_only,
+                remove_on_delete=False,
+            ),
+            process=ProcessSpec(
+                args=tuple(args),
+                env=tuple(sorted(env.items())),
+                cwd=service.working_dir or (config.working_dir if config and config.working_dir else "/"),
+                user=User(
+                    service.user or (config.user if config and config.user else "0"), tuple(service.group_add)
+                ),
+                tty=service.tty,
+            ),
+            mounts=tuple(self._mounts(service)),
+            etc_files=EtcFiles(str(etc / "hosts"), str(etc / "resolv.conf"), str(etc / "hostname")),
+            hostname=hostname,
+            domainname=service.domainname,
+            namespaces=_namespaces(service),
+            cap_add=service.cap_add,
+            cap_drop=service.cap_drop,
+            privileged=service.privileged,
+            sysctls=tuple(sorted(service.sysctls.items())),
+            oom_score_adj=service.oom_score_adj,
+            stop_signal=stop_signal,
+            stop_grace_seconds=service.effective_stop_grace_period,
+            cgroup_dirs=tuple(str(d) for d in handle.directories),
+        )
+
+    def _mounts(self, service: Service) -> list[Mount]:
+        mounts: list[Mount] = []
+        for mount in service.volumes:
+            if mount.type == "bind" and mount.source:
+                mounts.append(
+                    BindMount(
+                        mount.source,
+                        mount.target,
+                        mount.read_only,
+                        create_host_path=bool(mount.bind.create_host_path) if mount.bind else True,
+                    )
+                )
+            elif mount.type == "volume":
+                name = f"{self.project}_{mount.source}" if mount.source else f"anon-{os.urandom(8).hex()}"
+                directory = self._volume_dir(name)
+                directory.mkdir(parents=True, exist_ok=True)
+                mounts.append(VolumeMount(str(directory), mount.target, mount.read_only))
+            elif mount.type == "tmpfs":
+                size = mount.tmpfs.size if mount.tmpfs else None
+                mounts.append(TmpfsMount(mount.target, size))
+            else:
+                raise PermanentError(f"service {service.name}: {mount.type} mounts are not supported")
+        for mount in service.tmpfs:
+            mounts.append(TmpfsMount(mount.target))
+        return mounts
+
+    def _start_pump(self, record: ContainerRecord, out_fd: int, err_fd: int) -> None:
+        name = record.name
+        writer = self._writers.get(name)
+        if writer is None and record.log_path:
+            options = self.log_options.get(record.service) or _log_options(self._specs.get(name))
+            writer = LogWriter(Path(record.log_path), options)
+            self._writers[name] = writer
+        done = anyio.Event()
+        self._pumps[name] = done
+        self._group.start_soon(self._pump, writer, out_fd, err_fd, done)
+
+    async def _pump(self, writer: LogWriter | None, out_fd: int, err_fd: int, done: anyio.Event) -> None:
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(_copy, out_fd, "stdout", writer)
+                group.start_soon(_copy, err_fd, "stderr", writer)
+        finally:
+            done.set()
+
+    async def wait(self, record: ContainerRecord) -> ExitStatus:
+        try:
+            status = await anyio.to_thread.run_sync(
+                self.process.wait, record.name, None, limiter=self._waiters, abandon_on_cancel=True
+            )
+        except NotFoundError:
+            raise
+        if status is None:
+            raise TemporaryError(f"container {record.name}: lost track of its process")
+        pump = self._pumps.get(record.name)
+        if pump is not None:
+            with anyio.move_on_after(1.0):
+                await pump.wait()  # the last lines before the exit reach the log first
+        return ExitStatus(status.code, status.oom_killed)
+
+    async def stop(self, record: ContainerRecord, signal_name: str, timeout: float) -> None:
+        with contextlib.suppress(NotFoundError):
+            await anyio.to_thread.run_sync(self.process.stop, record.name, timeout, limiter=self._waiters)
+
+    async def kill(self, record: ContainerRecord, signal_name: str) -> None:
+        await self._run(self.process.kill, record.name, int(signal.Signals[_signal_name(signal_name)]))
+
+    async def remove(self, record: ContainerRecord) -> None:
+        name = record.name
+        await self._forget(name)
+        await self.services.unpublish(name)
+        with contextlib.suppress(NotFoundError):
+            await self._run(self.network.disconnect, name)
+        handle = self._handles.pop(name, None) or await self._run(self.cgroups.open, record.project, name)
+        if handle is not None:
+            await self._run(self.cgroups.remove, handle, True)
+        await self._run(self.cgroups.remove_project, record.project)  # only when it is empty
+        writer = self._writers.pop(name, None)
+        if writer is not None:
+            writer.close()
+        if record.log_path:
+            for file in log_files(Path(record.log_path)):
+                file.unlink(missing_ok=True)
+        await self._run(shutil.rmtree, self._container_dir(name), True)
+        self._specs.pop(name, None)
+
+    async def _forget(self, name: str) -> None:
+        """Delete the process runtime's record of a previous run (stopped) of this container."""
+        try:
+            state = self.process.state(name)
+        except NotFoundError:
+            state = None
+        if state is not None:
+            await self._run(self.process.delete, name, True)
+        with contextlib.suppress(NotFoundError):
+            await self._run(self.network.disconnect, name)
+        handle = self._handles.pop(name, None)
+        if handle is not None and state is not None and state is not ContainerState.DELETED:
+            await self._run(self.cgroups.remove, handle, True)
+
+    async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult:
+        read_fd, write_fd = os.pipe()
+        try:
+            handle = await self._run(
+                self.process.exec, record.name, ExecSpec(tuple(argv)), Stdio(stdout=write_fd, stderr=write_fd)
+            )
+        except OrcError as exc:
+            os.close(read_fd)
+            return ExecResult(-1, str(exc))
+        finally:
+            os.close(write_fd)
+        chunks: list[bytes] = []
+
+        async def collect() -> None:
+            await _read_all(read_fd, chunks.append)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(collect)
+            status = await anyio.to_thread.run_sync(
+                self.process.wait_exec, handle, timeout, limiter=self._waiters
+            )
+            if status is None:
+                with contextlib.suppress(OSError):
+                    os.kill(handle.pid, signal.SIGKILL)
+                group.cancel_scope.cancel()
+        with contextlib.suppress(OSError):
+            os.close(read_fd)
+        output = b"".join(chunks).decode(errors="replace")
+        if status is None:
+            return ExecResult(-1, output, timed_out=True)
+        return ExecResult(status.code, output)
+
+    def alive(self, record: ContainerRecord) -> bool:
+        if record.pid is None or record.pid_start_time is None:
+            return False
+        return same_process(record.pid, record.pid_start_time)
+
+
+def _port(port: Any) -> DriverPortSpec:
+    return DriverPortSpec(port.target, port.published, port.host_ip, port.protocol)
+
+
+def _normalised(pools: Sequence[ipam.PoolRange]) -> tuple[ipam.PoolRange, ...]:
+    """Pools with host bits cleared (a base such as 172.17.0.0/12 names the network 172.16.0.0/12)."""
+    return tuple(ipam.PoolRange(str(ipaddress.ip_network(p.base, strict=False)), p.size) for p in pools)
+
+
+def cgroup_limits(service: Service) -> CgroupLimits:
+    return CgroupLimits(
+        memory=service.effective_memory_limit,
+        memory_swap=service.memswap_limit,
+        memory_reservation=service.effective_memory_reservation,
+        memory_swappiness=service.mem_swappiness,
+        cpus=service.effective_cpus,
+        cpu_shares=service.cpu_shares,
+        cpu_quota_us=service.cpu_quota,
+        cpu_period_us=service.cpu_period,
+        cpuset_cpus=service.cpuset,
+        pids_limit=service.effective_pids_limit,
+        unconfined_devices=service.privileged,
+    )
+
+
+def _arguments(service: Service, config: Any) -> list[str]:
+    """Docker's rule: the service's entrypoint replaces the image's and drops the image's CMD."""
+    if service.entrypoint is not None:
+        entrypoint = list(service.entrypoint)
+        command = list(service.command) if service.command is not None else []
+    else:
+        entrypoint = list(config.entrypoint or ()) if config is not None else []
+        if service.command is not None:
+            command = list(service.command)
+        else:
+            command = list(config.cmd or ()) if config is not None else []
+    return entrypoint + command
+
+
+def _network_endpoints(
+    record: ContainerRecord, service: Service, names_by_key: dict[str, str]
+) -> list[EndpointSpec]:
+    if service.network_mode and service.network_mode not in ("bridge", "default"):
+        return []
+    endpoints = []
+    for key in service.networks_by_priority():
+        attachment = service.networks[key]
+        network = names_by_key.get(key) or f"{record.project}_{key}"
+        names = (service.name, record.name, *(attachment.aliases or ()))
+        endpoints.append(
+            EndpointSpec(
+                network=network,
+                ipv4=attachment.ipv4_address,
+                ipv6=attachment.ipv6_address,
+                mac=attachment.mac_address,
+                aliases=tuple(attachment.aliases),
+                dns_names=tuple(dict.fromkeys(names)),
+                priority=attachment.priority,
+            )
+        )
+    return endpoints
+
+
+def _namespaces(service: Service) -> Namespaces:
+    def mode(value: str | None) -> Namespace:
+        if value == "host":
+            return Namespace(NamespaceMode.HOST)
+        return Namespace()
+
+    net = Namespace(NamespaceMode.HOST) if service.network_mode == "host" else Namespace()
+    return Namespaces(net=net, pid=mode(service.pid), ipc=mode(service.ipc), uts=mode(service.uts))
+
+
+def _signal_name(name: str) -> str:
+    name = name.upper()
+    if name.isdigit():
+        return signal.Signals(int(name)).name
+    return name if name.startswith("SIG") else f"SIG{name}"
+
+
+def _log_options(service: Service | None) -> LogOptions:
+    if service is None or service.logging is None or not service.logging.options:
+        return LogOptions()
+    return LogOptions.from_compose(dict(service.logging.options))
+
+
+async def _read_all(fd: int, sink: Any) -> None:
+    os.set_blocking(fd, False)
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            await anyio.wait_readable(fd)
+            continue
+        except OSError:
+            return
+        if not data:
+            return
+        sink(data)
+
+
+async def _copy(fd: int, stream: str, writer: LogWriter | None) -> None:
+    try:
+        await _read_all(fd, (lambda data: writer.write(stream, data)) if writer else (lambda data: None))
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)
