@@ -4,22 +4,24 @@ Started by ``runtime.ForkServerRuntime`` as ``python -m orchestrator.runtime.pro
 <socket fd> <seccomp cache dir>`` before any request, it imports the whole start path once, becomes
 a child subreaper, and serves requests (pickled dicts over SOCK_SEQPACKET, fds with SCM_RIGHTS):
 
-* ``create``: fork A; A joins/unshares namespaces and forks B (PID 1 of the new pid namespace),
-  reports B's pid and exits; B blocks on the sync pipe. Reply: B's pid.
-* ``start``: write B's pid into each cgroup's ``cgroup.procs``, release B, and read B's CLOEXEC
-  error pipe: EOF means exec succeeded, bytes are B's error report.
-* ``exec``: fork A2; A2 joins the container's cgroups and namespaces and forks B2, which locks
-  down and execs. Reply: B2's pid once it exec'd.
+* ``create``: fork the init straight into a new (or joined) pid namespace, so it is PID 1 there
+  and this server's own child; it joins its cgroups (writing ``0``: it moves itself), joins or
+  unshares the other namespaces, reports ready, and blocks on the sync pipe. Reply: its pid.
+* ``start``: release the init and read its CLOEXEC error pipe: EOF means exec succeeded, bytes
+  are its error report.
+* ``exec``: fork a child into the container's pid namespace; it joins the container's cgroups and
+  its other namespaces, locks down and execs. Reply: its pid once it exec'd.
 * ``signal``, ``forget``, ``ping``.
 
-Because orphans re-parent to it, every init and exec'd process is this server's child: it reaps
-them on SIGCHLD and sends ``exit`` events with the raw wait status. Children run only code imported
+Every init and exec'd process is this server's child (and, as a child subreaper, it also inherits
+orphans of containers sharing the host pid namespace): it reaps them on SIGCHLD and sends ``exit`` events with the raw wait status. Children run only code imported
 here before the fork, and end in ``exec`` or ``os._exit``.
 """
 
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import pickle
@@ -164,6 +166,8 @@ def _read_all(fd: int, timeout: float | None = None) -> bytes:
 
 
 def _reset_signals_in_child() -> None:
+    # No collections between fork and exec: they would touch (and so copy) every tracked object.
+    gc.disable()
     # Python ignores SIGPIPE and SIGXFSZ; ignored signals survive exec, so restore the defaults.
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
@@ -192,6 +196,7 @@ class ForkServer:
         self.known_caps = last_cap_from_kernel(text)
         with open("/proc/self/mountinfo") as f:
             self.hierarchies = discover_cgroup_hierarchies(f.read())
+        self.own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
         self.wakeup_r, wakeup_w = os.pipe()
         os.set_blocking(self.wakeup_r, False)
         os.set_blocking(wakeup_w, False)
@@ -307,21 +312,26 @@ class ForkServer:
         if spec.init is not None and not os.path.exists(spec.init.host_path):
             raise ServerError(f"init binary {spec.init.host_path} not found (install tini)")
         join: list[tuple[int, int]] = []
+        pid_ns_fd: int | None = None
         flags = CLONE_NEWNS
         try:
             for kind, nsflag in _NS_FLAGS.items():
                 ns = getattr(spec.namespaces, kind)
                 if ns.mode is NamespaceMode.JOIN:
-                    join.append((os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC), nsflag))
+                    fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+                    if nsflag == CLONE_NEWPID:
+                        pid_ns_fd = fd
+                    else:
+                        join.append((fd, nsflag))
                 elif ns.mode in (NamespaceMode.NEW, NamespaceMode.SHAREABLE):
                     flags |= nsflag
         except OSError as exc:
-            for fd, _ in join:
+            for fd in [fd for fd, _ in join] + ([pid_ns_fd] if pid_ns_fd is not None else []):
                 os.close(fd)
             raise ServerError(f"cannot open namespace {exc.filename}: {exc.strerror}", "notfound") from exc
         sync_r, sync_w = os.pipe()
         err_r, err_w = os.pipe()
-        pid_r, pid_w = os.pipe()
+        ready_r, ready_w = os.pipe()
         plan = StartPlan(
             spec,
             rootfs_mount,
@@ -333,40 +343,74 @@ class ForkServer:
             (fds[0], fds[1], fds[2]),
             err_w,
         )
-        intermediate = os.fork()
-        if intermediate == 0:
-            self._intermediate(
-                plan, flags, join, sync_r, pid_w, keep=(*fds, sync_r, err_w, pid_w, *(fd for fd, _ in join))
+        try:
+            pid = self._fork(new_pid_namespace=bool(flags & CLONE_NEWPID), join_pid_namespace=pid_ns_fd)
+        except OSError as exc:
+            for fd in (sync_r, sync_w, err_r, err_w, ready_r, ready_w, *(fd for fd, _ in join)):
+                os.close(fd)
+            raise ServerError(f"container {spec.id}: fork failed: {exc.strerror}", "temporary") from exc
+        finally:
+            if pid_ns_fd is not None:
+                os.close(pid_ns_fd)
+        if pid == 0:
+            self._init(
+                plan,
+                flags & ~CLONE_NEWPID,
+                join,
+                sync_r,
+                ready_w,
+                keep=(*fds, sync_r, err_w, ready_w, *(fd for fd, _ in join)),
             )
-        for fd in (sync_r, err_w, pid_w, *(fd for fd, _ in join)):
+        for fd in (sync_r, err_w, ready_w, *(fd for fd, _ in join)):
             os.close(fd)
         try:
             try:
-                pid_text = _read_all(pid_r, timeout=30)
+                ready = _read_all(ready_r, timeout=30)
             finally:
-                os.waitpid(intermediate, 0)
-                os.close(pid_r)
-            if not pid_text:
+                os.close(ready_r)
+            if not ready:
                 raise self._child_error(_read_all(err_r, timeout=30), spec.id)
         except BaseException:
             os.close(sync_w)
             os.close(err_r)
             raise
-        pid = int(pid_text)
         self.records[spec.id] = _Record(spec, pid, mask(caps), program, sync_w)
         self.err_pipes[spec.id] = err_r
         self.children[pid] = (spec.id, None)
         return pid
 
-    def _intermediate(
+    def _fork(self, new_pid_namespace: bool = False, join_pid_namespace: int | None = None) -> int:
+        """Fork a child into a new or joined pid namespace (the server itself stays in its own).
+
+        unshare/setns(CLONE_NEWPID) only changes the namespace of the caller's future children,
+        so the server switches, forks once, and switches back: the child is PID 1 of the new
+        namespace and still this server's own child, without an intermediate process.
+        """
+        if new_pid_namespace:
+            self.kernel.unshare(CLONE_NEWPID)
+        elif join_pid_namespace is not None:
+            self.kernel.setns(join_pid_namespace, CLONE_NEWPID)
+        else:
+            return os.fork()
+        try:
+            pid = os.fork()
+        except BaseException:
+            self.kernel.setns(self.own_pid_namespace, CLONE_NEWPID)
+            raise
+        if pid != 0:
+            self.kernel.setns(self.own_pid_namespace, CLONE_NEWPID)
+        return pid
+
+    def _init(
         self,
         plan: StartPlan,
         flags: int,
         join: list[tuple[int, int]],
         sync_r: int,
-        pid_w: int,
+        ready_w: int,
         keep: tuple[int, ...],
     ) -> NoReturn:
+        """The container's init: enter cgroups and namespaces, say ready, wait for release."""
         k = self.kernel
         try:
             _reset_signals_in_child()
@@ -376,21 +420,12 @@ class ForkServer:
                 k.setns(fd, nstype)
                 os.close(fd)
             k.unshare(flags)
-            init = os.fork()
-            if init == 0:
-                os.close(pid_w)
-                self._init(plan, sync_r)
-            os.write(pid_w, str(init).encode())
-            os._exit(0)
-        except BaseException as exc:
-            _fail_child(plan.error_fd, exc)
-
-    def _init(self, plan: StartPlan, sync_r: int) -> NoReturn:
-        try:
+            os.write(ready_w, b"r")
+            os.close(ready_w)
             if os.read(sync_r, 1) != b"\x01":
                 os._exit(0)  # abandoned before start
             os.close(sync_r)
-            run_init(plan, self.kernel)
+            run_init(plan, k)
         except BaseException as exc:
             _fail_child(plan.error_fd, exc)
 
@@ -475,8 +510,9 @@ class ForkServer:
             raise ServerError(
                 f"container {container_id}: cannot open its namespaces: {exc.strerror}", "conflict"
             ) from exc
+        pid_ns = next(fd for fd, flag in ns_fds if flag == CLONE_NEWPID)
+        ns_fds = [(fd, flag) for fd, flag in ns_fds if flag != CLONE_NEWPID]
         err_r, err_w = os.pipe()
-        pid_r, pid_w = os.pipe()
         plan = ExecPlan(
             args=spec.args,
             env=env,
@@ -489,41 +525,39 @@ class ForkServer:
             stdio=(fds[0], fds[1], fds[2]),
             error_fd=err_w,
         )
-        intermediate = os.fork()
-        if intermediate == 0:
-            self._exec_intermediate(
-                plan,
-                container.cgroup_dirs,
-                ns_fds,
-                pid_w,
-                keep=(*fds, err_w, pid_w, *(fd for fd, _ in ns_fds)),
-            )
-        for fd in (err_w, pid_w, *(fd for fd, _ in ns_fds)):
-            os.close(fd)
         try:
-            pid_text = _read_all(pid_r, timeout=30)
-            os.waitpid(intermediate, 0)
-            report = _read_all(err_r, timeout=60)
+            pid = self._fork(join_pid_namespace=pid_ns)
+        except OSError as exc:
+            for fd in (err_r, err_w, *(fd for fd, _ in ns_fds)):
+                os.close(fd)
+            raise ServerError(f"exec in {container_id}: fork failed: {exc.strerror}", "temporary") from exc
         finally:
-            os.close(pid_r)
-            os.close(err_r)
-        if not pid_text:
-            raise self._child_error(report, container_id)
+            os.close(pid_ns)
+        if pid == 0:
+            self._exec_child(
+                plan, container.cgroup_dirs, ns_fds, keep=(*fds, err_w, *(fd for fd, _ in ns_fds))
+            )
+        for fd in (err_w, *(fd for fd, _ in ns_fds)):
+            os.close(fd)
         record.execs += 1
         exec_id = f"{container_id}.exec{record.execs}"
-        self.children[int(pid_text)] = (container_id, exec_id)
+        self.children[pid] = (container_id, exec_id)
+        try:
+            report = _read_all(err_r, timeout=60)
+        finally:
+            os.close(err_r)
         if report:
             raise self._child_error(report, container_id)
-        return int(pid_text), exec_id
+        return pid, exec_id
 
-    def _exec_intermediate(
+    def _exec_child(
         self,
         plan: ExecPlan,
         cgroup_dirs: tuple[str, ...],
         ns_fds: list[tuple[int, int]],
-        pid_w: int,
         keep: tuple[int, ...],
     ) -> NoReturn:
+        """A process joining a running container: its cgroups, then its namespaces (mount last)."""
         k = self.kernel
         try:
             _reset_signals_in_child()
@@ -532,15 +566,7 @@ class ForkServer:
             for fd, nstype in ns_fds:
                 k.setns(fd, nstype)
                 os.close(fd)
-            child = os.fork()
-            if child == 0:
-                os.close(pid_w)
-                try:
-                    run_exec(plan, k)
-                except BaseException as exc:
-                    _fail_child(plan.error_fd, exc)
-            os.write(pid_w, str(child).encode())
-            os._exit(0)
+            run_exec(plan, k)
         except BaseException as exc:
             _fail_child(plan.error_fd, exc)
 
@@ -558,6 +584,10 @@ def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[1]))
     set_child_subreaper()
     server = ForkServer(sock, LinuxKernel(), BpfCache(Path(argv[2])))
+    # Everything imported so far lives as long as the server: keep the collector off those pages
+    # so forked children share them instead of copying them.
+    gc.collect()
+    gc.freeze()
     server.serve()
     return 0
 
