@@ -15,21 +15,30 @@ Building the graph checks it the way Docker Compose does at load time:
   search visits services and their dependencies in name order, as compose-go does, so the same
   file always reports the same cycle.
 
-Both raise ``StackError``. Built by the loader (to reject bad files in ``orc config``) and by the
+Both raise ``StackError``. Building and checking use plain dicts; the queries (waves, dependents,
+subsets) use networkx, imported on first query so that ``orc config`` does not pay for it. Built
+by the loader (to reject bad files in ``orc config``) and by the
 reconciler/planner to order work; ``DependencyGraph`` is immutable once built.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-
-import networkx as nx
+from dataclasses import dataclass, replace
+from types import ModuleType
+from typing import Any
 
 from orchestrator.errors import NotFoundError, Problem, StackError
 from orchestrator.model import Dependency, Service, Stack
 
 _NAMESPACE_KEYS = ("network_mode", "ipc", "pid", "uts", "cgroup")
+
+
+def _networkx() -> ModuleType:
+    # Imported on first query only: it costs ~0.1 s, and ``orc config`` only builds and checks.
+    import networkx
+
+    return networkx
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +87,17 @@ def service_references(service: Service) -> list[tuple[str, str, str, Dependency
 
 
 class DependencyGraph:
-    """Services as nodes; an edge ``a → b`` when ``a`` depends on ``b``."""
+    """Services as nodes; an edge ``a → b`` when ``a`` depends on ``b``.
 
-    __slots__ = ("_graph",)
+    Building and checking use plain dicts, so ``orc config`` does not pay for importing
+    networkx; the queries build a networkx digraph on first use."""
 
-    def __init__(self, graph: nx.DiGraph) -> None:
-        self._graph = graph
+    __slots__ = ("_edges", "_nx")
+
+    def __init__(self, edges: Mapping[str, Mapping[str, Edge]]) -> None:
+        # dependent → dependency → Edge; every service is a key, even without dependencies.
+        self._edges = {name: dict(deps) for name, deps in edges.items()}
+        self._nx: Any = None
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -94,8 +108,7 @@ class DependencyGraph:
     @classmethod
     def from_services(cls, services: Mapping[str, Service]) -> DependencyGraph:
         """The graph of ``services``; StackError for missing required dependencies or a cycle."""
-        graph = nx.DiGraph()
-        graph.add_nodes_from(sorted(services))
+        edges: dict[str, dict[str, Edge]] = {name: {} for name in sorted(services)}
         problems: list[Problem] = []
         for name in sorted(services):
             for dependency, source, path, spec in service_references(services[name]):
@@ -107,14 +120,14 @@ class DependencyGraph:
                             )
                         )
                     continue
-                if graph.has_edge(name, dependency):
-                    data = graph.edges[name, dependency]
-                    if source not in data["sources"]:
-                        data["sources"] = (*data["sources"], source)
+                known = edges[name].get(dependency)
+                if known is not None:
+                    if source not in known.sources:
+                        edges[name][dependency] = replace(known, sources=(*known.sources, source))
                     continue
-                graph.add_edge(
-                    name,
-                    dependency,
+                edges[name][dependency] = Edge(
+                    dependent=name,
+                    dependency=dependency,
                     condition=spec.condition,
                     required=spec.required,
                     restart=spec.restart,
@@ -123,56 +136,58 @@ class DependencyGraph:
                 )
         if problems:
             raise StackError(problems)
-        cycle = _first_cycle(graph)
+        cycle = _first_cycle({name: sorted(deps) for name, deps in edges.items()})
         if cycle is not None:
-            where = graph.edges[cycle[0], cycle[1]]["path"]
+            where = edges[cycle[0]][cycle[1]].path
             raise StackError(Problem("dependency cycle detected: " + " → ".join(cycle), path=where))
-        return cls(graph)
+        return cls(edges)
+
+    @property
+    def _graph(self) -> Any:
+        """The same graph as a networkx DiGraph (edges dependent → dependency), built once."""
+        if self._nx is None:
+            graph = _networkx().DiGraph()
+            graph.add_nodes_from(self._edges)
+            graph.add_edges_from((a, b) for a, deps in self._edges.items() for b in deps)
+            self._nx = graph
+        return self._nx
 
     # --- queries ----------------------------------------------------------------------------------
 
     @property
     def services(self) -> list[str]:
-        return sorted(self._graph.nodes)
+        return sorted(self._edges)
 
     def __contains__(self, service: object) -> bool:
-        return service in self._graph
+        return service in self._edges
 
     def __len__(self) -> int:
-        return len(self._graph)
+        return len(self._edges)
 
     def edges(self) -> list[Edge]:
         """Every edge, sorted by (dependent, dependency)."""
-        return [self.edge(a, b) for a, b in sorted(self._graph.edges)]
+        return [self._edges[a][b] for a in sorted(self._edges) for b in sorted(self._edges[a])]
 
     def edge(self, dependent: str, dependency: str) -> Edge:
         self._require(dependent)
         self._require(dependency)
-        if not self._graph.has_edge(dependent, dependency):
+        found = self._edges[dependent].get(dependency)
+        if found is None:
             raise NotFoundError(f'service "{dependent}" does not depend on "{dependency}"')
-        data = self._graph.edges[dependent, dependency]
-        return Edge(
-            dependent=dependent,
-            dependency=dependency,
-            condition=data["condition"],
-            required=data["required"],
-            restart=data["restart"],
-            sources=data["sources"],
-            path=data["path"],
-        )
+        return found
 
     def dependencies(self, service: str, *, transitive: bool = False) -> list[str]:
         """What ``service`` needs, directly or (``transitive``) all the way down; sorted."""
         self._require(service)
         if transitive:
-            return sorted(nx.descendants(self._graph, service))
-        return sorted(self._graph.successors(service))
+            return sorted(_networkx().descendants(self._graph, service))
+        return sorted(self._edges[service])
 
     def dependents(self, service: str, *, transitive: bool = False) -> list[str]:
         """Who needs ``service``, directly or (``transitive``) all the way up; sorted."""
         self._require(service)
         if transitive:
-            return sorted(nx.ancestors(self._graph, service))
+            return sorted(_networkx().ancestors(self._graph, service))
         return sorted(self._graph.predecessors(service))
 
     def restart_dependents(self, service: str) -> list[str]:
@@ -184,7 +199,7 @@ class DependencyGraph:
         while todo:
             current = todo.pop()
             for dependent in self._graph.predecessors(current):
-                if self._graph.edges[dependent, current]["restart"] and dependent not in seen:
+                if self._edges[dependent][current].restart and dependent not in seen:
                     seen.add(dependent)
                     todo.append(dependent)
         seen.discard(service)
@@ -193,12 +208,12 @@ class DependencyGraph:
     def start_waves(self) -> list[list[str]]:
         """Services in waves: each wave's dependencies are all in earlier waves, and each service
         is in the earliest wave it can be (independent services start together). Sorted inside."""
-        return [sorted(wave) for wave in nx.topological_generations(self._graph.reverse(copy=False))]
+        return [sorted(wave) for wave in _networkx().topological_generations(self._graph.reverse(copy=False))]
 
     def stop_waves(self) -> list[list[str]]:
         """Waves for stopping: every service stops in an earlier wave than what it depends on, each
         as early as possible (Compose stops from the services nothing depends on down)."""
-        return [sorted(wave) for wave in nx.topological_generations(self._graph)]
+        return [sorted(wave) for wave in _networkx().topological_generations(self._graph)]
 
     def start_order(self) -> list[str]:
         return [service for wave in self.start_waves() for service in wave]
@@ -215,35 +230,43 @@ class DependencyGraph:
             self._require(service)
             chosen.add(service)
             if with_dependencies:
-                chosen.update(nx.descendants(self._graph, service))
-        return DependencyGraph(self._graph.subgraph(chosen).copy())
+                chosen.update(_networkx().descendants(self._graph, service))
+        return DependencyGraph(
+            {
+                name: {dep: edge for dep, edge in self._edges[name].items() if dep in chosen}
+                for name in sorted(chosen)
+            }
+        )
 
     def _require(self, service: str) -> None:
-        if service not in self._graph:
+        if service not in self._edges:
             known = ", ".join(self.services) or "none"
             raise NotFoundError(f'no such service: "{service}" (services: {known})')
 
 
-def _first_cycle(graph: nx.DiGraph) -> list[str] | None:
+def _first_cycle(successors: Mapping[str, list[str]]) -> list[str] | None:
     """The cycle compose-go's CheckCycle reports: a depth-first search from each service in name
-    order, visiting dependencies in name order, stopping at the first service already on the
-    path. Returns the cycle with its first service repeated at the end, or None."""
-    if nx.is_directed_acyclic_graph(graph):
-        return None
+    order, visiting dependencies in name order (``successors`` lists are sorted), stopping at the
+    first service already on the path. Returns the cycle with its first service repeated at the
+    end, or None."""
     cycle_free: set[str] = set()  # fully explored without meeting a cycle: skip next time
-    for start in sorted(graph.nodes):
+    for start in sorted(successors):
         if start in cycle_free:
             continue
         path = [start]
-        pending = [iter(sorted(graph.successors(start)))]
+        on_path = {start}
+        pending = [iter(successors[start])]
         while pending:
             child = next(pending[-1], None)
             if child is None:
-                cycle_free.add(path.pop())
+                done = path.pop()
+                on_path.discard(done)
+                cycle_free.add(done)
                 pending.pop()
-            elif child in path:
+            elif child in on_path:
                 return [*path[path.index(child) :], child]
             elif child not in cycle_free:
                 path.append(child)
-                pending.append(iter(sorted(graph.successors(child))))
-    raise AssertionError("networkx found a cycle the search did not")  # pragma: no cover
+                on_path.add(child)
+                pending.append(iter(successors[child]))
+    return None

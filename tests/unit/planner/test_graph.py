@@ -8,6 +8,7 @@ import itertools
 import random
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -286,3 +287,19 @@ def test_cycle_reports_match_docker_compose(tmp_path: Path) -> None:
         with pytest.raises(StackError) as caught:
             DependencyGraph.from_services(services)
         assert caught.value.problems[0].message == expected, raw
+
+
+def test_checking_a_stack_does_not_import_networkx() -> None:
+    """``orc config`` builds and checks the graph on every run; networkx costs ~0.1 s to import,
+    so it is only imported by the first query."""
+    code = (
+        "import sys\n"
+        "from orchestrator.model import Service, FrozenDict, Dependency\n"
+        "from orchestrator.planner.graph import DependencyGraph\n"
+        "g = DependencyGraph.from_services({'a': Service(name='a', depends_on=FrozenDict(b=Dependency())),"
+        " 'b': Service(name='b')})\n"
+        "assert g.edges() and 'networkx' not in sys.modules, 'imported too early'\n"
+        "assert g.start_waves() == [['b'], ['a']] and 'networkx' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
