@@ -32,7 +32,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -212,7 +211,9 @@ class Docker:
 
     def full_run(self) -> float:
         t0 = time.perf_counter()
-        subprocess.run(["docker", "run", "--rm", "busybox:local", "true"], check=True, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            ["docker", "run", "--rm", "busybox:local", "true"], check=True, stdin=subprocess.DEVNULL
+        )
         return (time.perf_counter() - t0) * 1e3
 
     def exec_round_trips(self, runs: int) -> list[float]:
@@ -269,9 +270,23 @@ def main() -> int:
         with_cgroups = [a + b for a, b in zip(starts, cgroup_creates, strict=True)]
         start_median = statistics.median(starts)
         rows.append(("start→exec of PID 1", "orc create+start", options.runs, stats(list(starts)), 1.0))
-        rows.append(("start→exec of PID 1", "orc cgroup create (driver)", options.runs, stats(list(cgroup_creates)), None))
         rows.append(
-            ("start→exec of PID 1", "orc cgroups + create + start", options.runs, stats(with_cgroups), statistics.median(with_cgroups) / start_median)
+            (
+                "start→exec of PID 1",
+                "orc cgroup create (driver)",
+                options.runs,
+                stats(list(cgroup_creates)),
+                None,
+            )
+        )
+        rows.append(
+            (
+                "start→exec of PID 1",
+                "orc cgroups + create + start",
+                options.runs,
+                stats(with_cgroups),
+                statistics.median(with_cgroups) / start_median,
+            )
         )
         full = [orc.full_run() for _ in range(options.runs)]
         full_median = statistics.median(full)
@@ -283,22 +298,64 @@ def main() -> int:
             if shutil.which("runc"):
                 runc = Runc(work, rootfs, prefix)
                 runc_full = [runc.full_run() for _ in range(options.runs)]
-                rows.append(("full run of `true`", "runc run", options.runs, stats(runc_full), statistics.median(runc_full) / full_median))
+                rows.append(
+                    (
+                        "full run of `true`",
+                        "runc run",
+                        options.runs,
+                        stats(runc_full),
+                        statistics.median(runc_full) / full_median,
+                    )
+                )
                 runc_exec = runc.exec_round_trips(options.runs)
-                rows.append(("exec round trip", "runc exec", options.runs, stats(runc_exec), statistics.median(runc_exec) / exec_median))
+                rows.append(
+                    (
+                        "exec round trip",
+                        "runc exec",
+                        options.runs,
+                        stats(runc_exec),
+                        statistics.median(runc_exec) / exec_median,
+                    )
+                )
             problem = docker_problem()
             if problem is None:
                 docker = Docker(prefix)
                 docker.full_run()
                 docker_full = [docker.full_run() for _ in range(options.runs)]
-                rows.append(("full run of `true`", "docker run --rm", options.runs, stats(docker_full), statistics.median(docker_full) / full_median))
+                rows.append(
+                    (
+                        "full run of `true`",
+                        "docker run --rm",
+                        options.runs,
+                        stats(docker_full),
+                        statistics.median(docker_full) / full_median,
+                    )
+                )
                 docker_exec = docker.exec_round_trips(options.runs)
-                rows.append(("exec round trip", "docker exec", options.runs, stats(docker_exec), statistics.median(docker_exec) / exec_median))
+                rows.append(
+                    (
+                        "exec round trip",
+                        "docker exec",
+                        options.runs,
+                        stats(docker_exec),
+                        statistics.median(docker_exec) / exec_median,
+                    )
+                )
             else:
                 print(f"<!-- docker skipped: {problem} -->")
         compiled, cached = seccomp_rows(work, options.runs)
-        rows.append(("seccomp program", "libseccomp compile per container", options.runs, stats(compiled), statistics.median(compiled) / statistics.median(cached)))
-        rows.append(("seccomp program", "cached BPF (fresh cache reads file)", options.runs, stats(cached), 1.0))
+        rows.append(
+            (
+                "seccomp program",
+                "libseccomp compile per container",
+                options.runs,
+                stats(compiled),
+                statistics.median(compiled) / statistics.median(cached),
+            )
+        )
+        rows.append(
+            ("seccomp program", "cached BPF (fresh cache reads file)", options.runs, stats(cached), 1.0)
+        )
     finally:
         if orc is not None:
             orc.close()
@@ -306,7 +363,9 @@ def main() -> int:
             runc.close()
         subprocess.run(["umount", "-R", str(work)], capture_output=True, check=False)
         shutil.rmtree(work, ignore_errors=True)
-    print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs, busybox overlay rootfs, Docker default caps + seccomp\n")
+    print(
+        f"kernel {os.uname().release}, {os.cpu_count()} CPUs, busybox overlay rootfs, Docker default caps + seccomp\n"
+    )
     print("| what | who | runs | median ms | min ms | max ms | ratio vs orc |")
     print("|---|---|---|---|---|---|---|")
     for group, who, runs, (median, low, high), ratio in rows:

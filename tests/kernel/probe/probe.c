@@ -128,6 +128,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "refused: running in a host namespace\n");
         return 2;
     }
+    mkdir("/tmp", 01777); /* some images have none; the disk and chroot checks work in it */
     printf("pid=%d\n", getpid());
     printf("processes=%d\n", count);
     printf("max_pid=%d\n", max_pid);
