@@ -1,0 +1,73 @@
+"""PURE. Validation of a merged Compose document against the Compose Specification JSON schema.
+
+Owns loading the schema (``data/compose-spec.json``, Apache-2.0, see ``data/README.md``), building
+the validator once per process (lazily: importing jsonschema costs tens of milliseconds, so a CLI
+that never validates never pays for it), and turning the first schema violation into a
+:class:`~orchestrator.errors.Problem` with the dotted path. Called by :mod:`orchestrator.stack.loader`.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from orchestrator.errors import Problem, StackError
+
+
+@cache
+def _validator() -> Any:
+    import jsonschema
+
+    text = resources.files("orchestrator.stack").joinpath("data/compose-spec.json").read_text()
+    schema = json.loads(text)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+def _dotted(path: Any) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _describe(error: Any) -> str:
+    where = _dotted(error.absolute_path)
+    validator = error.validator
+    if validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        extra = [
+            e
+            for e in extra
+            if not any(__import__("re").match(p, e) for p in error.schema.get("patternProperties", {}))
+        ]
+        names = ", ".join(repr(e) for e in extra)
+        return f"{where or '(root)'}: additional properties {names} not allowed"
+    if validator == "type":
+        expected = error.validator_value
+        if isinstance(expected, list):
+            expected = " or ".join(expected)
+        return f"{where or '(root)'} must be a {expected}"
+    if validator in ("oneOf", "anyOf") and error.context:
+        best = min(error.context, key=lambda e: (len(list(e.absolute_path)), e.validator != "type"))
+        inner = _describe(best)
+        return inner
+    return f"{where or '(root)'}: {error.message}"
+
+
+def validate(document: dict[str, Any], filename: str | None = None) -> None:
+    """Raise :class:`StackError` if ``document`` violates the Compose schema."""
+    validator = _validator()
+    error = next(iter(validator.iter_errors(document)), None)
+    if error is None:
+        return
+    import jsonschema.exceptions
+
+    best = jsonschema.exceptions.best_match([error, *validator.iter_errors(document)])
+    path = _dotted(best.absolute_path)
+    raise StackError(Problem(_describe(best), file=filename, path=path or None))
