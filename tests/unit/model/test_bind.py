@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -499,3 +500,10 @@ def test_pull_policy_intervals_are_checked() -> None:
         bind_all(project(web={"pull_policy": "every_1h"})).services["web"].effective_pull_policy.interval
         == 3600.0
     )
+
+
+def test_a_bound_stack_pickles_and_copies() -> None:
+    """The supervisor may receive the Stack from another process; it must survive the trip."""
+    stack = bind_all(kitchen_sink())
+    assert pickle.loads(pickle.dumps(stack)) == stack
+    assert copy.deepcopy(stack) == stack
