@@ -15,6 +15,7 @@ import errno
 import os
 import signal
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,7 +151,7 @@ def check_name(kind: str, name: str) -> None:
         raise PermanentError(f"cgroups: {kind} {name!r} cannot be a cgroup directory name")
 
 
-class _BaseDriver:
+class _BaseDriver(ABC):
     """Shared plumbing: paths, reads/writes with error mapping, polling, killing, removal."""
 
     version = 0
@@ -230,9 +231,6 @@ class _BaseDriver:
             for controller in (h.controllers or ("unified",))
         )
 
-    def _dir(self, handle: CgroupHandle, controller: str) -> Path | None:
-        return handle.dir_for(controller)
-
     def _need_dir(self, handle: CgroupHandle, controller: str, knob: str) -> Path:
         directory = handle.dir_for(controller)
         if directory is None:
@@ -241,11 +239,13 @@ class _BaseDriver:
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    @abstractmethod
     def _prepare_project(self, project: str) -> None:
-        raise NotImplementedError
+        """Make ``<own>/<prefix>/<project>`` ready to hold container cgroups."""
 
+    @abstractmethod
     def _apply(self, handle: CgroupHandle, limits: CgroupLimits, creating: bool) -> list[str]:
-        raise NotImplementedError
+        """Write the set knobs of ``limits``; return notes on what this host cannot apply."""
 
     def create(self, project: str, container_id: str, limits: CgroupLimits) -> CgroupHandle:
         limits.validate()
@@ -305,17 +305,21 @@ class _BaseDriver:
     def oom_killed(self, handle: CgroupHandle, since: int = 0) -> bool:
         return self.oom_kill_count(handle) > since
 
+    @abstractmethod
     def oom_kill_count(self, handle: CgroupHandle) -> int:
-        raise NotImplementedError
+        """How many processes the kernel's OOM killer has killed in this cgroup so far."""
 
+    @abstractmethod
     def freeze(self, handle: CgroupHandle, timeout: float = 5.0) -> None:
-        raise NotImplementedError
+        """Freeze every process and wait until the kernel says frozen."""
 
+    @abstractmethod
     def thaw(self, handle: CgroupHandle) -> None:
-        raise NotImplementedError
+        """Let the processes run again."""
 
+    @abstractmethod
     def _can_freeze(self, handle: CgroupHandle) -> bool:
-        raise NotImplementedError
+        """Whether this host can freeze the container's cgroup."""
 
     def _kill_all_at_once(self, handle: CgroupHandle) -> bool:
         """Kill everything with one kernel call if the host can (v2 cgroup.kill)."""
