@@ -75,7 +75,7 @@ def test_unknown_names_fail_but_unknown_numbers_do_not() -> None:
 
 def _spec(**changes: object) -> ContainerSpec:
     base = ContainerSpec(id="c", rootfs=DirectoryRootfs("/r"), process=ProcessSpec(args=("true",)))
-    return ContainerSpec(**{**base.__dict__, **changes})  # type: ignore[arg-type]
+    return ContainerSpec(**{**base.__dict__, **changes})
 
 
 def test_only_namespaced_sysctls_pass_validation() -> None:
