@@ -38,7 +38,7 @@ JSON = st.recursive(
     ),
     max_leaves=12,
 )
-KEYS = sorted(_SERVICE_KEYS) + ["x-orc", "develop", "unknown_key"]
+KEYS = [*sorted(_SERVICE_KEYS), "x-orc", "develop", "unknown_key"]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
