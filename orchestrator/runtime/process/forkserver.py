@@ -129,11 +129,17 @@ def join_cgroups(directories: tuple[str, ...]) -> None:
     thread is moved through ``tasks``; v2 takes ``0`` (the writer) in ``cgroup.procs``.
     """
     for directory in directories:
-        tasks = os.path.join(directory, "tasks")
-        target = tasks if os.path.exists(tasks) else os.path.join(directory, "cgroup.procs")
+        target = directory + "/tasks"
         try:
-            with open(target, "w") as f:
-                f.write("0")
+            try:
+                fd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                target = directory + "/cgroup.procs"
+                fd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise StepError("join cgroups", f"{exc.strerror} ({target})", exc.errno or 0) from exc
 
@@ -190,6 +196,7 @@ class ForkServer:
         self.records: dict[str, _Record] = {}
         self.children: dict[int, tuple[str, str | None]] = {}
         self.err_pipes: dict[str, int] = {}
+        self.programs: dict[tuple[tuple[object, ...], frozenset[str]], bytes] = {}
         with open("/proc/sys/kernel/cap_last_cap") as f:
             text = f.read()
         self.last_cap = int(text)
@@ -289,6 +296,23 @@ class ForkServer:
     def _seccomp_program(self, spec: ContainerSpec, caps: frozenset[str], privileged: bool) -> bytes | None:
         if privileged or spec.seccomp.mode is SeccompMode.UNCONFINED:
             return None
+        # Building a profile and hashing it costs more than a millisecond: remember the program
+        # per (profile source, capability set).
+        source: tuple[object, ...] = ("default",)
+        if spec.seccomp.mode is SeccompMode.CUSTOM and spec.seccomp.profile_path:
+            try:
+                st = os.stat(spec.seccomp.profile_path)
+            except OSError as exc:
+                raise ServerError(f"seccomp profile {spec.seccomp.profile_path}: {exc.strerror}") from exc
+            source = (spec.seccomp.profile_path, st.st_mtime_ns, st.st_size)
+        key = (source, caps)
+        program = self.programs.get(key)
+        if program is None:
+            program = self._build_seccomp_program(spec, caps)
+            self.programs[key] = program
+        return program
+
+    def _build_seccomp_program(self, spec: ContainerSpec, caps: frozenset[str]) -> bytes:
         if spec.seccomp.mode is SeccompMode.CUSTOM:
             if not spec.seccomp.profile_path:
                 raise ServerError("seccomp: custom profile without a path")
