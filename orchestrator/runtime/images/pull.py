@@ -10,13 +10,14 @@ shared layers behind (which the next pull reuses) and never a half-visible image
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from orchestrator.errors import OrcError, PermanentError
 from orchestrator.runtime.images.config import parse_image_config
@@ -30,7 +31,7 @@ from orchestrator.runtime.images.manifest import (
 from orchestrator.runtime.images.reference import Platform, Reference, host_platform
 from orchestrator.runtime.images.registry import RegistryClient
 from orchestrator.runtime.images.store import Image, ImageStore
-from orchestrator.runtime.images.unpack import open_decompressed
+from orchestrator.runtime.images.unpack import decompressed
 
 EventKind = Literal[
     "resolved", "exists", "waiting", "downloading", "verifying", "extracting", "done", "pulled"
@@ -142,32 +143,84 @@ class Puller:
     async def _fetch_layer(
         self, ref: Reference, descriptor: Descriptor, diff_id: str, emit: ProgressCallback
     ) -> None:
+        """Download a layer and unpack it at the same time (no compressed copy is written).
+
+        The download task feeds chunks through a bounded in-memory stream to a worker thread that
+        decompresses, hashes and unpacks them into ``tmp/``. The worker reaches end of stream only
+        after the download verified the blob digest; a failed download surfaces in the worker as
+        the download's own error, so the layer is never committed. When unpacking fails first,
+        the download still runs to its verdict so a corrupted transfer is reported as such.
+        """
         lock = self._layer_locks.setdefault(diff_id, anyio.Lock())
         async with lock:
             if self.store.layer(diff_id) is not None:
                 emit(PullEvent("exists", str(ref), descriptor.digest, descriptor.size, descriptor.size))
                 return
-            tmp = self.store.tmp_path("blob-")
-            try:
-                async with self._downloads:
-                    done = 0
+            async with self._downloads:
+                done = 0
 
-                    def progress(n: int) -> None:
-                        nonlocal done
-                        done += n
-                        emit(PullEvent("downloading", str(ref), descriptor.digest, done, descriptor.size))
+                def progress(n: int) -> None:
+                    nonlocal done
+                    done += n
+                    emit(PullEvent("downloading", str(ref), descriptor.digest, done, descriptor.size))
 
-                    emit(PullEvent("downloading", str(ref), descriptor.digest, 0, descriptor.size))
-                    await self.client.download_blob(ref, descriptor.digest, descriptor.size, tmp, progress)
-                emit(PullEvent("extracting", str(ref), descriptor.digest, descriptor.size, descriptor.size))
-                async with self._unpacks:
-                    await anyio.to_thread.run_sync(
-                        lambda: self.store.add_layer(lambda: open_decompressed(tmp), diff_id)
-                    )
+                send, receive = anyio.create_memory_object_stream[bytes](PIPE_CHUNKS)
+                pipe = _ChunkPipe(receive)
+
+                async def produce() -> None:
+                    try:
+                        await self.client.download_blob(
+                            ref, descriptor.digest, descriptor.size, send.send, progress
+                        )
+                    except Exception as exc:
+                        pipe.error = exc
+                    finally:
+                        await send.aclose()
+
+                emit(PullEvent("downloading", str(ref), descriptor.digest, 0, descriptor.size))
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(produce)
+                    try:
+                        await anyio.to_thread.run_sync(
+                            lambda: self.store.add_layer(lambda: decompressed(pipe), diff_id)  # type: ignore[arg-type]
+                        )
+                    except Exception:
+                        # Let the download finish (discarding its bytes): if the blob itself fails
+                        # verification, that is the error to report, not what unpacking made of it.
+                        async for _chunk in receive:
+                            pass
+                        if pipe.error is not None:
+                            raise pipe.error from None
+                        raise
+                if pipe.error is not None:
+                    raise pipe.error
                 emit(PullEvent("done", str(ref), descriptor.digest, descriptor.size, descriptor.size))
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+
+
+PIPE_CHUNKS = 64
+
+
+class _ChunkPipe:
+    """The worker thread's end of the download stream: a blocking ``read`` over async chunks."""
+
+    def __init__(self, receive: MemoryObjectReceiveStream[bytes]) -> None:
+        self.receive = receive
+        self.error: Exception | None = None
+        self._pending = b""
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._pending:
+            try:
+                self._pending = anyio.from_thread.run(self.receive.receive)
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                if self.error is not None:
+                    raise self.error from None
+                return b""
+        if n < 0 or n >= len(self._pending):
+            data, self._pending = self._pending, b""
+        else:
+            data, self._pending = self._pending[:n], self._pending[n:]
+        return data
 
 
 def first_error(group: BaseExceptionGroup) -> BaseException:

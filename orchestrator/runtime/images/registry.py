@@ -357,60 +357,60 @@ class RegistryClient:
         ref: Reference,
         digest: str,
         size: int,
-        dest: Path,
+        sink: Callable[[bytes], Awaitable[None]],
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
-        """Stream a blob into ``dest``, resuming with ``Range`` after a broken connection.
+        """Stream a blob's bytes, in order and exactly once, into ``sink``.
 
-        Raises :class:`BlobError` if the result is not exactly ``size`` bytes hashing to ``digest``.
+        A broken connection is resumed with ``Range`` (a server that ignores it and sends the whole
+        blob again has the part already passed on skipped). Returns only after the bytes were
+        verified: exactly ``size`` of them, hashing to ``digest``; otherwise raises
+        :class:`BlobError` (the consumer must not commit anything it built from them before then).
         """
         if not digest.startswith("sha256:"):
             raise BlobError(f"unsupported digest algorithm in {digest}")
         hasher = hashlib.sha256()
         received = 0
         attempt = 0
-        with open(dest, "wb") as out:
-            while True:
-                headers = {"Range": f"bytes={received}-"} if received else {}
+        while True:
+            headers = {"Range": f"bytes={received}-"} if received else {}
+            try:
+                resp = await self._request(ref, "GET", f"blobs/{digest}", headers, stream=True)
                 try:
-                    resp = await self._request(ref, "GET", f"blobs/{digest}", headers, stream=True)
-                    try:
-                        if resp.status_code == 404:
-                            raise NotFoundError(f"blob {digest} not found in {ref.name}")
-                        if resp.status_code == 416 and received == size:
-                            break
-                        if resp.status_code == 200 and received:
-                            # the server ignored Range: start over
-                            out.seek(0)
-                            out.truncate()
-                            hasher = hashlib.sha256()
-                            if on_progress:
-                                on_progress(-received)
-                            received = 0
-                        elif resp.status_code not in (200, 206):
-                            raise RegistryError(f"GET blob {digest}: HTTP {resp.status_code}")
-                        async for chunk in resp.aiter_raw():
-                            received += len(chunk)
-                            if received > size:
-                                raise BlobError(
-                                    f"blob {digest} from {ref.name} is larger than the {size} bytes declared"
-                                )
-                            hasher.update(chunk)
-                            out.write(chunk)
-                            if on_progress:
-                                on_progress(len(chunk))
-                    finally:
-                        await resp.aclose()
-                    break
-                except (httpx.TransportError, RegistryUnavailable) as exc:
-                    if attempt >= self.options.retries:
-                        raise RegistryUnavailable(
-                            f"download of {digest} from {ref.registry_host} failed after {attempt + 1} "
-                            f"attempts ({received} of {size} bytes): {str(exc) or type(exc).__name__}",
-                            retry_after=self.options.max_backoff,
-                        ) from exc
-                    await self.options.sleep(self.backoff_delay(attempt))
-                    attempt += 1
+                    if resp.status_code == 404:
+                        raise NotFoundError(f"blob {digest} not found in {ref.name}")
+                    if resp.status_code == 416 and received == size:
+                        break
+                    if resp.status_code not in (200, 206):
+                        raise RegistryError(f"GET blob {digest}: HTTP {resp.status_code}")
+                    skip = received if resp.status_code == 200 else 0
+                    async for chunk in resp.aiter_raw():
+                        if skip:
+                            if len(chunk) <= skip:
+                                skip -= len(chunk)
+                                continue
+                            chunk, skip = chunk[skip:], 0
+                        received += len(chunk)
+                        if received > size:
+                            raise BlobError(
+                                f"blob {digest} from {ref.name} is larger than the {size} bytes declared"
+                            )
+                        hasher.update(chunk)
+                        await sink(chunk)
+                        if on_progress:
+                            on_progress(len(chunk))
+                finally:
+                    await resp.aclose()
+                break
+            except (httpx.TransportError, RegistryUnavailable) as exc:
+                if attempt >= self.options.retries:
+                    raise RegistryUnavailable(
+                        f"download of {digest} from {ref.registry_host} failed after {attempt + 1} "
+                        f"attempts ({received} of {size} bytes): {str(exc) or type(exc).__name__}",
+                        retry_after=self.options.max_backoff,
+                    ) from exc
+                await self.options.sleep(self.backoff_delay(attempt))
+                attempt += 1
         if received != size:
             raise BlobError(f"blob {digest} from {ref.name} is truncated: got {received} of {size} bytes")
         actual = "sha256:" + hasher.hexdigest()

@@ -113,15 +113,65 @@ class _Prepended:
         return self.raw.read(n)
 
 
+class _GzipReader:
+    """Gzip decompression with large reads (``gzip.GzipFile`` reads 8 KiB at a time).
+
+    Handles concatenated members and zero padding after the last one; a stream that ends inside
+    a member raises ``EOFError``.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self._d = zlib.decompressobj(wbits=31)
+        self._buf = bytearray()
+        self._eof = False
+
+    def _fill(self) -> None:
+        chunk = self.raw.read(COPY_CHUNK)
+        if not chunk:
+            if not self._d.eof:
+                raise EOFError("compressed layer ends before the end of its gzip stream")
+            self._eof = True
+            return
+        while chunk:
+            if self._d.eof:
+                chunk = chunk.lstrip(b"\0")
+                if not chunk:
+                    return
+                self._d = zlib.decompressobj(wbits=31)
+            self._buf += self._d.decompress(chunk)
+            chunk = self._d.unused_data
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._eof and (n < 0 or len(self._buf) < n):
+            self._fill()
+        if n < 0 or n >= len(self._buf):
+            data = bytes(self._buf)
+            self._buf.clear()
+        else:
+            data = bytes(self._buf[:n])
+            del self._buf[:n]
+        return data
+
+
+def _read_exactly(raw: IO[bytes], n: int) -> bytes:
+    head = b""
+    while len(head) < n:
+        more = raw.read(n - len(head))
+        if not more:
+            break
+        head += more
+    return head
+
+
 @contextlib.contextmanager
 def decompressed(raw: IO[bytes]) -> Iterator[IO[bytes]]:
     """Yield the uncompressed stream of a layer blob stream, compression sniffed from magic bytes."""
-    head = raw.read(4)
+    head = _read_exactly(raw, 4)
     source: IO[bytes] = _Prepended(head, raw)  # type: ignore[assignment]
     kind = sniff_compression(head)
     if kind == "gzip":
-        with gzip.GzipFile(fileobj=source, mode="rb") as gz:
-            yield gz  # type: ignore[misc]
+        yield _GzipReader(source)  # type: ignore[misc]
     elif kind == "zstd":
         with zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True) as zs:
             yield zs
@@ -246,7 +296,7 @@ def unpack_layer(
     try:
         try:
             try:
-                tar = tarfile.open(fileobj=reader, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
+                tar = tarfile.open(fileobj=reader, mode="r|", bufsize=COPY_CHUNK)  # type: ignore[call-overload]  # noqa: SIM115
             except tarfile.ReadError as exc:
                 raise LayerFormatError(f"layer is not a tar archive: {exc}") from exc
             for member in tar:
