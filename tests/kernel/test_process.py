@@ -198,7 +198,13 @@ def test_half_a_cpu_holds_a_busy_loop_near_fifty_percent(box: Box) -> None:
     second, t1 = box.driver.stats(handle).cpu_usage_ns, time.monotonic()
     assert first is not None and second is not None
     share = (second - first) / 1e9 / (t1 - t0)
-    assert 0.35 < share < 0.6, f"busy loop used {share:.2f} of a core"
+    throttled = box.driver.stats(handle).cpu_throttled_periods or 0
+    assert share < 0.6, f"busy loop used {share:.2f} of a core"
+    assert throttled > 0, "the quota never throttled the loop"
+    # On a quiet machine the loop gets its full half core; when other work keeps both cores busy
+    # it may get less (the quota is a ceiling, not a reservation).
+    busy = os.getloadavg()[0] > (os.cpu_count() or 1)
+    assert share > 0.35 or busy, f"busy loop used only {share:.2f} of a core on an idle machine"
     box.runtime.stop(cid, grace_seconds=0.1)
 
 
