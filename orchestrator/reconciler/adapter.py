@@ -98,12 +98,15 @@ class KernelRuntime:
         self._specs: dict[str, Service] = {}
         self._network_names: dict[str, dict[str, str]] = {}
         self._network_info: dict[str, Any] = {}
+        self._service_defs: dict[str, Service] = {}
+        self._service_networks: dict[str, dict[str, str]] = {}
         self._images: dict[str, Any] = {}
         self._writers: dict[str, LogWriter] = {}
         self._pumps: dict[str, anyio.Event] = {}
         self._threads = anyio.CapacityLimiter(64)
         self._waiters = anyio.CapacityLimiter(_WAIT_THREADS)
         self._group: Any = None
+        self._own_images = False
 
     async def __aenter__(self) -> KernelRuntime:
         self._group = anyio.create_task_group()
@@ -115,9 +118,17 @@ class KernelRuntime:
         self._host_resolvers = parse_resolv_conf(host_resolv)
         self.services = NetworkServices(self.network, self._host_resolvers)
         await self.services.__aenter__()
+        if self.images is None:
+            from orchestrator.runtime.images.driver import LocalImages
+            from orchestrator.runtime.images.store import ImageStore
+
+            self.images = LocalImages(ImageStore(self.lib_root / "images"))
+            self._own_images = True
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self._own_images and self.images is not None:
+            await self.images.aclose()
         await self.services.__aexit__(None, None, None)
         self._group.cancel_scope.cancel()
         await self._group.__aexit__(None, None, None)
@@ -231,8 +242,13 @@ class KernelRuntime:
             raise NotFoundError(f"image {record.image} is not present")
         return tuple(str(d) for d in image.lower_dirs)
 
+    def describe(self, project: str, service: str, source: object | None, networks: tuple[str, ...]) -> None:
+        if isinstance(source, Service):
+            self._service_defs[service] = source
+            self._service_networks[service] = dict(zip(source.networks_by_priority(), networks, strict=False))
+
     def _service(self, record: ContainerRecord) -> Service:
-        service = self._specs.get(record.name)
+        service = self._specs.get(record.name) or self._service_defs.get(record.service)
         if service is None:
             raise PermanentError(f"container {record.name}: its service definition is not loaded")
         return service
@@ -248,7 +264,9 @@ class KernelRuntime:
         hostname = service.hostname or record.container_id[:12]
         (etc / "hostname").write_text(hostname + "\n")
         (etc / "hosts").write_text(hosts_file(hostname, []))
-        networks = _network_endpoints(record, service, self._network_names.get(name, {}))
+        networks = _network_endpoints(
+            record, service, self._network_names.get(name) or self._service_networks.get(record.service, {})
+        )
         resolver = None
         if networks:
             info = self._network_info.get(networks[0].network) or await self._run(
@@ -283,6 +301,7 @@ class KernelRuntime:
                 addresses = [a.ipv4 for a in attachments if a.ipv4]
                 (etc / "hosts").write_text(hosts_file(hostname, addresses, [name, service.name]))
                 if service.ports and addresses:
+                    await self.services.unpublish(name)  # a previous run's ports
                     await self.services.publish(name, addresses[0], [_port(p) for p in service.ports])
             elif service.network_mode == "none":
                 await self._run(self.network.prepare_mode, "none", f"/proc/{pid}/ns/net")
@@ -418,6 +437,7 @@ class KernelRuntime:
     async def stop(self, record: ContainerRecord, signal_name: str, timeout: float) -> None:
         with contextlib.suppress(NotFoundError):
             await anyio.to_thread.run_sync(self.process.stop, record.name, timeout, limiter=self._waiters)
+        await self.services.unpublish(record.name)
 
     async def kill(self, record: ContainerRecord, signal_name: str) -> None:
         await self._run(self.process.kill, record.name, int(signal.Signals[_signal_name(signal_name)]))

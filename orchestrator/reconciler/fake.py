@@ -87,6 +87,7 @@ class FakeRuntime:
         self.containers: dict[str, _Container] = {}
         self.networks: set[str] = set()
         self.volumes: set[str] = set()
+        self.described: dict[str, tuple[str, ...]] = {}
         self._pids = itertools.count(1000)
         self._ids = itertools.count(1)
         self.on_call: Callable[[str], None] | None = None
@@ -233,6 +234,9 @@ class FakeRuntime:
             await self.clock.sleep(script.health_delay)
         code = script.health.get(container.probes, script.health_default)
         return ExecResult(code, "ok" if code == 0 else "probe failed")
+
+    def describe(self, project: str, service: str, source: object | None, networks: tuple[str, ...]) -> None:
+        self.described[service] = networks
 
     def alive(self, record: ContainerRecord) -> bool:
         container = self.containers.get(record.name)

@@ -96,6 +96,7 @@ class Reconciler:
         self._watch_scopes: dict[str, anyio.CancelScope] = {}
         self._started_at: dict[str, float] = {}
         self._spec_behaviours: dict[str, ServiceBehaviour] = {}
+        self._timeout_override: float | None = None
 
     # --- lifetime ----------------------------------------------------------------------------
 
@@ -186,6 +187,42 @@ class Reconciler:
             if not remaining and (record is None or not record.networks):
                 self.store.delete_project(project)
         return report
+
+    async def stop_services(
+        self,
+        project: str,
+        spec: ProjectSpec | None,
+        services: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> ExecutionReport:
+        """Stop the running containers of ``services`` (all when empty), dependents first."""
+        observed = await self.observe(spec, project)
+        down = plan_down(
+            project, observed, spec.desired if spec else None, DownOptions(services=tuple(services))
+        )
+        stops = tuple(a for a in down.actions if a.kind == "stop")
+        self._timeout_override = timeout
+        try:
+            return await self.execute(Plan(project, stops), spec)
+        finally:
+            self._timeout_override = None
+
+    async def start_services(self, spec: ProjectSpec, services: Sequence[str] = ()) -> ExecutionReport:
+        """Start existing, stopped containers of ``services`` in dependency order (no create)."""
+        self._remember_project(spec)
+        observed = await self.observe(spec, spec.name)
+        existing = {c.name for c in observed.containers}
+        up = plan_up(spec.desired, observed, UpOptions(services=tuple(services), no_recreate=True))
+        starts = [a for a in up.actions if a.kind == "start" and a.target in existing]
+        keys = {a.key for a in starts}
+        actions = tuple(replace(a, after=tuple(k for k in a.after if k in keys)) for a in starts)
+        return await self.execute(Plan(spec.name, actions), spec)
+
+    async def exec_in(self, name: str, argv: Sequence[str], timeout: float) -> ExecResult:
+        record = self._records.get(name)
+        if record is None or record.status != "running":
+            raise PermanentError(f"container {name} is not running")
+        return await self.runtime.exec(record, list(argv), timeout)
 
     # --- execute -----------------------------------------------------------------------------
 
@@ -378,7 +415,8 @@ class Reconciler:
             return
         behaviour = self._behaviour_of(record)
         self._publish("container", "kill", record.name, record.service, signal=behaviour.stop_signal)
-        await self.runtime.stop(record, behaviour.stop_signal, behaviour.stop_grace_period)
+        grace = self._timeout_override if self._timeout_override is not None else behaviour.stop_grace_period
+        await self.runtime.stop(record, behaviour.stop_signal, grace)
         watcher = self._watch_done.get(record.name)
         if watcher is not None:
             await watcher.wait()
@@ -497,6 +535,10 @@ class Reconciler:
 
     def _remember_project(self, spec: ProjectSpec) -> None:
         self._spec_behaviours = {s.name: spec.behaviour(s.name) for s in spec.desired.services}
+        for service in spec.desired.services:
+            self.runtime.describe(
+                spec.name, service.name, spec.behaviour(service.name).source, service.networks
+            )
         for name, container in self._records.items():
             if container.project == spec.name and container.service in self._spec_behaviours:
                 self._behaviours[name] = self._spec_behaviours[container.service]

@@ -1,0 +1,101 @@
+"""Shared plumbing of the lifecycle verbs (up, down, ps, logs, exec, stop, start, restart, plan).
+
+Owned here: turning the global options, the process environment and the current directory into a
+:class:`~orchestrator.daemon.handle.ProjectHandle` and a :class:`~orchestrator.daemon.handle.LoadRequest`
+(the only reads of ambient state for these verbs), and printing the supervisor's progress events
+the way Docker Compose prints them (`` Container demo-web-1  Started`` on stderr).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+
+from orchestrator.cli.app import global_options
+from orchestrator.daemon.handle import LoadRequest, ProjectHandle, Roots
+from orchestrator.errors import OrcError, PermanentError
+
+_WORDS = {
+    ("container", "create"): "Created",
+    ("container", "start"): "Started",
+    ("container", "stop"): "Stopped",
+    ("container", "destroy"): "Removed",
+    ("container", "restart"): "Restarted",
+    ("container", "health_status: healthy"): "Healthy",
+    ("container", "health_status: unhealthy"): "Unhealthy",
+    ("network", "create"): "Created",
+    ("network", "destroy"): "Removed",
+    ("volume", "create"): "Created",
+    ("volume", "destroy"): "Removed",
+    ("image", "pull"): "Pulled",
+}
+
+
+def load_request(ctx: typer.Context) -> LoadRequest:
+    options = global_options(ctx)
+    return LoadRequest(
+        cwd=os.getcwd(),
+        environ=dict(os.environ),
+        files=list(options.files),
+        project_name=options.project_name,
+        project_directory=options.project_directory,
+        profiles=list(options.profiles),
+        env_files=list(options.env_files),
+        home=os.environ.get("HOME"),
+    )
+
+
+def roots(ctx: typer.Context) -> Roots:
+    return Roots.from_option(global_options(ctx).root)
+
+
+def cgroup_prefix() -> str:
+    return os.environ.get("ORC_CGROUP_PREFIX") or "orc"
+
+
+def project_handle(ctx: typer.Context, need_files: bool = True) -> tuple[ProjectHandle, Any]:
+    """The project the options name and, when its files can be loaded, the loaded project.
+
+    With ``need_files=False`` a ``-p NAME`` without any Compose file is enough (``down``, ``ps``).
+    """
+    from orchestrator.cli.project import load_project_from_cli
+
+    options = global_options(ctx)
+    loaded = None
+    try:
+        loaded = load_project_from_cli(ctx)
+    except OrcError:
+        if need_files or not options.project_name:
+            raise
+    name = loaded.name if loaded is not None else options.project_name
+    if not name:
+        raise PermanentError("no project: give Compose files (-f) or a project name (-p)")
+    return ProjectHandle(roots(ctx), name, cgroup_prefix()), loaded
+
+
+def print_event(event: dict[str, Any]) -> None:
+    word = _WORDS.get((event.get("type", ""), event.get("action", "")))
+    if word is None:
+        if event.get("action") == "retry":
+            print(
+                f" ! {event.get('id')}  retrying: {event.get('attributes', {}).get('error', '')}",
+                file=sys.stderr,
+            )
+        return
+    kind = str(event.get("type", "")).capitalize()
+    print(f" ✔ {kind} {event.get('id')}  {word}", file=sys.stderr)
+
+
+def finish(result: dict[str, Any]) -> None:
+    """Print warnings and failures of a report; failures end the command with exit code 1."""
+    for warning in result.get("warnings") or []:
+        print(f"WARN {warning}", file=sys.stderr)
+    failed = result.get("failed") or {}
+    skipped = result.get("skipped") or {}
+    if failed:
+        lines = [f"{key}: {why}" for key, why in sorted(failed.items())]
+        lines += [f"{key}: skipped ({why})" for key, why in sorted(skipped.items())]
+        raise PermanentError("\n".join(lines))

@@ -1,0 +1,91 @@
+"""``orc ps``: list the project's containers from the recorded state (no supervisor needed).
+
+``--format json`` prints one JSON object per line with Docker Compose's keys (ID, Name, Service,
+State, Health, ExitCode, ...); the default is a table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+
+from orchestrator.cli.lifecycle import project_handle
+from orchestrator.errors import UsageError
+
+
+def _status(record: Any, now: float) -> str:
+    if record.status == "running":
+        since = int(now - (record.started_at or now))
+        health = f" ({record.health})" if record.health else ""
+        return f"Up {_ago(since)}{health}"
+    if record.status == "exited":
+        since = int(now - (record.finished_at or now))
+        code = record.exit_code if record.exit_code is not None else -1
+        return f"Exited ({code}) {_ago(since)} ago"
+    return record.status.capitalize()
+
+
+def _ago(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' * (seconds != 1)}"
+    if seconds < 3600:
+        return f"{seconds // 60} minute{'s' * (seconds // 60 != 1)}"
+    return f"{seconds // 3600} hour{'s' * (seconds // 3600 != 1)}"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("ps")
+    def ps_cmd(
+        ctx: typer.Context,
+        services: Annotated[list[str] | None, typer.Argument(metavar="[SERVICE...]")] = None,
+        all_: Annotated[bool, typer.Option("--all", "-a", help="Show all stopped containers")] = False,
+        format_: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display IDs")] = False,
+        list_services: Annotated[bool, typer.Option("--services", help="Display services")] = False,
+    ) -> None:
+        """List containers."""
+        if format_ not in ("table", "json"):
+            raise UsageError(f"unsupported --format {format_!r}: table or json")
+        handle, _ = project_handle(ctx, need_files=False)
+        now = time.time()
+        records = [
+            r for r in handle.containers(include_stopped=all_) if not services or r.service in services
+        ]
+        if list_services:
+            for name in sorted({r.service for r in records}):
+                typer.echo(name)
+            return
+        if quiet:
+            for r in records:
+                typer.echo(r.container_id)
+            return
+        if format_ == "json":
+            for r in records:
+                typer.echo(
+                    json.dumps(
+                        {
+                            "ID": r.container_id,
+                            "Name": r.name,
+                            "Names": r.name,
+                            "Project": r.project,
+                            "Service": r.service,
+                            "State": r.status,
+                            "Health": r.health or "",
+                            "ExitCode": r.exit_code or 0,
+                            "Image": r.image,
+                            "Status": _status(r, now),
+                            "Networks": ",".join(n.network for n in r.networks),
+                            "Publishers": [],
+                        },
+                        separators=(",", ":"),
+                    )
+                )
+            return
+        rows = [("NAME", "IMAGE", "SERVICE", "STATUS")]
+        rows += [(r.name, r.image, r.service, _status(r, now)) for r in records]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        for row in rows:
+            typer.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())

@@ -1,0 +1,158 @@
+"""``orc up`` and ``orc plan``: create and start the project (or print what that would do).
+
+``up`` sends the project to its supervisor (started detached if none runs) and prints progress;
+without ``-d`` it then follows the logs and stops the containers on Ctrl-C, as Docker Compose
+does. ``plan`` and ``up --dry-run`` print the plan (actions in waves, each with its cause) computed
+from the files and the recorded state, changing nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+
+from orchestrator.cli.lifecycle import finish, print_event, project_handle
+from orchestrator.errors import UsageError
+
+
+def _scale(values: list[str] | None) -> dict[str, int]:
+    scale: dict[str, int] = {}
+    for item in values or []:
+        name, sep, count = item.partition("=")
+        if not sep or not count.isdigit():
+            raise UsageError(f"invalid --scale {item!r}: expected SERVICE=NUM")
+        scale[name] = int(count)
+    return scale
+
+
+def print_plan(ctx: typer.Context, services: list[str], options: dict[str, Any]) -> None:
+    from orchestrator.daemon.offline import observe_offline
+    from orchestrator.planner.plan import UpOptions, plan_up
+    from orchestrator.reconciler.desired import from_loaded
+
+    handle, loaded = project_handle(ctx)
+    spec = from_loaded(loaded)
+    observed = observe_offline(handle, spec)
+    plan = plan_up(
+        spec.desired,
+        observed,
+        UpOptions(
+            services=tuple(services),
+            no_deps=options["no_deps"],
+            force_recreate=options["force_recreate"],
+            no_recreate=options["no_recreate"],
+            always_recreate_deps=options["always_recreate_deps"],
+            remove_orphans=options["remove_orphans"],
+            no_start=options["no_start"],
+            scale=options["scale"],
+            pull=options["pull"],
+        ),
+    )
+    sys.stdout.write(plan.to_text())
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("up")
+    def up_cmd(
+        ctx: typer.Context,
+        services: Annotated[list[str] | None, typer.Argument(metavar="[SERVICE...]")] = None,
+        detach: Annotated[
+            bool, typer.Option("--detach", "-d", help="Run containers in the background")
+        ] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, change nothing")] = False,
+        force_recreate: Annotated[
+            bool, typer.Option("--force-recreate", help="Recreate containers even if unchanged")
+        ] = False,
+        no_recreate: Annotated[bool, typer.Option("--no-recreate", help="Keep existing containers")] = False,
+        always_recreate_deps: Annotated[
+            bool, typer.Option("--always-recreate-deps", help="Recreate dependencies")
+        ] = False,
+        no_deps: Annotated[bool, typer.Option("--no-deps", help="Don't start linked services")] = False,
+        remove_orphans: Annotated[
+            bool, typer.Option("--remove-orphans", help="Remove containers of removed services")
+        ] = False,
+        no_start: Annotated[bool, typer.Option("--no-start", help="Create, don't start")] = False,
+        scale: Annotated[
+            list[str] | None, typer.Option("--scale", metavar="SERVICE=NUM", help="Number of replicas")
+        ] = None,
+        pull: Annotated[
+            str | None, typer.Option("--pull", help="Pull image before running (always|missing|never)")
+        ] = None,
+        timeout: Annotated[
+            float | None, typer.Option("--timeout", "-t", help="Shutdown timeout in seconds")
+        ] = None,
+    ) -> None:
+        """Create and start containers."""
+        options = {
+            "no_deps": no_deps,
+            "force_recreate": force_recreate,
+            "no_recreate": no_recreate,
+            "always_recreate_deps": always_recreate_deps,
+            "remove_orphans": remove_orphans,
+            "no_start": no_start,
+            "scale": _scale(scale),
+            "pull": pull,
+        }
+        if force_recreate and no_recreate:
+            raise UsageError("--force-recreate and --no-recreate are incompatible")
+        if dry_run:
+            print_plan(ctx, list(services or []), options)
+            return
+        from orchestrator.cli.lifecycle import load_request
+
+        handle, _ = project_handle(ctx)
+        result = handle.up(load_request(ctx), list(services or []), options, on_event=print_event)
+        finish(result)
+        if detach or no_start:
+            return
+        _attach(handle, list(services or []), timeout)
+
+    @app.command("plan")
+    def plan_cmd(
+        ctx: typer.Context,
+        services: Annotated[list[str] | None, typer.Argument(metavar="[SERVICE...]")] = None,
+        force_recreate: Annotated[bool, typer.Option("--force-recreate")] = False,
+        no_recreate: Annotated[bool, typer.Option("--no-recreate")] = False,
+        no_deps: Annotated[bool, typer.Option("--no-deps")] = False,
+        remove_orphans: Annotated[bool, typer.Option("--remove-orphans")] = False,
+        scale: Annotated[list[str] | None, typer.Option("--scale", metavar="SERVICE=NUM")] = None,
+        pull: Annotated[str | None, typer.Option("--pull")] = None,
+    ) -> None:
+        """Print what `up` would do, with the cause of every action."""
+        print_plan(
+            ctx,
+            list(services or []),
+            {
+                "no_deps": no_deps,
+                "force_recreate": force_recreate,
+                "no_recreate": no_recreate,
+                "always_recreate_deps": False,
+                "remove_orphans": remove_orphans,
+                "no_start": False,
+                "scale": _scale(scale),
+                "pull": pull,
+            },
+        )
+
+
+def _attach(handle: Any, services: list[str], timeout: float | None) -> None:
+    """Follow the logs until every container has exited, or stop them all on Ctrl-C."""
+    from orchestrator.state.logs import follow_logs, format_entry
+
+    sources = handle.log_sources(services)
+    width = max((len(name) for name, _ in sources), default=0)
+
+    def running() -> bool:
+        return any(r.status in ("running", "restarting") for r in handle.containers(include_stopped=False))
+
+    try:
+        for entry in follow_logs(lambda: handle.log_sources(services), keep_going=running):
+            sys.stdout.write(format_entry(entry, prefix_width=width))
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        print("Gracefully stopping... (press Ctrl+C again to force)", file=sys.stderr)
+        finish(handle.request("stop", services=services, timeout=timeout, on_event=print_event))
+    time.sleep(0)

@@ -1,0 +1,168 @@
+"""A handle on one project: the same calls the CLI verbs make, usable from Python.
+
+Owned here: :class:`Roots` (``/run/orc`` + ``/var/lib/orc``, or ``DIR/run`` + ``DIR/lib`` with
+``--root``), :class:`ProjectHandle` (find or start the project's supervisor and send it requests;
+read state and logs directly from disk for ``ps`` and ``logs``, which need no supervisor) and
+:class:`LoadRequest` (what the supervisor needs to load the same Compose files the CLI loaded).
+Called by ``orchestrator.cli.verb_*``; usable from Python and tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.daemon.client import call, running_supervisor, spawn_supervisor, wait_gone
+from orchestrator.errors import NotFoundError, UsageError
+from orchestrator.state.proc import same_process
+from orchestrator.state.records import ContainerRecord
+from orchestrator.state.store import FileStateStore
+
+DEFAULT_RUN_ROOT = Path("/run/orc")
+DEFAULT_LIB_ROOT = Path("/var/lib/orc")
+
+
+@dataclass(frozen=True)
+class Roots:
+    run: Path
+    lib: Path
+
+    @classmethod
+    def from_option(cls, root: str | None) -> Roots:
+        if root:
+            base = Path(root).absolute()
+            return cls(base / "run", base / "lib")
+        return cls(DEFAULT_RUN_ROOT, DEFAULT_LIB_ROOT)
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """The loader's inputs as the CLI saw them (sent to the supervisor, which reloads)."""
+
+    cwd: str
+    environ: dict[str, str]
+    files: list[str] = field(default_factory=list)
+    project_name: str | None = None
+    project_directory: str | None = None
+    profiles: list[str] = field(default_factory=list)
+    env_files: list[str] = field(default_factory=list)
+    home: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ProjectHandle:
+    def __init__(self, roots: Roots, name: str, cgroup_prefix: str = "orc") -> None:
+        self.roots = roots
+        self.name = name
+        self.cgroup_prefix = cgroup_prefix
+        self.store = FileStateStore(roots.run)
+
+    # --- supervisor --------------------------------------------------------------------------
+
+    def supervisor(self) -> Path | None:
+        return running_supervisor(self.roots.run, self.name)
+
+    def ensure_supervisor(self) -> Path:
+        path = self.supervisor()
+        if path is not None:
+            return path
+        with self.store.lock(self.name, timeout=30.0):
+            path = self.supervisor()
+            if path is None:
+                path = spawn_supervisor(self.roots.run, self.roots.lib, self.name, self.cgroup_prefix)
+        return path
+
+    def request(
+        self,
+        op: str,
+        *,
+        start: bool = False,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        path = self.ensure_supervisor() if start else self.supervisor()
+        if path is None:
+            raise NotFoundError(f"project {self.name} has no running supervisor (is it up?)")
+        return call(path, op, on_event=on_event, **fields)
+
+    def up(
+        self,
+        load: LoadRequest,
+        services: Sequence[str] = (),
+        options: dict[str, Any] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        return self.request(
+            "up",
+            start=True,
+            on_event=on_event,
+            load=load.to_json(),
+            services=list(services),
+            options=options or {},
+        )
+
+    def down(
+        self,
+        load: LoadRequest | None,
+        options: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        if self.supervisor() is None and not self.store.list_containers(self.name):
+            record = self.store.load_project(self.name)
+            if record is None or not record.networks:
+                return {"done": [], "failed": {}, "skipped": {}, "warnings": []}
+        result = self.request(
+            "down",
+            start=True,
+            on_event=on_event,
+            load=load.to_json() if load else None,
+            options=options or {},
+            timeout=timeout,
+        )
+        wait_gone(self.roots.run, self.name)
+        return result
+
+    # --- read-only views ---------------------------------------------------------------------
+
+    def containers(self, include_stopped: bool = True) -> list[ContainerRecord]:
+        records = []
+        for record in self.store.list_containers(self.name):
+            if record.status in ("running", "restarting", "paused") and not (
+                record.pid is not None
+                and record.pid_start_time is not None
+                and same_process(record.pid, record.pid_start_time)
+            ):
+                record.status = "exited"
+            if include_stopped or record.status in ("running", "restarting", "paused"):
+                records.append(record)
+        return records
+
+    def container_for(self, service: str, index: int = 1) -> ContainerRecord:
+        for record in self.containers():
+            if record.service == service and record.number == index and not record.one_off:
+                return record
+        known = sorted({r.service for r in self.containers()})
+        if service not in known:
+            raise UsageError(
+                f"service {service!r} has no containers (services with containers: {', '.join(known) or 'none'})"
+            )
+        raise NotFoundError(f"service {service} has no container number {index}")
+
+    def log_sources(self, services: Sequence[str] = ()) -> list[tuple[str, Path]]:
+        sources = []
+        for record in self.containers():
+            if services and record.service not in services:
+                continue
+            if record.log_path:
+                sources.append(
+                    (
+                        f"{record.service}-{record.number}" if not record.one_off else record.name,
+                        Path(record.log_path),
+                    )
+                )
+        return sources

@@ -1,0 +1,283 @@
+"""The per-project supervisor: owns the containers of one project while they run.
+
+Owned here: :class:`Supervisor` (the control socket server, the reconciler session and the
+kernel runtime for one project) and :func:`main`, the entry point ``orc up -d`` detaches into
+(``python -m orchestrator.daemon.supervisor``). The supervisor loads the Compose files itself from
+the load options the CLI sends (files, directory, profiles, environment), so it never trusts a
+half-understood serialisation of the project. It records its pid and start time in the project's
+state so a later CLI can find it, and exits after ``down`` (or SIGTERM, leaving containers running
+for the next supervisor to adopt).
+
+Requests (``daemon.protocol``): ``ping``, ``up``, ``down``, ``stop``, ``start``, ``restart``,
+``exec``, ``events``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from orchestrator.daemon import protocol
+from orchestrator.errors import OrcError, UsageError
+from orchestrator.planner.plan import DownOptions, UpOptions
+from orchestrator.reconciler.events import EventBus
+from orchestrator.reconciler.project import ProjectSpec
+from orchestrator.reconciler.reconciler import ExecutionReport, Reconciler
+from orchestrator.state.proc import pid_start_time
+from orchestrator.state.records import ProjectRecord
+from orchestrator.state.store import FileStateStore
+
+SOCKET_NAME = "supervisor.sock"
+
+
+def socket_path(run_root: Path, project: str) -> Path:
+    return run_root / project / SOCKET_NAME
+
+
+def load_spec(load: dict[str, Any]) -> ProjectSpec:
+    """Load the project the CLI described (same options, same environment) and translate it."""
+    from orchestrator.hostfs import HostFileSource
+    from orchestrator.reconciler.desired import from_loaded
+    from orchestrator.stack.loader import LoadOptions
+    from orchestrator.stack.loader import load as load_project
+
+    options = LoadOptions(
+        cwd=load["cwd"],
+        environ=dict(load.get("environ") or {}),
+        files=tuple(load.get("files") or ()),
+        project_name=load.get("project_name"),
+        project_directory=load.get("project_directory"),
+        profiles=tuple(load.get("profiles") or ()),
+        env_files=tuple(load.get("env_files") or ()),
+        home=load.get("home"),
+    )
+    return from_loaded(load_project(options, HostFileSource()))
+
+
+def report_json(report: ExecutionReport) -> dict[str, Any]:
+    return {
+        "done": report.done,
+        "failed": report.failed,
+        "skipped": report.skipped,
+        "warnings": report.warnings,
+    }
+
+
+class Supervisor:
+    def __init__(
+        self,
+        project: str,
+        run_root: Path,
+        lib_root: Path,
+        runtime_factory: Callable[[], Any],
+        clock_wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.project = project
+        self.run_root = run_root
+        self.lib_root = lib_root
+        self.store = FileStateStore(run_root)
+        self.bus = EventBus()
+        self._runtime_factory = runtime_factory
+        self._wall = clock_wall
+        self._spec: ProjectSpec | None = None
+        self._done = anyio.Event()
+        self.reconciler: Reconciler | None = None
+
+    async def serve(self, ready: Callable[[], None] | None = None) -> None:
+        path = socket_path(self.run_root, self.project)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        async with self._runtime_factory() as runtime:
+            self.reconciler = Reconciler(runtime, self.store, bus=self.bus, wall=self._wall)
+            async with self.reconciler.session(), await anyio.create_unix_listener(path) as listener:
+                os.chmod(path, 0o600)
+                self._record_self(path)
+                await self._adopt()
+                if ready is not None:
+                    ready()
+                async with anyio.create_task_group() as group:
+                    group.start_soon(listener.serve, self._handle)
+                    group.start_soon(self._signals, group.cancel_scope)
+                    await self._done.wait()
+                    group.cancel_scope.cancel()
+        path.unlink(missing_ok=True)
+        record = self.store.load_project(self.project)
+        if record is not None and record.supervisor_pid == os.getpid():
+            record.supervisor_pid = None
+            record.socket_path = None
+            self.store.save_project(record)
+
+    async def _signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                self._done.set()
+                return
+
+    def _record_self(self, path: Path) -> None:
+        record = self.store.load_project(self.project) or ProjectRecord(
+            name=self.project, created_at=self._wall()
+        )
+        record.supervisor_pid = os.getpid()
+        record.supervisor_start_time = pid_start_time(os.getpid())
+        record.socket_path = str(path)
+        self.store.save_project(record)
+
+    async def _adopt(self) -> None:
+        """Containers recorded as running by a previous supervisor: observe marks the dead ones."""
+        assert self.reconciler is not None
+        if self.store.list_containers(self.project):
+            await self.reconciler.observe(None, self.project)
+
+    async def _handle(self, stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            buffered = BufferedByteReceiveStream(stream)
+            try:
+                line = await buffered.receive_until(b"\n", protocol.MAX_LINE)
+                request = protocol.decode(line)
+                await self._dispatch(request, stream)
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+                return
+            except OrcError as exc:
+                await _send(stream, protocol.error(str(exc), exc.exit_code))
+            except Exception as exc:
+                await _send(
+                    stream, protocol.error(f"supervisor: internal error: {type(exc).__name__}: {exc}")
+                )
+
+    async def _dispatch(self, request: dict[str, Any], stream: anyio.abc.ByteStream) -> None:
+        assert self.reconciler is not None
+        op = request.get("op")
+        if op == "ping":
+            await _send(stream, protocol.ok({"pid": os.getpid(), "project": self.project}))
+            return
+        if op == "events":
+            async with self.bus.subscribe() as events:
+                async for item in events:
+                    await _send(stream, protocol.event(item.to_json()))
+            return
+        if op == "exec":
+            result = await self.reconciler.exec_in(
+                request["container"], request["argv"], float(request.get("timeout", 3600))
+            )
+            await _send(stream, protocol.ok({"exit_code": result.exit_code, "output": result.output}))
+            return
+        spec = self._spec_from(request)
+        async with self.bus.subscribe() as events, anyio.create_task_group() as group:
+
+            async def forward() -> None:
+                async for item in events:
+                    await _send(stream, protocol.event(item.to_json()))
+
+            group.start_soon(forward)
+            report = await self._run(op, request, spec)
+            await anyio.sleep(0)  # let the last events through
+            group.cancel_scope.cancel()
+        await _send(stream, protocol.ok(report_json(report)))
+        if op == "down" and not request.get("services"):
+            self._done.set()
+
+    def _spec_from(self, request: dict[str, Any]) -> ProjectSpec | None:
+        if request.get("load"):
+            spec = load_spec(request["load"])
+            if spec.name != self.project:
+                raise UsageError(f"this supervisor runs project {self.project}, not {spec.name}")
+            self._spec = spec
+        return self._spec
+
+    async def _run(
+        self, op: str | None, request: dict[str, Any], spec: ProjectSpec | None
+    ) -> ExecutionReport:
+        assert self.reconciler is not None
+        services = tuple(request.get("services") or ())
+        timeout = request.get("timeout")
+        if op == "up":
+            if spec is None:
+                raise UsageError("up needs the project's files")
+            options = request.get("options") or {}
+            return await self.reconciler.up(
+                spec,
+                UpOptions(
+                    services=services,
+                    no_deps=bool(options.get("no_deps")),
+                    force_recreate=bool(options.get("force_recreate")),
+                    no_recreate=bool(options.get("no_recreate")),
+                    always_recreate_deps=bool(options.get("always_recreate_deps")),
+                    remove_orphans=bool(options.get("remove_orphans")),
+                    no_start=bool(options.get("no_start")),
+                    scale={k: int(v) for k, v in (options.get("scale") or {}).items()},
+                    pull=options.get("pull"),
+                ),
+            )
+        if op == "down":
+            options = request.get("options") or {}
+            self.reconciler._timeout_override = float(timeout) if timeout is not None else None
+            try:
+                return await self.reconciler.down(
+                    self.project,
+                    spec,
+                    DownOptions(
+                        services=services,
+                        volumes=bool(options.get("volumes")),
+                        remove_orphans=bool(options.get("remove_orphans")),
+                    ),
+                )
+            finally:
+                self.reconciler._timeout_override = None
+        if op == "stop":
+            return await self.reconciler.stop_services(self.project, spec, services, timeout)
+        if op in ("start", "restart"):
+            if spec is None:
+                raise UsageError(f"{op} needs the project's files")
+            report = ExecutionReport()
+            if op == "restart":
+                report.merge(await self.reconciler.stop_services(self.project, spec, services, timeout))
+            report.merge(await self.reconciler.start_services(spec, services))
+            return report
+        raise UsageError(f"unknown request {op!r}")
+
+
+async def _send(stream: anyio.abc.ByteStream, data: bytes) -> None:
+    await stream.send(data)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m orchestrator.daemon.supervisor --project P --run-root R --lib-root L``."""
+    parser = argparse.ArgumentParser(prog="orc-supervisor")
+    parser.add_argument("--project", required=True)
+    parser.add_argument("--run-root", required=True)
+    parser.add_argument("--lib-root", required=True)
+    parser.add_argument("--cgroup-prefix", default="orc")
+    parser.add_argument("--ready-fd", type=int, default=-1)
+    args = parser.parse_args(argv)
+    run_root, lib_root = Path(args.run_root), Path(args.lib_root)
+
+    from orchestrator.reconciler.adapter import KernelRuntime
+
+    def ready() -> None:
+        if args.ready_fd >= 0:
+            os.write(args.ready_fd, b"ready\n")
+            os.close(args.ready_fd)
+
+    def factory() -> KernelRuntime:
+        return KernelRuntime(args.project, run_root, lib_root, cgroup_prefix=args.cgroup_prefix)
+
+    supervisor = Supervisor(args.project, run_root, lib_root, factory)
+    try:
+        anyio.run(supervisor.serve, ready)
+    except OrcError as exc:
+        print(f"supervisor: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""End to end on the real kernel, through the CLI: a three-tier busybox stack.
+
+``orc up -d`` starts a detached supervisor; ``ps --format json``, ``logs``, ``exec``, a request to
+a published port on loopback, ``stop``/``start`` and ``down`` are checked, and ``down`` must leave
+no container, supervisor, cgroup, link or state behind. Each test has its own ``--root``, project
+name and cgroup prefix (``unique_name``); a finaliser runs ``down`` and kills a surviving
+supervisor if the test failed half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.kernel
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+COMPOSE = """
+name: {project}
+x-busybox: &busybox
+  image: busybox:orc-test
+  x-orc: {{rootfs: {rootfs}}}
+services:
+  db:
+    <<: *busybox
+    command: ["sh", "-c", "echo db ready; trap 'exit 0' TERM; sleep 100000 & wait"]
+    healthcheck: {{test: ["CMD", "true"], interval: 200ms, retries: 3}}
+  api:
+    <<: *busybox
+    command: ["sh", "-c", "mkdir -p /www && echo api-ok > /www/index.html; echo api up; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
+    depends_on: {{db: {{condition: service_healthy}}}}
+  web:
+    <<: *busybox
+    command: ["sh", "-c", "mkdir -p /www && hostname > /www/index.html; trap 'exit 0' TERM; httpd -f -p 80 -h /www & wait"]
+    depends_on: [api]
+    ports: ["127.0.0.1:{port}:80"]
+"""
+
+
+class Orc:
+    def __init__(self, root: Path, project_dir: Path, prefix: str) -> None:
+        self.root = root
+        self.project_dir = project_dir
+        self.env = {**os.environ, "ORC_CGROUP_PREFIX": prefix}
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "--root", str(self.root), *args],
+            cwd=self.project_dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"orc {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+
+def cgroup_dirs(prefix: str) -> list[str]:
+    found = []
+    for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
+        found += [os.path.join(dirpath, d) for d in dirnames if d.startswith(prefix)]
+    return found
+
+
+@pytest.fixture
+def stack(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[tuple[Orc, str, int]]:
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    port = free_port()
+    (project_dir / "compose.yaml").write_text(
+        COMPOSE.format(project=unique_name, rootfs=busybox_rootfs, port=port)
+    )
+    orc = Orc(tmp_path / "root", project_dir, unique_name)
+    try:
+        yield orc, unique_name, port
+    finally:
+        orc("down", "-t", "1", check=False)
+        record = tmp_path / "root" / "run" / unique_name / "project.json"
+        if record.exists():
+            pid = json.loads(record.read_text()).get("supervisor_pid")
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for directory in sorted(cgroup_dirs(unique_name), key=len, reverse=True):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+
+
+def test_three_tier_up_ps_logs_exec_down(stack: tuple[Orc, str, int], tmp_path: Path) -> None:
+    orc, project, port = stack
+    plan = orc("plan").stdout
+    assert f"create {project}-web-1: new service" in plan
+    orc("up", "-d")
+
+    rows = [json.loads(line) for line in orc("ps", "--format", "json").stdout.splitlines()]
+    assert {(r["Service"], r["State"]) for r in rows} == {
+        ("db", "running"),
+        ("api", "running"),
+        ("web", "running"),
+    }
+    assert next(r for r in rows if r["Service"] == "db")["Health"] == "healthy"
+
+    logs = orc("logs", "--no-log-prefix").stdout
+    assert "db ready" in logs and "api up" in logs
+
+    fetched = orc("exec", "web", "wget", "-qO-", "http://api:8080/")
+    assert fetched.stdout == "api-ok\n"
+    failing = orc("exec", "web", "sh", "-c", "exit 3", check=False)
+    assert failing.returncode == 3
+
+    web_hostname = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text.strip()
+    assert len(web_hostname) == 12
+
+    orc("stop", "web")
+    states = {
+        json.loads(line)["Service"]: json.loads(line)["State"]
+        for line in orc("ps", "-a", "--format", "json").stdout.splitlines()
+    }
+    assert states["web"] == "exited"
+    orc("start", "web")
+    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+
+    second = orc("up", "-d")
+    assert "Created" not in second.stderr  # nothing changed: nothing recreated
+
+    orc("down")
+    assert orc("ps", "-a", "--format", "json").stdout == ""
+    assert cgroup_dirs(project) == []
+    assert not (tmp_path / "root" / "run" / project).exists()
+    assert not any((tmp_path / "root" / "lib" / "containers").iterdir())
+    out = subprocess.run(
+        ["pgrep", "-f", f"orchestrator.daemon.supervisor --project {project}"], capture_output=True
+    )
+    assert out.returncode == 1, "supervisor still running after down"
