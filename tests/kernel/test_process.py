@@ -200,11 +200,12 @@ def test_half_a_cpu_holds_a_busy_loop_near_fifty_percent(box: Box) -> None:
     share = (second - first) / 1e9 / (t1 - t0)
     throttled = box.driver.stats(handle).cpu_throttled_periods or 0
     assert share < 0.6, f"busy loop used {share:.2f} of a core"
-    assert throttled > 0, "the quota never throttled the loop"
-    # On a quiet machine the loop gets its full half core; when other work keeps both cores busy
-    # it may get less (the quota is a ceiling, not a reservation).
+    # On a quiet machine the loop reaches its half core and the quota throttles it; when other
+    # work keeps both cores busy it may get less and never hit the quota (a ceiling, not a share).
     busy = os.getloadavg()[0] > (os.cpu_count() or 1)
-    assert share > 0.35 or busy, f"busy loop used only {share:.2f} of a core on an idle machine"
+    assert busy or (share > 0.35 and throttled > 0), (
+        f"idle machine: {share:.2f} of a core, {throttled} throttled"
+    )
     box.runtime.stop(cid, grace_seconds=0.1)
 
 
