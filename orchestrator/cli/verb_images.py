@@ -388,6 +388,155 @@ def pull_refs_cmd(
             typer.echo(f"{ref}: {image.id}")
 
 
+# --- project-level: pull, lock, resolve digests ------------------------------------------------
+
+
+def _try_load_project(ctx: typer.Context, required: bool = False) -> Any | None:
+    """The project if a compose file is given or found, else None (then arguments are references).
+
+    A broken compose file is an error when ``-f`` names it or ``required``; otherwise ignored.
+    """
+    from orchestrator.cli.app import global_options
+    from orchestrator.errors import StackError
+
+    try:
+        from orchestrator.cli.project import load_project_from_cli
+    except ImportError:
+        return None
+    try:
+        return load_project_from_cli(ctx)
+    except StackError:
+        if required or global_options(ctx).files:
+            raise
+        return None
+
+
+def project_images(project: Any, services: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """service → {image, platform, pull_policy, has_build} for the project's services with an image."""
+    stack = project.stack
+    names = services or sorted(stack.services)
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        service = stack.service(name)
+        if not service.image:
+            continue
+        out[name] = {
+            "image": service.image,
+            "platform": service.platform,
+            "pull_policy": service.pull_policy,
+            "has_build": service.build is not None,
+        }
+    return out
+
+
+def pull_project(
+    ctx: typer.Context,
+    project: Any,
+    services: list[str],
+    *,
+    quiet: bool,
+    progress: str,
+    ignore_pull_failures: bool,
+    ignore_buildable: bool,
+) -> None:
+    """``orc pull [SERVICE...]`` in a project: each distinct (image, platform) once, concurrently."""
+    import anyio
+
+    from orchestrator.errors import OrcError
+    from orchestrator.runtime.images.pull import first_error
+
+    images = project_images(project, services)
+    wanted: dict[tuple[str, str | None], list[str]] = {}
+    for name, item in images.items():
+        if item["pull_policy"] == "build" or (ignore_buildable and item["has_build"]):
+            continue
+        wanted.setdefault((item["image"], item["platform"]), []).append(name)
+    driver = open_driver(ctx, Path(project.working_dir))
+    failures: list[str] = []
+    mode = "quiet" if quiet else progress
+
+    async def main() -> None:
+        async with driver:
+            with PullProgress(mode) as bar:
+                async with anyio.create_task_group() as tg:
+                    for (image, platform), users in sorted(wanted.items(), key=lambda kv: kv[0][0]):
+
+                        async def one(
+                            image: str = image, platform: str | None = platform, users: list[str] = users
+                        ) -> None:
+                            try:
+                                await driver.pull(image, platform=platform, on_event=bar)
+                            except Exception as exc:
+                                if not ignore_pull_failures or not isinstance(exc, OrcError):
+                                    raise
+                                failures.append(f"{', '.join(users)}: {exc}")
+
+                        tg.start_soon(one)
+
+    try:
+        anyio.run(main)
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
+    for failure in failures:
+        print(f"warning: pull failed for {failure}", file=sys.stderr)
+
+
+def lock_cmd_impl(ctx: typer.Context, output: str | None, check: bool) -> None:
+    """``orc lock``: pin every service image to its digest in ``compose.lock`` (or check it)."""
+    import anyio
+
+    from orchestrator.runtime.images.lock import check_lock, create_lock, lock_path, parse_lock, render_lock
+
+    project = _try_load_project(ctx, required=True)
+    assert project is not None
+    images = project_images(project)
+    path = Path(output) if output else lock_path(Path(project.files[0]))
+    if check:
+        from orchestrator.errors import StackError
+
+        if not path.exists():
+            raise StackError(f"{path}: no lock file; run `orc lock`")
+        problems = check_lock(
+            {n: i["image"] for n, i in images.items()}, parse_lock(path.read_text(), str(path)), str(path)
+        )
+        if problems:
+            raise StackError(problems)
+        typer.echo(f"{path} matches the compose file")
+        return
+    driver = open_driver(ctx, Path(project.working_dir))
+
+    async def main() -> str:
+        async with driver:
+            lock = await create_lock(
+                driver,
+                {n: i["image"] for n, i in images.items()},
+                {n: i["platform"] for n, i in images.items()},
+            )
+            return render_lock(lock)
+
+    text = anyio.run(main)
+    from orchestrator.runtime.images.store import atomic_write
+
+    atomic_write(path, text.encode())
+    typer.echo(f"wrote {path} ({len(images)} service images pinned)")
+
+
+def resolve_project_image_digests(ctx: typer.Context, project: Any) -> dict[str, str]:
+    """service → ``name:tag@sha256:…`` for ``orc config --resolve-image-digests`` (the config verb wires it)."""
+    import anyio
+
+    from orchestrator.runtime.images.lock import resolve_image_digests
+
+    driver = open_driver(ctx, Path(project.working_dir))
+    images = {n: i["image"] for n, i in project_images(project).items()}
+
+    async def main() -> dict[str, str]:
+        async with driver:
+            return await resolve_image_digests(driver, images)
+
+    return anyio.run(main)
+
+
 def register(app: typer.Typer) -> None:
     app.command("images")(images_cmd)
     app.add_typer(image_app, name="image")
@@ -399,6 +548,44 @@ def register(app: typer.Typer) -> None:
         platform: Annotated[str | None, typer.Option("--platform", help="os/arch[/variant] to pull")] = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Pull without printing progress")] = False,
         progress: Annotated[str, typer.Option("--progress", help="auto, tty, plain, json or quiet")] = "auto",
+        ignore_pull_failures: Annotated[
+            bool,
+            typer.Option(
+                "--ignore-pull-failures", help="Pull what it can and ignore images with pull failures"
+            ),
+        ] = False,
+        ignore_buildable: Annotated[
+            bool, typer.Option("--ignore-buildable", help="Ignore images that can be built")
+        ] = False,
     ) -> None:
-        """Pull images: the given references, or the services' images of the project."""
-        pull_refs_cmd(ctx, list(refs or []), platform, quiet, progress)
+        """Pull service images of the project, or the given image references."""
+        args = list(refs or [])
+        project = _try_load_project(ctx, required=not args)
+        if project is not None and all(a in project.stack.services for a in args):
+            pull_project(
+                ctx,
+                project,
+                args,
+                quiet=quiet,
+                progress=progress,
+                ignore_pull_failures=ignore_pull_failures,
+                ignore_buildable=ignore_buildable,
+            )
+            return
+        pull_refs_cmd(ctx, args, platform, quiet, progress)
+
+    @app.command("lock")
+    def lock_cmd(
+        ctx: typer.Context,
+        output: Annotated[
+            str | None,
+            typer.Option(
+                "--output", "-o", help="Lock file (default: compose.lock beside the first compose file)"
+            ),
+        ] = None,
+        check: Annotated[
+            bool, typer.Option("--check", help="Only check that the lock file matches the compose file")
+        ] = False,
+    ) -> None:
+        """Pin every service image to its manifest digest in compose.lock."""
+        lock_cmd_impl(ctx, output, check)

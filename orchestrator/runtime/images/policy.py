@@ -4,10 +4,11 @@ Owned here: :func:`parse_pull_policy` and :func:`decide_pull`. The reconciler (`
 pull`` call :func:`decide_pull` with what the store knows (is the image present, when was it last
 pulled) and the current time; nothing here reads a clock or the store itself.
 
-Policies, as the Compose specification lists them: ``always`` (and its alias ``refresh``),
-``missing`` (alias ``if_not_present``, the default), ``never``, ``build``, ``daily``, ``weekly`` and
-``every_<duration>`` where the duration is digits with a unit (``w d h m s``), repeated, e.g.
-``every_1d12h``.
+Policies, as the Compose specification lists them: ``always``, ``missing`` (aliases
+``if_not_present`` and a bare ``refresh``, the default), ``never``, ``build``, ``daily``, ``weekly``
+and ``every_<duration>`` where the duration is digits with a unit (``w d h m s``), repeated, e.g.
+``every_1d12h``. :func:`policy_from_mode` takes the model's already-parsed form (mode ``refresh``
+with an interval).
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ class PullDecision:
 def parse_pull_policy(text: str | None) -> PullPolicy:
     """Parse a ``pull_policy`` value (None → ``missing``)."""
     value = (text or "missing").strip().lower()
-    if value in ("always", "refresh"):
+    if value == "always":
         return PullPolicy("always")
-    if value in ("missing", "if_not_present"):
+    if value in ("missing", "if_not_present", "refresh"):
+        # compose-go's GetPullPolicy treats a bare ``refresh`` (no interval) like ``missing``
         return PullPolicy("missing")
     if value in ("never", "build"):
         return PullPolicy(value)
@@ -69,6 +71,13 @@ def parse_pull_policy(text: str | None) -> PullPolicy:
     raise PullPolicyError(
         f"invalid pull_policy {text!r}: want always, missing, never, build, daily, weekly or every_<duration>"
     )
+
+
+def policy_from_mode(mode: str, interval: float | None = None) -> PullPolicy:
+    """From ``model.service.PullPolicy`` (``mode`` always/never/missing/build/refresh + interval)."""
+    if mode == "refresh":
+        return PullPolicy("interval", interval) if interval else PullPolicy("missing")
+    return parse_pull_policy(mode)
 
 
 def decide_pull(

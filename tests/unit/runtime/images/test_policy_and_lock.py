@@ -23,6 +23,7 @@ from orchestrator.runtime.images.policy import (
     PullPolicyError,
     decide_pull,
     parse_pull_policy,
+    policy_from_mode,
 )
 
 DAY = 86400.0
@@ -35,7 +36,7 @@ D2 = "sha256:" + "2" * 64
     [
         (None, PullPolicy("missing")),
         ("if_not_present", PullPolicy("missing")),
-        ("refresh", PullPolicy("always")),
+        ("refresh", PullPolicy("missing")),
         ("ALWAYS", PullPolicy("always")),
         ("never", PullPolicy("never")),
         ("build", PullPolicy("build")),
@@ -49,6 +50,12 @@ D2 = "sha256:" + "2" * 64
 )
 def test_parse(text: str | None, policy: PullPolicy) -> None:
     assert parse_pull_policy(text) == policy
+
+
+def test_policy_from_the_models_form() -> None:
+    assert policy_from_mode("refresh", DAY) == PullPolicy("interval", DAY)
+    assert policy_from_mode("refresh", None) == PullPolicy("missing")
+    assert policy_from_mode("always") == PullPolicy("always")
 
 
 @pytest.mark.parametrize("text", ["sometimes", "every_", "every_12", "every_0s", "every_1y", "daily "])
@@ -144,7 +151,9 @@ def test_create_lock_and_resolve_digests_with_the_fake_driver() -> None:
     )
     assert resolved == {"web": f"docker.io/library/nginx:1@{D1}", "pinned": f"redis@{D2}"}
 
-    with pytest.raises(PermanentError, match="service x: cannot lock image unknown:1: manifest .* not found"):
+    with pytest.raises(
+        PermanentError, match=r"service x: cannot lock image unknown:1: manifest .* not found"
+    ):
         anyio.run(create_lock, fake, {"x": "unknown:1"})
 
 
