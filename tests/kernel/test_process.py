@@ -276,3 +276,22 @@ def test_mounts_read_only_root_and_tmpfs(box: Box, tmp_path: Path) -> None:
     log = box.log(cid)
     assert "from host" in log and "ro-root" in log and " 4096 " in log
     assert (shared / "out.txt").read_text() == "x\n"
+
+
+def test_tty_gives_the_container_a_terminal_and_the_caller_its_master(box: Box) -> None:
+    spec = box.spec("tty", ("sh", "-c", "tty; stty -echo; read line; echo got $line"))
+    spec = ContainerSpec(**{**spec.__dict__, "process": ProcessSpec(args=spec.process.args, tty=True)})
+    cid = box.run(spec)
+    master = box.runtime.console(cid)
+    assert master is not None
+    os.write(master, b"hello\n")
+    output = b""
+    deadline = time.monotonic() + 10
+    while b"got hello" not in output and time.monotonic() < deadline:
+        try:
+            output += os.read(master, 4096)
+        except OSError:  # EIO: the terminal's last slave closed
+            break
+    status = box.runtime.wait(cid, timeout=10)
+    assert status is not None and status.code == 0
+    assert b"/dev/pts/0" in output and b"got hello" in output

@@ -154,6 +154,16 @@ class RecordingKernel:
     def dup2(self, fd: int, target: int) -> None:
         self._record("dup2", fd, target)
 
+    def open_pty(self, ptmx: str) -> tuple[int, int, int]:
+        self._record("open_pty", ptmx)
+        return 100, 101, 0
+
+    def set_controlling_terminal(self, fd: int) -> None:
+        self._record("set_controlling_terminal", fd)
+
+    def send_fd(self, socket_fd: int, fd: int) -> None:
+        self._record("send_fd", socket_fd, fd)
+
     def close_fds_except(self, keep: tuple[int, ...]) -> None:
         self._record("close_fds_except", keep)
 
@@ -206,6 +216,10 @@ class FakeProcessRuntime:
         check_transition(container_id, container.state, ContainerState.RUNNING)
         self.calls.append(("start", container_id))
         container.state = ContainerState.RUNNING
+
+    def console(self, container_id: str) -> int | None:
+        self._get(container_id)
+        return None
 
     def exit(self, container_id: str, code: int, oom_killed: bool = False) -> None:
         """Test hook: the container's init exits with ``code``."""

@@ -75,6 +75,7 @@ class _Record:
     capability_mask: int
     seccomp_program: bytes | None
     sync_w: int | None
+    console: socket.socket | None = None
     released: bool = False
     exited: bool = False
     execs: int = 0
@@ -245,13 +246,14 @@ class ForkServer:
     def handle(self, message: dict[str, Any], fds: list[int]) -> None:
         op = message.get("op")
         reply: dict[str, Any] = {"req": message.get("req"), "ok": True}
+        reply_fds: list[int] = []
         try:
             if op == "ping":
                 pass
             elif op == "create":
                 reply["pid"] = self.create(message["spec"], message["rootfs_mount"], fds)
             elif op == "start":
-                self.start(message["id"])
+                reply_fds = self.start(message["id"])
             elif op == "exec":
                 reply["pid"], reply["exec_id"] = self.exec(message["id"], message["exec"], fds)
             elif op == "signal":
@@ -269,7 +271,9 @@ class ForkServer:
         finally:
             for fd in fds:
                 os.close(fd)
-        self.send(reply)
+        self.send(reply, reply_fds)
+        for fd in reply_fds:
+            os.close(fd)
 
     def reap(self) -> None:
         while True:
@@ -356,6 +360,9 @@ class ForkServer:
         sync_r, sync_w = os.pipe()
         err_r, err_w = os.pipe()
         ready_r, ready_w = os.pipe()
+        console_parent = console_child = None
+        if spec.process.tty:
+            console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         plan = StartPlan(
             spec,
             rootfs_mount,
@@ -366,12 +373,18 @@ class ForkServer:
             self.hierarchies,
             (fds[0], fds[1], fds[2]),
             err_w,
+            console_child.fileno() if console_child is not None else None,
         )
+        child_only = [sync_r, err_w, ready_w, *(fd for fd, _ in join)]
+        if console_child is not None:
+            child_only.append(console_child.fileno())
         try:
             pid = self._fork(new_pid_namespace=bool(flags & CLONE_NEWPID), join_pid_namespace=pid_ns_fd)
         except OSError as exc:
-            for fd in (sync_r, sync_w, err_r, err_w, ready_r, ready_w, *(fd for fd, _ in join)):
+            for fd in (sync_w, err_r, ready_r, *child_only):
                 os.close(fd)
+            if console_parent is not None:
+                console_parent.close()
             raise ServerError(f"container {spec.id}: fork failed: {exc.strerror}", "temporary") from exc
         finally:
             if pid_ns_fd is not None:
@@ -383,9 +396,12 @@ class ForkServer:
                 join,
                 sync_r,
                 ready_w,
-                keep=(*fds, sync_r, err_w, ready_w, *(fd for fd, _ in join)),
+                keep=(*fds, *child_only),
             )
-        for fd in (sync_r, err_w, ready_w, *(fd for fd, _ in join)):
+        if console_child is not None:
+            console_child.close()
+            child_only.pop()
+        for fd in child_only:
             os.close(fd)
         try:
             try:
@@ -397,8 +413,10 @@ class ForkServer:
         except BaseException:
             os.close(sync_w)
             os.close(err_r)
+            if console_parent is not None:
+                console_parent.close()
             raise
-        self.records[spec.id] = _Record(spec, pid, mask(caps), program, sync_w)
+        self.records[spec.id] = _Record(spec, pid, mask(caps), program, sync_w, console_parent)
         self.err_pipes[spec.id] = err_r
         self.children[pid] = (spec.id, None)
         return pid
@@ -465,11 +483,13 @@ class ForkServer:
             errno=report["errno"],
         )
 
-    def start(self, container_id: str) -> None:
+    def start(self, container_id: str) -> list[int]:
+        """Release the init; returns the terminal master fd in a list when the container has a tty."""
         record = self._record(container_id)
         if record.released or record.sync_w is None:
             raise ServerError(f"container {container_id} was already started", "conflict")
         err_r = self.err_pipes.pop(container_id)
+        console_fds: list[int] = []
         try:
             record.released = True
             try:
@@ -481,11 +501,35 @@ class ForkServer:
             finally:
                 os.close(record.sync_w)
                 record.sync_w = None
+            if record.console is not None:
+                master = self._receive_console(record.console, err_r)
+                record.console.close()
+                record.console = None
+                if master is not None:
+                    console_fds.append(master)
             report = _read_all(err_r, timeout=60)
             if report:
                 raise self._child_error(report, container_id)
+        except BaseException:
+            for fd in console_fds:
+                os.close(fd)
+            raise
         finally:
             os.close(err_r)
+        return console_fds
+
+    def _receive_console(self, console: socket.socket, err_r: int) -> int | None:
+        """The terminal master the init sends before exec, or None if it failed first."""
+        poller = select.poll()
+        poller.register(console.fileno(), select.POLLIN)
+        poller.register(err_r, select.POLLIN | select.POLLHUP)
+        if not poller.poll(60_000):
+            raise ServerError("no console from the container within 60s", "temporary")
+        try:
+            _data, fds, _flags, _addr = socket.recv_fds(console, 64, 1, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return None
+        return fds[0] if fds else None
 
     def _record(self, container_id: str) -> _Record:
         record = self.records.get(container_id)
@@ -508,6 +552,8 @@ class ForkServer:
             return
         if record.sync_w is not None:
             os.close(record.sync_w)
+        if record.console is not None:
+            record.console.close()
         err_r = self.err_pipes.pop(container_id, None)
         if err_r is not None:
             os.close(err_r)

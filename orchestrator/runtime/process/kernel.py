@@ -9,10 +9,14 @@ naming the step. Only the fork server and its children call the real one.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import platform
 import resource
+import socket
 import stat
+import struct
+import termios
 from typing import NoReturn, Protocol
 
 # mount(2) flags
@@ -49,6 +53,10 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 SECCOMP_MODE_FILTER = 2
+
+_TIOCSPTLCK = 0x40045431
+_TIOCGPTN = 0x80045430
+_TIOCGPTPEER = 0x5441
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _SYSCALLS = {
@@ -91,6 +99,9 @@ class Kernel(Protocol):
     def set_capabilities(self, mask: int) -> None: ...
     def setsid(self) -> None: ...
     def dup2(self, fd: int, target: int) -> None: ...
+    def open_pty(self, ptmx: str) -> tuple[int, int, int]: ...
+    def set_controlling_terminal(self, fd: int) -> None: ...
+    def send_fd(self, socket_fd: int, fd: int) -> None: ...
     def close_fds_except(self, keep: tuple[int, ...]) -> None: ...
     def execve(self, path: str, args: tuple[str, ...], env: dict[str, str]) -> NoReturn: ...
 
@@ -264,6 +275,28 @@ class LinuxKernel:
 
     def dup2(self, fd: int, target: int) -> None:
         os.dup2(fd, target, inheritable=True)
+
+    def open_pty(self, ptmx: str) -> tuple[int, int, int]:
+        """A terminal pair from the devpts instance behind ``ptmx``: (master, slave, number)."""
+        master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+            (number,) = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, b"\0" * 4))
+            slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+        except OSError:
+            os.close(master)
+            raise
+        return master, slave, number
+
+    def set_controlling_terminal(self, fd: int) -> None:
+        fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+
+    def send_fd(self, socket_fd: int, fd: int) -> None:
+        sock = socket.socket(fileno=socket_fd)
+        try:
+            socket.send_fds(sock, [b"console"], [fd])
+        finally:
+            sock.detach()
 
     def close_fds_except(self, keep: tuple[int, ...]) -> None:
         low = 3

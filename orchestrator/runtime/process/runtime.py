@@ -122,6 +122,7 @@ OomCheck = Callable[[str], bool]
 class ProcessRuntime(Protocol):
     def create(self, spec: ContainerSpec, stdio: Stdio | None = None) -> int: ...
     def start(self, container_id: str) -> None: ...
+    def console(self, container_id: str) -> int | None: ...
     def kill(self, container_id: str, signal_number: int) -> None: ...
     def stop(self, container_id: str, grace_seconds: float | None = None) -> ExitStatus: ...
     def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus | None: ...
@@ -140,6 +141,7 @@ class _Container:
     state: ContainerState = ContainerState.CREATED
     exit: ExitStatus | None = None
     start_requested: bool = False
+    console: int | None = None
 
 
 @dataclass
@@ -344,13 +346,20 @@ class ForkServerRuntime:
                 raise InvalidStateError(f"container {container_id}: already starting")
             container.start_requested = True
         try:
-            self._request({"op": "start", "id": container_id})
+            _, fds = self._request({"op": "start", "id": container_id})
         except ContainerStartError:
             self.wait(container_id, timeout=10.0)
             raise
         with self._lock:
+            if fds:
+                container.console = fds[0]
             if container.state is ContainerState.CREATED:
                 container.state = ContainerState.RUNNING
+
+    def console(self, container_id: str) -> int | None:
+        """For a ``tty`` container, the terminal's master end (read its output, write its input);
+        owned by the runtime and closed on delete. None without a tty."""
+        return self._get(container_id).console
 
     def kill(self, container_id: str, signal_number: int) -> None:
         container = self._get(container_id)
@@ -434,6 +443,8 @@ class ForkServerRuntime:
         with self._lock:
             container.state = ContainerState.DELETED
             del self._containers[container_id]
+        if container.console is not None:
+            os.close(container.console)
 
     def close(self) -> None:
         """Stop the fork server. Containers it started keep running (they are re-parented)."""

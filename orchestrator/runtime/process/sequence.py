@@ -123,6 +123,7 @@ class StartPlan:
     cgroup_hierarchies: tuple[CgroupHierarchy, ...]
     stdio: tuple[int, int, int]
     error_fd: int
+    console_fd: int | None = None  # tty: the socket the terminal's master end is sent over
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,8 @@ def mount_system(plan: StartPlan, k: Kernel) -> None:
         pts = root + "/dev/pts"
         k.makedirs(pts, 0o755)
         k.mount("devpts", pts, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    if plan.console_fd is not None:
+        open_console(plan, k)
     with step("mount /dev/shm"):
         shm = root + "/dev/shm"
         k.makedirs(shm, 0o1777)
@@ -270,6 +273,22 @@ def mount_system(plan: StartPlan, k: Kernel) -> None:
                 k.makedirs(target, 0o755)
                 k.mount("cgroup", target, hierarchy.fstype, ro_flags, hierarchy.options or None)
             _remount_readonly(k, cgroup_root, MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def open_console(plan: StartPlan, k: Kernel) -> None:
+    """tty: a terminal from the container's own devpts; the slave becomes stdio, the controlling
+    terminal and /dev/console, the master goes to the fork server over the console socket."""
+    assert plan.console_fd is not None
+    root = plan.rootfs_mount
+    with step("open console"):
+        master, slave, number = k.open_pty(root + "/dev/pts/ptmx")
+        console = root + "/dev/console"
+        k.touch(console)
+        k.mount(f"{root}/dev/pts/{number}", console, None, MS_BIND, None)
+        k.send_fd(plan.console_fd, master)
+        for target in (0, 1, 2):
+            k.dup2(slave, target)
+        k.set_controlling_terminal(0)
 
 
 def _mount_sort_key(mount: Mount) -> int:

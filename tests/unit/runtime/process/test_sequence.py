@@ -294,3 +294,14 @@ def test_secure_join_keeps_symlinks_inside_the_root() -> None:
     with pytest.raises(OSError) as info:
         secure_join("/r", "/loop", links.get)
     assert info.value.errno == errno.ELOOP
+
+
+def test_tty_opens_a_console_in_the_containers_devpts_and_sends_the_master() -> None:
+    k = kernel()
+    base = plan(spec())
+    run(k, StartPlan(**{**base.__dict__, "console_fd": 42}))
+    c = k.calls
+    assert mount_index(c, ROOT + "/dev/pts") < first(c, "open_pty", ROOT + "/dev/pts/ptmx")
+    assert k.calls[mount_index(c, ROOT + "/dev/console")][1] == ROOT + "/dev/pts/0"
+    assert first(c, "send_fd", 42, 100) < first(c, "dup2", 101, 0) < first(c, "set_controlling_terminal", 0)
+    assert first(c, "set_controlling_terminal", 0) < first(c, "pivot_root")
