@@ -2,8 +2,8 @@
 
 Owned here: :class:`Puller` and :class:`PullEvent`. The images driver (``driver.py``) and ``orc
 pull`` call :meth:`Puller.pull`. Order of work: manifest (index → the wanted platform's manifest),
-config, then every layer whose diff-id the store lacks is downloaded into ``tmp/`` (digest
-verified) and unpacked in a worker thread while other layers still download; manifest and config
+config, then every layer whose diff-id the store lacks is streamed from the socket into a worker
+thread that unpacks it into ``tmp/`` (digest verified before anything is committed); manifest and config
 blobs, the image record and the name are written last, so a failed pull leaves only complete,
 shared layers behind (which the next pull reuses) and never a half-visible image.
 """
@@ -62,14 +62,12 @@ class Puller:
         client: RegistryClient,
         *,
         platform: Platform | None = None,
-        download_limit: int = 3,
-        unpack_limit: int = 2,
+        download_limit: int = 4,
     ) -> None:
         self.store = store
         self.client = client
         self.platform = platform or host_platform()
         self._downloads = anyio.CapacityLimiter(download_limit)
-        self._unpacks = anyio.CapacityLimiter(unpack_limit)
         self._layer_locks: dict[str, anyio.Lock] = {}
 
     async def resolve(self, ref: Reference, platform: Platform | None = None) -> tuple[str, str]:
