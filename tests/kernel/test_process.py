@@ -30,6 +30,9 @@ from orchestrator.runtime.process.spec import (
     BindMount,
     ContainerSpec,
     Init,
+    Namespace,
+    NamespaceMode,
+    Namespaces,
     OverlayRootfs,
     ProcessSpec,
     TmpfsMount,
@@ -295,3 +298,37 @@ def test_tty_gives_the_container_a_terminal_and_the_caller_its_master(box: Box) 
     status = box.runtime.wait(cid, timeout=10)
     assert status is not None and status.code == 0
     assert b"/dev/pts/0" in output and b"got hello" in output
+
+
+def test_containers_can_join_each_others_namespaces_or_use_the_hosts(box: Box) -> None:
+    first = box.run(box.spec("first", ("sleep", "30")))
+    pid = box.runtime.pid(first)
+    joined = box.spec(
+        "joined",
+        ("sh", "-c", "ls /proc | grep -c '^[0-9]'; hostname"),
+        namespaces=Namespaces(
+            net=Namespace(NamespaceMode.JOIN, f"/proc/{pid}/ns/net"),
+            pid=Namespace(NamespaceMode.JOIN, f"/proc/{pid}/ns/pid"),
+            ipc=Namespace(NamespaceMode.JOIN, f"/proc/{pid}/ns/ipc"),
+        ),
+    )
+    second = box.run(joined)
+    second_pid = box.runtime.pid(second)
+    for kind in ("net", "pid", "ipc"):
+        assert os.readlink(f"/proc/{second_pid}/ns/{kind}") == os.readlink(f"/proc/{pid}/ns/{kind}")
+    assert os.readlink(f"/proc/{second_pid}/ns/uts") != os.readlink(f"/proc/{pid}/ns/uts")
+    assert box.runtime.wait(second, timeout=10) is not None
+    processes, hostname = box.log(second).split()
+    assert int(processes) >= 2 and hostname == "joined"  # sees the first container's sleep too
+
+    host = box.spec(
+        "hostnet",
+        ("ls", "/sys/class/net"),
+        namespaces=Namespaces(net=Namespace(NamespaceMode.HOST)),
+    )
+    third = box.run(host)
+    assert box.runtime.wait(third, timeout=10) is not None
+    # Other tests add and remove their own (orc*, veth*) links meanwhile; the host's own stay.
+    stable = {n for n in os.listdir("/sys/class/net") if not n.startswith(("orc", "veth"))}
+    assert stable and stable <= set(box.log(third).split())
+    box.runtime.stop(first, grace_seconds=0)
