@@ -1,8 +1,10 @@
 """PURE. Binding: the canonical Compose document → the frozen ``orchestrator.model.Stack``.
 
-``bind(document, config_hashes=...)`` takes the project exactly as ``docker-compose config
---format json`` prints it (the loader's canonical long form: durations like ``"1m30s"``, sizes
-as decimal strings, ports/volumes/depends_on as mappings) and returns a ``Stack``. It also
+``bind(document, config_hashes=...)`` takes the project as ``docker-compose config --format
+json`` prints it (the loader's canonical long form: durations like ``"1m30s"``, sizes as decimal
+strings, ports/volumes/depends_on as mappings) and returns a ``Stack``. Values are taken as they
+are: ``config`` doubles every ``$`` in what it prints, so a printed document must be unescaped
+(``$$`` → ``$``) first; the loader's in-memory document already holds the real values. It also
 accepts the few short forms Compose leaves in its canonical output (``tmpfs`` strings,
 ``volumes_from``/``links`` strings, ``extra_hosts`` lines) and, leniently, raw values where the
 conversion is unambiguous (``"64m"`` for a size, a string ``command``), so hand-written test

@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.model import Service
 from orchestrator.planner.graph import DependencyGraph
 from orchestrator.stack.bind import bind
-from tests.unit.model.test_bind import DATA, assert_every_key_accounted_for
+from tests.unit.model.test_bind import DATA, assert_every_key_accounted_for, unescape_config_output
 
 pytestmark = pytest.mark.oracle
 
@@ -43,23 +44,26 @@ def oracle_document(path: Path) -> dict[str, Any] | None:
     result = compose("-f", path.name, "-p", "corpus", "config", "--format", "json", cwd=path.parent)
     if result.returncode != 0 or not result.stdout.strip():
         return None
-    document: dict[str, Any] = json.loads(result.stdout)
+    document: dict[str, Any] = json.loads(unescape_config_output(result.stdout))
     return document
 
 
-def test_every_accepted_corpus_file_binds() -> None:
+@pytest.fixture(scope="module")
+def accepted_documents() -> list[tuple[Path, dict[str, Any]]]:
+    """(file, Docker Compose's document) for every corpus file Docker Compose accepts."""
     if not CORPUS.is_dir():
         pytest.fail(f"compose corpus not found at {CORPUS}")
     files = sorted(p for p in CORPUS.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
     with ThreadPoolExecutor(max_workers=4) as pool:
         documents = list(pool.map(oracle_document, files))
-    accepted = 0
+    accepted = [(path, doc) for path, doc in zip(files, documents, strict=True) if doc is not None]
+    assert len(accepted) >= MIN_ACCEPTED, f"only {len(accepted)} corpus files accepted by docker-compose"
+    return accepted
+
+
+def test_every_accepted_corpus_file_binds(accepted_documents: list[tuple[Path, dict[str, Any]]]) -> None:
     failures = []
-    for path, document in zip(files, documents, strict=True):
-        if document is None:
-            continue
-        accepted += 1
-        where = path.relative_to(CORPUS)
+    for path, document in accepted_documents:
         try:
             stack = bind(document, config_hashes={name: "h" for name in document.get("services", {})})
             assert_every_key_accounted_for(document, stack)
@@ -70,9 +74,46 @@ def test_every_accepted_corpus_file_binds() -> None:
                     if dependency in position:
                         assert position[dependency] < position[name], f"{name} starts before {dependency}"
         except Exception as exc:
-            failures.append(f"{where}: {type(exc).__name__}: {exc}")
+            failures.append(f"{path.relative_to(CORPUS)}: {type(exc).__name__}: {exc}")
     assert failures == []
-    assert accepted >= MIN_ACCEPTED, f"only {accepted} corpus files accepted by docker-compose"
+
+
+def test_orc_loader_binds_to_the_same_model(accepted_documents: list[tuple[Path, dict[str, Any]]]) -> None:
+    """What the reconciler sees is the same whether Docker Compose or orc's loader read the file:
+    the Stack bound from orc's project equals the one bound from Docker Compose's document."""
+    from orchestrator.hostfs import HostFileSource
+    from orchestrator.stack.loader import LoadOptions, load
+
+    environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root")}
+    differences = []
+    for path, document in accepted_documents:
+        options = LoadOptions(
+            cwd=str(path.parent),
+            environ=environ,
+            files=(path.name,),
+            project_name="corpus",
+            home=environ["HOME"],
+        )
+        try:
+            project = load(options, HostFileSource())
+        except Exception as exc:
+            differences.append(f"{path.relative_to(CORPUS)}: orc failed to load: {exc}")
+            continue
+        hashes = {name: "h" for name in document.get("services", {})}
+        expected = bind(document, config_hashes=hashes)
+        got = bind(
+            project.document, config_hashes={name: "h" for name in project.document.get("services", {})}
+        )
+        if got != expected:
+            fields = [
+                f"services.{name}.{field}"
+                for name in sorted(set(expected.services) | set(got.services))
+                for field in Service.__dataclass_fields__
+                if getattr(expected.services.get(name), field, None)
+                != getattr(got.services.get(name), field, None)
+            ]
+            differences.append(f"{path.relative_to(CORPUS)}: differs in {fields or 'top-level objects'}")
+    assert differences == []
 
 
 def test_kitchen_sink_fixture_is_what_compose_prints() -> None:
