@@ -4,7 +4,7 @@ Owned here: :class:`ImageStore`, :class:`Image`, :class:`LayerRecord`. The pulle
 importer put content in; the images driver and the CLI read, tag, remove and prune. Layout under
 the images root (default ``/var/lib/orc/images``)::
 
-    blobs/sha256/<hex>     manifests, indexes and configs (layer blobs only while being unpacked)
+    blobs/sha256/<hex>     manifests, indexes and configs (layer blobs are unpacked as they stream in)
     l/<short>/             one unpacked layer, usable as an overlay lower dir (short path on purpose:
                            overlay's mount options must fit in a page, so 100+ layers still mount)
     layers/<hex>.json      diff-id → directory, size
@@ -13,8 +13,8 @@ the images root (default ``/var/lib/orc/images``)::
     holds/<hex>/<holder>   containers using an image (remove refuses while any exist)
     tmp/                   downloads and unpacks in progress
 
-Everything becomes visible by ``rename``: a half-downloaded blob or half-unpacked layer stays in
-``tmp/`` and is swept on the next start. Layer reference counts are derived from the image records,
+Everything becomes visible by ``rename``: a half-unpacked layer stays in ``tmp/`` (named with its
+writer's pid) and is swept by the next store opened after that process is gone. Layer reference counts are derived from the image records,
 so they cannot drift. Metadata changes hold an ``flock`` on ``lock``.
 """
 
@@ -129,20 +129,28 @@ class ImageStore:
             os.close(fd)
 
     def _sweep_tmp(self) -> None:
-        """Remove leftovers of interrupted writes (older than a minute, so live peers are spared)."""
+        """Remove leftovers of interrupted writes: entries whose writer process is gone.
+
+        Work entries are named ``<hint><pid>-<random>``; others (atomic-write temporaries) are
+        removed when older than a minute.
+        """
         now = time.time()
         for entry in (self.root / "tmp").iterdir():
+            pid = _writer_pid(entry.name)
             try:
-                if now - entry.lstat().st_mtime > 60:
-                    if entry.is_dir() and not entry.is_symlink():
-                        shutil.rmtree(entry, ignore_errors=True)
-                    else:
-                        entry.unlink(missing_ok=True)
+                stale = not _pid_alive(pid) if pid is not None else now - entry.lstat().st_mtime > 60
+                if not stale:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
             except FileNotFoundError:
                 continue
 
     def tmp_path(self, hint: str = "") -> Path:
-        return self.root / "tmp" / f"{hint}{uuid.uuid4().hex[:12]}"
+        """A fresh path in ``tmp/`` carrying this process's pid (so a sweep spares it while we live)."""
+        return self.root / "tmp" / f"{hint}{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
     # --- blobs ----------------------------------------------------------------------------------
 
@@ -457,6 +465,22 @@ class ImageStore:
                     freed_bytes += blob.stat().st_size
                     blob.unlink(missing_ok=True)
         return freed_layers, freed_bytes
+
+
+def _writer_pid(name: str) -> int | None:
+    head = name.rpartition("-")[0]
+    digits = head.rpartition("-")[2] if "-" in head else head
+    return int(digits) if digits.isdigit() else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def repository_of(name: str) -> str:

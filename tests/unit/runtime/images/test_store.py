@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
@@ -86,19 +87,32 @@ def test_failed_or_mismatched_layers_never_become_visible(tmp_path: Path) -> Non
 
 def test_interrupted_leftovers_are_swept_and_orphan_dirs_reused(tmp_path: Path) -> None:
     store = new_store(tmp_path)
-    stale = store.root / "tmp" / "layer-dead"
+    gone_pid = _exited_pid()
+    stale = store.root / "tmp" / f"layer-{gone_pid}-abc"
     stale.mkdir()
+    live = store.root / "tmp" / f"layer-{os.getpid()}-def"
+    live.mkdir()
     old = time.time() - 3600
-    os.utime(stale, (old, old))
-    fresh = store.root / "tmp" / "blob-live"
+    os.utime(live, (old, old))
+    old_tmp = store.root / "tmp" / ".refs.json.1234.tmp"
+    old_tmp.write_bytes(b"x")
+    os.utime(old_tmp, (old, old))
+    fresh = store.root / "tmp" / ".refs.json.5678.tmp"
     fresh.write_bytes(b"in progress")
     layer = make_layer(tar_of_entries([Entry("f", data=b"1")]), "none")
     orphan = store.root / "l" / layer.diff_id.split(":")[1][:12]
     orphan.mkdir()  # a crash between rename and record
     store = new_store(tmp_path)
-    assert not stale.exists() and fresh.exists()
+    assert not stale.exists() and not old_tmp.exists()
+    assert live.exists() and fresh.exists()  # our own work, and young temporaries, are spared
     record = store.add_layer(opener(layer.tar), layer.diff_id)
     assert record.directory == orphan and (orphan / "f").exists()
+
+
+def _exited_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
 
 
 def put_image(store: ImageStore, spec: ImageSpec, name: str) -> str:
