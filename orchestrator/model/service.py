@@ -373,6 +373,8 @@ class Service:
     tty: bool = False
     stdin_open: bool = False
     logging: Logging | None = None
+    # False: ``up`` does not follow this service's output (``attach: false``).
+    attach: bool | None = None
     # Namespaces and security
     pid: str | None = None
     ipc: str | None = None

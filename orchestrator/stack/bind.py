@@ -1031,6 +1031,7 @@ _SIMPLE_SERVICE_KEYS: dict[str, Callable[[Any, str], Any]] = {
     "stop_grace_period": _duration,
     "tty": _bool,
     "stdin_open": _bool,
+    "attach": _bool,
     "pid": _str,
     "ipc": _str,
     "uts": _str,

@@ -408,6 +408,7 @@ def test_short_forms_and_raw_values_bind_too() -> None:
                 "links": ["db"],
                 "expose": [3000, "4000/udp"],
                 "user": 1000,
+                "attach": False,
             },
             db={},
         )
@@ -443,6 +444,7 @@ def test_short_forms_and_raw_values_bind_too() -> None:
     assert web.links == (Link("db", "db"),)
     assert web.expose == ("3000", "4000/udp")
     assert web.user == "1000"
+    assert web.attach is False
 
 
 def test_top_level_names_default_and_legacy_external() -> None:
