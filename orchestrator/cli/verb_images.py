@@ -560,6 +560,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Pull service images of the project, or the given image references."""
         args = list(refs or [])
+        # service names cannot hold '/', ':' or '@': such arguments are references, no project needed
+        if args and any(c in a for a in args for c in "/:@"):
+            pull_refs_cmd(ctx, args, platform, quiet, progress)
+            return
         project = _try_load_project(ctx, required=not args)
         if project is not None and all(a in project.stack.services for a in args):
             pull_project(
