@@ -95,7 +95,10 @@ class DnsRegistry:
         return self._snap.entries
 
     def _asker(self, snap: _Snapshot, source: str) -> list[DnsEntry]:
-        return [e for e in snap.entries if source in (e.ipv4, e.ipv6)]
+        """Every entry of the container(s) owning ``source``: a container on two networks asks
+        through one of them but sees both."""
+        owners = {e.container for e in snap.entries if source in (e.ipv4, e.ipv6)}
+        return [e for e in snap.entries if e.container in owners]
 
     def visible_networks(self, source: str, fallback_network: str | None) -> set[str]:
         mine = {e.network for e in self._asker(self._snap, source)}
@@ -241,7 +244,13 @@ class DnsServer:
                     if tcp:
                         return await self._forward_tcp(packet, upstream)
                     return await self._forward_udp(packet, upstream)
-            except (TimeoutError, OSError, anyio.EndOfStream, anyio.IncompleteRead):
+            except (
+                TimeoutError,
+                OSError,
+                anyio.EndOfStream,
+                anyio.IncompleteRead,
+                anyio.BrokenResourceError,
+            ):
                 continue
         return self._servfail(packet)
 
@@ -263,20 +272,28 @@ class DnsServer:
         except BaseException:
             await udp.aclose()
             raise
+        send_lock = anyio.Lock()  # an anyio UDP socket allows one sender at a time
         async with udp, tcp, anyio.create_task_group() as tg:
             task_status.started(bound)
             tg.start_soon(self._serve_tcp, tcp, network)
             async for packet, peer in udp:
-                tg.start_soon(self._answer_udp, udp, packet, str(peer[0]), int(peer[1]), network)
+                tg.start_soon(self._answer_udp, udp, send_lock, packet, str(peer[0]), int(peer[1]), network)
 
     async def _answer_udp(
-        self, udp: anyio.abc.UDPSocket, packet: bytes, host: str, port: int, network: str | None
+        self,
+        udp: anyio.abc.UDPSocket,
+        send_lock: anyio.Lock,
+        packet: bytes,
+        host: str,
+        port: int,
+        network: str | None,
     ) -> None:
         reply = await self.resolve(packet, host, network)
         if reply is not None:
             try:
-                await udp.sendto(reply, host, port)
-            except (OSError, anyio.ClosedResourceError):
+                async with send_lock:
+                    await udp.sendto(reply, host, port)
+            except (OSError, anyio.ClosedResourceError, anyio.BrokenResourceError):
                 pass
 
     async def _serve_tcp(

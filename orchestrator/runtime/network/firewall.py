@@ -1,8 +1,10 @@
 """nftables rules for networks and published ports: planned purely, applied through ``nft``.
 
 Every network gets orc's own table ``inet orc_<bridge>``, created and deleted with the network:
-a masquerade rule for its subnets unless ``internal``, a forward chain that drops traffic leaving
-or entering an internal network and, with ``enable_icc=false``, traffic between its containers.
+a masquerade rule for its subnets unless ``internal``, a forward chain that drops new connections
+into the bridge from anywhere else (other networks are isolated from each other, as in Docker;
+DNAT'd published ports excepted), all traffic leaving or entering an internal network, and, with
+``enable_icc=false``, traffic between its containers.
 Each container with ``dnat`` ports gets a table ``inet orc_p<hash>`` with DNAT rules (the optional
 kernel path next to the userland proxy; loopback traffic always goes to the proxy).
 
@@ -86,6 +88,12 @@ def network_ruleset(table: str, bridge: str, subnets: Sequence[str], internal: b
     if internal:
         lines.append(f"    iifname {_q(bridge)} oifname != {_q(bridge)} drop")
         lines.append(f"    oifname {_q(bridge)} iifname != {_q(bridge)} drop")
+    else:
+        # like Docker's isolation chains: nothing outside this bridge (another orc network, the
+        # uplink) opens connections into it, except what a published port's DNAT let in
+        lines.append(
+            f"    oifname {_q(bridge)} iifname != {_q(bridge)} ct state new ct status & dnat != dnat drop"
+        )
     if not icc:
         lines.append(f"    iifname {_q(bridge)} oifname {_q(bridge)} drop")
     lines.append("  }")
@@ -119,7 +127,7 @@ def dnat_ruleset(table: str, rules: Sequence[DnatRule]) -> str:
 
 def forward_shim(bridge: str, internal: bool, chain: str) -> list[str]:
     """iptables rule specs (``CHAIN arg...``) that let orc's bridge traffic past a drop policy."""
-    comment = ["-m", "comment", "--comment", f"orc {bridge}"]
+    comment = ["-m", "comment", "--comment", f"orc:{bridge}"]
     specs = [["-i", bridge, "-o", bridge, "-j", "ACCEPT", *comment]]
     if not internal:
         specs.append(["-i", bridge, "!", "-o", bridge, "-j", "ACCEPT", *comment])
