@@ -266,13 +266,13 @@ def test_dns_by_name_alias_and_isolation(
             def check() -> None:
                 for name in ("web", "www", f"{p}-web-1"):
                     got = api.run("nslookup", name, front.gateways[0])
-                    assert web_att.ipv4 in got.stdout, (name, got.stdout, got.stderr)
+                    assert str(web_att.ipv4) in got.stdout, (name, got.stdout, got.stderr)
                     fetched = api.run("wget", "-q", "-O", "-", f"http://{name}/", resolv=api_resolv)
                     assert fetched.stdout == "hello from web\n", (name, fetched.stderr)
                 assert api.run("nslookup", "lonely", front.gateways[0]).returncode != 0
                 # lonely asks its own gateway: web is not on its network
                 miss = lonely.run("nslookup", "web", back.gateways[0])
-                assert web_att.ipv4 not in miss.stdout
+                assert str(web_att.ipv4) not in miss.stdout
                 assert not lonely.can_fetch("http://web/", resolv=lonely_resolv)
                 # and the address itself is unreachable from the other bridge's namespace
                 assert not lonely.can_fetch(f"http://{web_att.ipv4}/")
@@ -283,8 +283,8 @@ def test_dns_by_name_alias_and_isolation(
                 )
                 got = both.run("wget", "-q", "-O", "-", "http://lonely/", resolv=both_resolv)
                 assert got.stdout == "hello from lonely\n", got.stderr
-                assert lonely_att.ipv4 in both.run("nslookup", "lonely", front.gateways[0]).stdout
-                assert api_att.ipv4 in both.run("nslookup", "api", front.gateways[0]).stdout
+                assert str(lonely_att.ipv4) in both.run("nslookup", "lonely", front.gateways[0]).stdout
+                assert str(api_att.ipv4) in both.run("nslookup", "api", front.gateways[0]).stdout
 
             await _thread(check)
 
@@ -329,7 +329,7 @@ def test_scaled_service_and_forwarding(
                     await services.start_dns(net)
                     out = (await _thread(asker.run, "nslookup", "db", net.gateways[0])).stdout
                     for address in addresses:
-                        assert address in out, out
+                        assert str(address) in out, out
                     forwarded = (await _thread(asker.run, "nslookup", "example.org", net.gateways[0])).stdout
                     assert "203.0.113.7" in forwarded, forwarded
                 tg.cancel_scope.cancel()

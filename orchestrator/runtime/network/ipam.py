@@ -35,8 +35,9 @@ class PoolRange:
         return net.subnets(new_prefix=self.size)
 
 
+# Docker's default-address-pools: 172.17-31.0.0/16, then 192.168.0.0/16 in /20s
 DEFAULT_POOLS_V4: tuple[PoolRange, ...] = (
-    PoolRange("172.17.0.0/12", 16),
+    *(PoolRange(f"172.{second}.0.0/16", 16) for second in range(17, 32)),
     PoolRange("192.168.0.0/16", 20),
 )
 DEFAULT_POOLS_V6: tuple[PoolRange, ...] = (PoolRange("fd6f:7263::/48", 64),)
