@@ -2,8 +2,10 @@
 
 The eight entrypoint/command combinations of test_argv were checked once against the real thing:
 ``docker-compose create`` (v2.40.3) on Docker 28.2 with an image whose ENTRYPOINT and CMD are both
-set, then ``docker inspect`` of Config.Entrypoint/Cmd. (Not an automated test: it needs a Docker
-daemon, which CI does not promise.)"""
+set, then ``docker inspect`` of Config.Entrypoint/Cmd; and the environment case by running
+``export -p`` in a container whose image sets ``A=img B=img`` under ``environment: [A=svc, B, C=]``
+(B unset): it printed A='svc', C='' and PATH, no B (Docker adds HOME and HOSTNAME itself).
+(Not automated tests: they need a Docker daemon, which CI does not promise.)"""
 
 from __future__ import annotations
 
