@@ -16,7 +16,7 @@ apply Docker Compose's precedence rules between overlapping keys (``scale`` vs
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from orchestrator.model.frozen import EMPTY, FrozenDict, compact_repr
@@ -409,7 +409,7 @@ class Service:
     blkio_config: BlkioConfig | None = None
     # Kept for whoever asks
     extensions: FrozenDict[str, Any] = EMPTY
-    unsupported: FrozenDict[str, Any] = field(default=EMPTY)
+    unsupported: FrozenDict[str, Any] = EMPTY
 
     def __repr__(self) -> str:
         return compact_repr(self)
