@@ -427,7 +427,8 @@ class CuttingProxy:
     """A plain-HTTP forwarder to a registry that can misbehave on blob downloads.
 
     ``cut_after``: close the connection after that many body bytes of a blob (``cut_times`` times,
-    then behave). ``corrupt``: flip one byte in every blob body. Counts blob requests per digest.
+    then behave). ``corrupt``: flip one byte in every blob body. ``unavailable_times``: answer that
+    many requests with 503 first. Counts blob requests per digest.
     """
 
     def __init__(self, upstream_port: int) -> None:
@@ -435,6 +436,7 @@ class CuttingProxy:
         self.cut_after: int | None = None
         self.cut_times = 1 << 30
         self.corrupt = False
+        self.unavailable_times = 0  # answer this many requests with 503 first
         self.blob_requests: dict[str, int] = {}
         self.ranges: list[str] = []
         proxy = self
@@ -447,6 +449,14 @@ class CuttingProxy:
 
             def _forward(self, method: str) -> None:
                 import http.client
+
+                if proxy.unavailable_times > 0:
+                    proxy.unavailable_times -= 1
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    return
 
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}

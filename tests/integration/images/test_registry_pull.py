@@ -235,6 +235,15 @@ def test_registry_dying_mid_blob_every_time_is_a_clear_temporary_error(
     assert_store_consistent(store)
 
 
+def test_503s_are_retried_with_backoff(tmp_path: Path, proxy: CuttingProxy) -> None:
+    store = make_store(tmp_path)
+    proxy.unavailable_times = 2
+    sleeps = Sleeps()
+    pull(store, f"{proxy.host}/test/busybox:v1", options=RegistryOptions(sleep=sleeps, retries=3))
+    assert sleeps.delays == [0.5, 1.0]
+    assert_store_consistent(store)
+
+
 def test_registry_gone_entirely(tmp_path: Path, scratch_registry: Registry) -> None:
     scratch_registry.close()
     store = make_store(tmp_path)

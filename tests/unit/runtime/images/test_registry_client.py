@@ -1,0 +1,90 @@
+"""Registry client rules that need no registry: scheme choice, auth header, progress rendering.
+
+(Behaviour against a real registry is in tests/integration/images.)
+"""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import httpx
+import pytest
+
+from orchestrator.cli.verb_images import PullProgress
+from orchestrator.runtime.images.pull import PullEvent
+from orchestrator.runtime.images.reference import parse_reference
+from orchestrator.runtime.images.registry import RegistryClient, RegistryOptions, RegistryUnavailable
+
+
+async def _no_sleep(_s: float) -> None:
+    return None
+
+
+def fetch(host: str, insecure: frozenset[str] = frozenset()) -> list[str]:
+    """The URLs the client tries for a manifest on ``host`` when every connection fails."""
+    tried: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        tried.append(str(request.url))
+        raise httpx.ConnectError("refused", request=request)
+
+    options = RegistryOptions(
+        transport=httpx.MockTransport(handler), insecure_registries=insecure, retries=0, sleep=_no_sleep
+    )
+
+    async def main() -> None:
+        async with RegistryClient(options) as client:
+            with pytest.raises(RegistryUnavailable):
+                await client.get_manifest(parse_reference(f"{host}/a/b:1"))
+
+    anyio.run(main)
+    return tried
+
+
+def test_plain_http_only_for_loopback_or_insecure_hosts() -> None:
+    assert fetch("registry.example.com:5000") == ["https://registry.example.com:5000/v2/"]
+    assert fetch("127.0.0.1:5000") == ["https://127.0.0.1:5000/v2/", "http://127.0.0.1:5000/v2/"]
+    assert fetch("localhost:5000") == ["https://localhost:5000/v2/", "http://localhost:5000/v2/"]
+    assert fetch("10.1.2.3:5000", frozenset({"10.1.2.3:5000"})) == [
+        "https://10.1.2.3:5000/v2/",
+        "http://10.1.2.3:5000/v2/",
+    ]
+
+
+def test_docker_hub_api_host() -> None:
+    assert fetch("docker.io") == ["https://registry-1.docker.io/v2/"]
+
+
+def test_json_and_plain_progress(capsys: pytest.CaptureFixture[str]) -> None:
+    events = [
+        PullEvent("resolved", "r", message="sha256:top"),
+        PullEvent("downloading", "r", "sha256:" + "a" * 64, 0, 10),
+        PullEvent("downloading", "r", "sha256:" + "a" * 64, 5, 10),
+        PullEvent("downloading", "r", "sha256:" + "a" * 64, 10, 10),
+        PullEvent("done", "r", "sha256:" + "a" * 64, 10, 10),
+    ]
+    with PullProgress("json") as progress:
+        for e in events:
+            progress(e)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["event"], r["current"]) for r in lines] == [
+        ("resolved", 0),
+        ("downloading", 0),
+        ("downloading", 5),
+        ("downloading", 10),
+        ("done", 10),
+    ]
+    with PullProgress("plain") as progress:
+        for e in events:
+            progress(e)
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "r: resolved sha256:top",
+        "aaaaaaaaaaaa: downloading 0/10",
+        "aaaaaaaaaaaa: downloading 10/10",
+        "aaaaaaaaaaaa: pull complete",
+    ]
+    with PullProgress("quiet") as progress:
+        progress(events[0])
+    assert capsys.readouterr() == ("", "")
