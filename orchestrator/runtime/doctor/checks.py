@@ -424,14 +424,6 @@ def check_seccomp(status_text: str | None, libseccomp_version: Callable[[], str]
 # --- addresses --------------------------------------------------------------------------------
 
 
-def normalise_pools(pools: Sequence[Any]) -> list[Any]:
-    """Pool ranges with host bits cleared (``172.17.0.0/12`` names 172.16.0.0/12), as the
-    reconciler hands them to the network driver."""
-    from orchestrator.runtime.network.ipam import PoolRange
-
-    return [PoolRange(str(ipaddress.ip_network(p.base, strict=False)), p.size) for p in pools]
-
-
 def check_subnets(host_routes: Sequence[str] | OrcError, leased: Sequence[str]) -> CheckResult:
     """How many default-pool subnets the network driver's IPAM could still hand out, given the
     host's routes and the subnets orc's networks already hold."""
@@ -440,7 +432,7 @@ def check_subnets(host_routes: Sequence[str] | OrcError, leased: Sequence[str]) 
     if isinstance(host_routes, OrcError):
         return CheckResult("subnets", Status.SKIP, f"cannot read host routes: {host_routes}")
     taken: list[ipam.IPNetwork] = [ipaddress.ip_network(r, strict=False) for r in (*host_routes, *leased)]
-    pools = normalise_pools(ipam.DEFAULT_POOLS_V4)
+    pools = ipam.DEFAULT_POOLS_V4
     total = sum(1 for pool in pools for _ in pool.candidates())
     free: list[ipam.IPNetwork] = []
     while True:
