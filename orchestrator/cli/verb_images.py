@@ -130,7 +130,7 @@ class PullProgress:
             return
         progress = self._progress
         if event.layer is None:
-            progress.console.print(f"{event.reference}: {event.kind} {event.message}")
+            progress.console.print(f"{event.reference}: {event.kind} {event.message}", highlight=False)
             return
         key = (event.reference, event.layer)
         task = self._tasks.get(key)
