@@ -332,3 +332,23 @@ def test_containers_can_join_each_others_namespaces_or_use_the_hosts(box: Box) -
     stable = {n for n in os.listdir("/sys/class/net") if not n.startswith(("orc", "veth"))}
     assert stable and stable <= set(box.log(third).split())
     box.runtime.stop(first, grace_seconds=0)
+
+
+def _server_children(box: Box) -> set[int]:
+    server = box.runtime._server.pid
+    return {int(p) for p in Path(f"/proc/{server}/task/{server}/children").read_text().split()}
+
+
+def test_idle_server_keeps_blank_inits_ready_and_create_hands_one_over(box: Box) -> None:
+    deadline = time.monotonic() + 5
+    while len(_server_children(box)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    blanks = _server_children(box)
+    assert len(blanks) == 2
+    for pid in blanks:  # forked into their own pid namespace, with the usual namespaces unshared
+        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        assert os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
+    cid = box.run(box.spec("pooled", ("sh", "-c", "echo $$")))
+    assert box.runtime.pid(cid) in blanks
+    assert box.runtime.wait(cid, timeout=10) is not None
+    assert box.log(cid).strip() == "1"

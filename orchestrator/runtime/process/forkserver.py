@@ -20,6 +20,7 @@ here before the fork, and end in ``exec`` or ``os._exit``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import json
@@ -37,6 +38,7 @@ from typing import Any, NoReturn
 
 from orchestrator.errors import OrcError, PermanentError
 
+from . import wire
 from .capabilities import effective_capabilities, last_cap_from_kernel, mask
 from .kernel import (
     CLONE_NEWCGROUP,
@@ -54,6 +56,9 @@ from .seccomp import BpfCache, default_profile, profile_from_docker_json
 from .sequence import CgroupHierarchy, DeviceNode, ExecPlan, StartPlan, StepError, run_exec, run_init
 from .spec import ContainerSpec, NamespaceMode, SeccompMode, env_dict
 
+# The namespaces of a blank init in the pool: what a container with the default namespaces needs.
+_POOL_FLAGS = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+_POOL_IDLE_MS = 5
 _NS_FLAGS = {"net": CLONE_NEWNET, "pid": CLONE_NEWPID, "ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS}
 # Order of setns for exec: cgroup first (we are already in its cgroups), mount last (it changes
 # our root, and /proc paths were opened before).
@@ -190,7 +195,7 @@ def _fail_child(error_fd: int, exc: BaseException) -> NoReturn:
 
 
 class ForkServer:
-    def __init__(self, sock: socket.socket, kernel: Kernel, cache: BpfCache) -> None:
+    def __init__(self, sock: socket.socket, kernel: Kernel, cache: BpfCache, pool_size: int = 2) -> None:
         self.sock = sock
         self.kernel = kernel
         self.cache = cache
@@ -198,6 +203,8 @@ class ForkServer:
         self.children: dict[int, tuple[str, str | None]] = {}
         self.err_pipes: dict[str, int] = {}
         self.programs: dict[tuple[tuple[object, ...], frozenset[str]], bytes] = {}
+        self.pool: list[tuple[int, socket.socket]] = []
+        self.pool_size = pool_size
         with open("/proc/sys/kernel/cap_last_cap") as f:
             text = f.read()
         self.last_cap = int(text)
@@ -217,8 +224,20 @@ class ForkServer:
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN)
         poller.register(self.wakeup_r, select.POLLIN)
+        try:
+            self._serve(poller)
+        finally:
+            self._drain_pool()
+
+    def _serve(self, poller: select.poll) -> None:
         while True:
-            for fd, _events in poller.poll():
+            # Refill the pool of blank inits only when idle, so a fork never delays a request.
+            idle_ms = _POOL_IDLE_MS if len(self.pool) < self.pool_size else None
+            events = poller.poll(idle_ms)
+            if not events:
+                self._add_blank()
+                continue
+            for fd, _events in events:
                 if fd == self.wakeup_r:
                     while True:
                         try:
@@ -229,7 +248,7 @@ class ForkServer:
                     self.reap()
                     continue
                 try:
-                    data, fds, _flags, _addr = socket.recv_fds(self.sock, 1 << 20, 8)
+                    data, fds = wire.receive(self.sock)
                 except OSError:
                     data, fds = b"", []
                 if not data:
@@ -285,7 +304,10 @@ class ForkServer:
                 return
             owner = self.children.pop(pid, None)
             if owner is None:
-                continue  # an orphan from a container sharing the host pid namespace
+                for blank in [b for b in self.pool if b[0] == pid]:
+                    blank[1].close()  # a blank init died before it was used
+                    self.pool.remove(blank)
+                continue  # else an orphan from a container sharing the host pid namespace
             container_id, exec_id = owner
             record = self.records.get(container_id)
             if exec_id is None and record is not None:
@@ -378,8 +400,12 @@ class ForkServer:
         child_only = [sync_r, err_w, ready_w, *(fd for fd, _ in join)]
         if console_child is not None:
             child_only.append(console_child.fileno())
+        pid = None
+        if flags == _POOL_FLAGS | CLONE_NEWPID and not join and pid_ns_fd is None:
+            pid = self._take_blank(plan, [*fds, sync_r, err_w, ready_w, *child_only[3:]])
         try:
-            pid = self._fork(new_pid_namespace=bool(flags & CLONE_NEWPID), join_pid_namespace=pid_ns_fd)
+            if pid is None:
+                pid = self._fork(new_pid_namespace=bool(flags & CLONE_NEWPID), join_pid_namespace=pid_ns_fd)
         except OSError as exc:
             for fd in (sync_w, err_r, ready_r, *child_only):
                 os.close(fd)
@@ -462,14 +488,96 @@ class ForkServer:
                 k.setns(fd, nstype)
                 os.close(fd)
             k.unshare(flags)
-            os.write(ready_w, b"r")
-            os.close(ready_w)
-            if os.read(sync_r, 1) != b"\x01":
-                os._exit(0)  # abandoned before start
-            os.close(sync_r)
-            run_init(plan, k)
+            self._ready_then_run(plan, sync_r, ready_w)
         except BaseException as exc:
             _fail_child(plan.error_fd, exc)
+
+    def _ready_then_run(self, plan: StartPlan, sync_r: int, ready_w: int) -> NoReturn:
+        os.write(ready_w, b"r")
+        os.close(ready_w)
+        if os.read(sync_r, 1) != b"\x01":
+            os._exit(0)  # abandoned before start
+        os.close(sync_r)
+        run_init(plan, self.kernel)
+
+    # --- the pool of blank inits ---------------------------------------------------------------
+    # A blank init is forked ahead of time into a new pid namespace and has unshared the usual
+    # namespaces; it waits for its plan and descriptors on a socket. ``create`` for a container
+    # with those namespaces hands one over instead of forking and unsharing on the spot.
+
+    def _add_blank(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = self._fork(new_pid_namespace=True)
+        except OSError:
+            parent.close()
+            child.close()
+            self.pool_size = 0  # cannot fork ahead here; create forks on demand instead
+            return
+        if pid == 0:
+            self._blank(child.fileno())
+        child.close()
+        self.pool.append((pid, parent))
+
+    def _blank(self, control: int) -> NoReturn:
+        k = self.kernel
+        error_fd = -1
+        try:
+            _reset_signals_in_child()
+            k.close_fds_except((control,))
+            k.unshare(_POOL_FLAGS)
+            sock = socket.socket(fileno=control)
+            # CLOEXEC matters for the error pipe: its EOF at exec is how the server learns of success.
+            data, fds = wire.receive(sock)
+            if not data:
+                os._exit(0)  # the server is gone or drained the pool
+            sock.close()
+            stdin, stdout, stderr, sync_r, err_w, ready_w, *console = fds
+            error_fd = err_w
+            fields = pickle.loads(data)
+            plan = StartPlan(
+                **fields,
+                stdio=(stdin, stdout, stderr),
+                error_fd=err_w,
+                console_fd=console[0] if console else None,
+            )
+            join_cgroups(plan.spec.cgroup_dirs)
+            self._ready_then_run(plan, sync_r, ready_w)
+        except BaseException as exc:
+            if error_fd >= 0:
+                _fail_child(error_fd, exc)
+            os._exit(1)
+
+    def _take_blank(self, plan: StartPlan, fds: list[int]) -> int | None:
+        """Hand ``plan`` to a blank init; its pid, or None if none is left (fork instead)."""
+        fields = {
+            "spec": plan.spec,
+            "rootfs_mount": plan.rootfs_mount,
+            "capability_mask": plan.capability_mask,
+            "last_cap": plan.last_cap,
+            "seccomp_program": plan.seccomp_program,
+            "devices": plan.devices,
+            "cgroup_hierarchies": plan.cgroup_hierarchies,
+        }
+        data = pickle.dumps(fields)
+        while self.pool:
+            pid, sock = self.pool.pop(0)
+            try:
+                socket.send_fds(sock, [data], fds)
+                return pid
+            except OSError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)  # not reaped yet (reap drops dead blanks): still its pid
+            finally:
+                sock.close()
+        return None
+
+    def _drain_pool(self) -> None:
+        for pid, sock in self.pool:
+            sock.close()  # the blank reads EOF and exits
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.pool.clear()
 
     def _child_error(self, data: bytes, container_id: str) -> ServerError:
         try:
@@ -526,7 +634,7 @@ class ForkServer:
         if not poller.poll(60_000):
             raise ServerError("no console from the container within 60s", "temporary")
         try:
-            _data, fds, _flags, _addr = socket.recv_fds(console, 64, 1, socket.MSG_DONTWAIT)
+            _data, fds = wire.receive(console, 1, socket.MSG_DONTWAIT)
         except BlockingIOError:
             return None
         return fds[0] if fds else None

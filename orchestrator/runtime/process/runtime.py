@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from orchestrator.errors import ConflictError, NotFoundError, OrcError, PermanentError, TemporaryError
 
+from . import wire
 from .spec import ContainerSpec, OverlayRootfs, User, validate_spec
 
 
@@ -215,7 +216,7 @@ class ForkServerRuntime:
     def _read_loop(self) -> None:
         while True:
             try:
-                data, fds, _flags, _addr = socket.recv_fds(self._sock, 1 << 20, 8)
+                data, fds = wire.receive(self._sock)
             except OSError:
                 data, fds = b"", []
             if not data:
