@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -42,7 +43,9 @@ def test_pool_exhaustion_is_reported() -> None:
     pools = [ipam.PoolRange("10.9.0.0/23", 24)]
     ipam.reserve_network(book, net("p_a"), pools_v4=pools)
     ipam.reserve_network(book, net("p_b"), pools_v4=pools)
-    with pytest.raises(PermanentError, match="no free subnet left in the address pools \\(10.9.0.0/23\\)"):
+    with pytest.raises(
+        PermanentError, match=re.escape("no free subnet left in the address pools (10.9.0.0/23)")
+    ):
         ipam.reserve_network(book, net("p_c"), pools_v4=pools)
 
 
@@ -77,7 +80,7 @@ def test_bad_ipam_config(pool: IpamPool, message: str) -> None:
 def test_overlapping_configured_subnet_names_the_other_network() -> None:
     book = ipam.IpamBook()
     ipam.reserve_network(book, net("p_a", IpamPool("10.1.0.0/16")))
-    with pytest.raises(ConflictError, match="subnet 10.1.2.0/24 overlaps network p_a"):
+    with pytest.raises(ConflictError, match=re.escape("subnet 10.1.2.0/24 overlaps network p_a")):
         ipam.reserve_network(book, net("p_b", IpamPool("10.1.2.0/24")))
 
 
@@ -92,7 +95,9 @@ def test_lease_is_stable_per_owner_and_released() -> None:
     assert ipam.lease_addresses(book, "p_a", "c3")[0] == a
     for i in range(4, 7):
         ipam.lease_addresses(book, "p_a", f"c{i}")
-    with pytest.raises(PermanentError, match="no free address left in 10.1.0.0/29"):  # .7 is broadcast
+    with pytest.raises(
+        PermanentError, match=re.escape("no free address left in 10.1.0.0/29")
+    ):  # .7 is broadcast
         ipam.lease_addresses(book, "p_a", "c9")
 
 
@@ -100,7 +105,7 @@ def test_static_address_conflicts() -> None:
     book = ipam.IpamBook()
     ipam.reserve_network(book, net("p_a", IpamPool("10.1.0.0/24")))
     ipam.lease_addresses(book, "p_a", "c1", ipv4="10.1.0.50")
-    with pytest.raises(ConflictError, match="10.1.0.50 is already in use by c1"):
+    with pytest.raises(ConflictError, match=re.escape("10.1.0.50 is already in use by c1")):
         ipam.lease_addresses(book, "p_a", "c2", ipv4="10.1.0.50")
     with pytest.raises(ConflictError, match="reserved"):
         ipam.lease_addresses(book, "p_a", "c2", ipv4="10.1.0.1")

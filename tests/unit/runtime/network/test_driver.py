@@ -1,0 +1,237 @@
+"""The driver's setup sequence against recording fakes: no root, no kernel."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from orchestrator.errors import ConflictError, NotFoundError, PermanentError
+from orchestrator.runtime.network.driver import NetworkDriver
+from orchestrator.runtime.network.fake import RecordingLinkOps, RecordingRunner
+from orchestrator.runtime.network.firewall import Firewall
+from orchestrator.runtime.network.leases import MemoryLeaseStore
+from orchestrator.runtime.network.naming import bridge_name, host_veth_name
+from orchestrator.runtime.network.netlink import ContainerIface, IfaceAddress
+from orchestrator.runtime.network.spec import EndpointSpec, IpamPool, NetworkSpec, PortBinding
+
+NS = "/proc/4242/ns/net"
+
+
+def make(
+    forward_policy: str | None = None, docker_user: bool = False, fail_on: str | None = None
+) -> tuple[NetworkDriver, RecordingLinkOps, RecordingRunner]:
+    links = RecordingLinkOps(routes=["172.17.0.0/16", "192.0.2.0/24"], fail_on=fail_on)
+    runner = RecordingRunner(forward_policy=forward_policy, docker_user_chain=docker_user)
+    return NetworkDriver(links=links, firewall=Firewall(runner), store=MemoryLeaseStore()), links, runner
+
+
+def test_create_network_sequence() -> None:
+    driver, links, runner = make()
+    info = driver.create_network(NetworkSpec(project="p", name="p_default"))
+    assert info.bridge == bridge_name("p_default") and len(info.bridge) <= 15
+    assert info.subnets == ("172.18.0.0/16",) and info.gateways == ("172.18.0.1",)
+    assert links.calls == [
+        ("host_routes",),
+        ("add_bridge", info.bridge, 1500, (IfaceAddress("172.18.0.1", 16),)),
+    ]
+    script = runner.tables[f"orc_{info.bridge}"]
+    assert f'ip saddr 172.18.0.0/16 oifname != "{info.bridge}" masquerade' in script
+    assert "ct status & dnat != dnat drop" in script  # other networks cannot open connections in
+    assert runner.iptables_rules == []  # FORWARD policy accepts: no shim
+    # idempotent: the same network again changes nothing
+    assert driver.create_network(NetworkSpec(project="p", name="p_default")) == info
+    assert len(links.calls) == 2
+
+
+def test_driver_opts_and_mtu() -> None:
+    driver, _links, runner = make()
+    info = driver.create_network(
+        NetworkSpec(
+            project="p",
+            name="p_x",
+            driver_opts=(
+                ("com.docker.network.bridge.name", "br-custom"),
+                ("com.docker.network.driver.mtu", "1400"),
+                ("com.docker.network.bridge.enable_icc", "false"),
+                ("com.docker.network.bridge.enable_ip_masquerade", "false"),
+            ),
+        )
+    )
+    assert (info.bridge, info.mtu, info.icc) == ("br-custom", 1400, False)
+    script = runner.tables["orc_br_custom"]
+    assert "masquerade" not in script
+    assert 'iifname "br-custom" oifname "br-custom" drop' in script
+    with pytest.raises(PermanentError, match="invalid bridge name"):
+        driver.create_network(NetworkSpec(project="p", name="p_y", bridge="much-too-long-bridge"))
+    with pytest.raises(PermanentError, match="expected true or false"):
+        driver.create_network(
+            NetworkSpec(
+                project="p", name="p_z", driver_opts=(("com.docker.network.bridge.enable_icc", "maybe"),)
+            )
+        )
+    with pytest.raises(ConflictError, match="already used by network p_x"):
+        driver.create_network(NetworkSpec(project="p", name="p_w", bridge="br-custom"))
+
+
+def test_foreign_link_with_the_bridge_name_is_not_taken_over() -> None:
+    driver, links, _ = make()
+    links.add_bridge("br-theirs", 1500, [])
+    with pytest.raises(ConflictError, match="exists and is not orc's"):
+        driver.create_network(NetworkSpec(project="p", name="p_x", bridge="br-theirs"))
+
+
+def test_internal_network() -> None:
+    driver, links, runner = make()
+    info = driver.create_network(NetworkSpec(project="p", name="p_back", internal=True))
+    script = runner.tables[f"orc_{info.bridge}"]
+    assert "masquerade" not in script
+    assert f'iifname "{info.bridge}" oifname != "{info.bridge}" drop' in script
+    [att] = driver.connect("p-db-1", NS, [EndpointSpec(network="p_back")])
+    assert not att.default_route
+    configure = next(c for c in links.calls if c[0] == "configure_container")
+    assert configure[2].default_route is False
+
+
+def test_connect_sequence_two_networks() -> None:
+    driver, links, _ = make()
+    front = driver.create_network(NetworkSpec(project="p", name="p_front"))
+    back = driver.create_network(NetworkSpec(project="p", name="p_back", pools=(IpamPool("10.5.0.0/24"),)))
+    links.calls.clear()
+    atts = driver.connect(
+        "p-web-1",
+        NS,
+        [
+            EndpointSpec(network="p_back", ipv4="10.5.0.77", aliases=("db-side",), dns_names=("web",)),
+            EndpointSpec(
+                network="p_front", dns_names=("web", "p-web-1"), priority=10, mac="02:00:00:00:00:01"
+            ),
+        ],
+        dns_upstreams=("9.9.9.9",),
+        exposed=("8080/tcp",),
+    )
+    assert [(a.network, a.ifname, a.default_route) for a in atts] == [
+        ("p_front", "eth0", True),
+        ("p_back", "eth1", False),
+    ]
+    assert atts[0].mac == "02:00:00:00:00:01" and atts[1].mac == "02:42:0a:05:00:4d"
+    assert links.calls == [
+        (
+            "add_veth",
+            host_veth_name("p-web-1", "p_front"),
+            front.bridge,
+            NS,
+            "eth0",
+            "02:00:00:00:00:01",
+            1500,
+        ),
+        (
+            "configure_container",
+            NS,
+            ContainerIface("eth0", (IfaceAddress("172.18.0.2", 16),), "172.18.0.1", None, True),
+        ),
+        ("add_veth", host_veth_name("p-web-1", "p_back"), back.bridge, NS, "eth1", "02:42:0a:05:00:4d", 1500),
+        (
+            "configure_container",
+            NS,
+            ContainerIface("eth1", (IfaceAddress("10.5.0.77", 24),), "10.5.0.1", None, False),
+        ),
+    ]
+    assert driver.dns.lookup("db-side", "172.18.0.2") is not None  # same container: sees both networks
+    assert driver.dns.upstreams_for("10.5.0.77") == ("9.9.9.9",)
+    assert driver.attachments("p-web-1")[1].exposed == ("8080/tcp",)
+    with pytest.raises(ConflictError, match="already connected to p_front"):
+        driver.connect("p-web-1", NS, [EndpointSpec(network="p_front")])
+
+
+def test_failed_configure_rolls_back_veth_and_lease() -> None:
+    driver, links, _ = make(fail_on="configure_container")
+    info = driver.create_network(NetworkSpec(project="p", name="p_default"))
+    with pytest.raises(PermanentError, match="injected failure"):
+        driver.connect("p-web-1", NS, [EndpointSpec(network="p_default", dns_names=("web",))])
+    assert set(links.links) == {info.bridge}
+    state = driver.store.read()
+    assert state.attachments == {} and state.ipam.networks["p_default"].addresses == {}
+    assert driver.dns.entries() == ()
+
+
+def test_connect_to_unknown_network() -> None:
+    driver, _, _ = make()
+    with pytest.raises(NotFoundError, match="network p_nope not found"):
+        driver.connect("c", NS, [EndpointSpec(network="p_nope")])
+
+
+def test_disconnect_and_remove_remove_only_what_was_made() -> None:
+    driver, links, runner = make(forward_policy="drop", docker_user=True)
+    info = driver.create_network(NetworkSpec(project="p", name="p_default"))
+    assert [r[0] for r in runner.iptables_rules] == ["DOCKER-USER"] * 3
+    assert all(f"orc:{info.bridge}" in r for r in runner.iptables_rules)
+    links.add_bridge("someone-elses", 1500, [])
+    [att] = driver.connect("p-web-1", NS, [EndpointSpec(network="p_default", dns_names=("web",))])
+    table = driver.publish_dnat(
+        "p-web-1", [PortBinding("p-web-1", 80, "tcp", "0.0.0.0", 8080, str(att.ipv4))]
+    )
+    assert table is not None and table in runner.tables
+    assert "fib daddr type local tcp dport 8080 dnat ip to 172.18.0.2:80" in runner.tables[table]
+    with pytest.raises(ConflictError, match="in use by p-web-1"):
+        driver.remove_network("p_default")
+    driver.disconnect("p-web-1")
+    assert table not in runner.tables
+    assert driver.dns.lookup("web", "172.18.0.9", "p_default") is None
+    assert driver.remove_network("p_default")
+    assert set(links.links) == {"someone-elses"}
+    assert runner.tables == {} and runner.iptables_rules == []
+    assert not driver.remove_network("p_default")
+    state = driver.store.read()
+    assert (state.networks, state.attachments, state.ipam.networks) == ({}, {}, {})
+
+
+def test_shim_goes_to_forward_without_docker_user_and_not_for_internal_outbound() -> None:
+    driver, _, runner = make(forward_policy="drop", docker_user=False)
+    driver.create_network(NetworkSpec(project="p", name="p_back", internal=True))
+    assert len(runner.iptables_rules) == 1 and runner.iptables_rules[0][0] == "FORWARD"
+
+
+def test_external_network() -> None:
+    driver, links, _ = make()
+    with pytest.raises(
+        NotFoundError, match=re.escape("network shared declared as external, but could not be found")
+    ):
+        driver.create_network(NetworkSpec(project="p", name="shared", external=True))
+    made = driver.create_network(NetworkSpec(project="q", name="shared"))
+    assert driver.create_network(NetworkSpec(project="p", name="shared", external=True)) == made
+    assert not driver.remove_network("shared", project="p")
+    assert made.bridge in links.links
+
+
+def test_recreates_a_vanished_bridge_with_the_same_subnet() -> None:
+    driver, links, _ = make()
+    info = driver.create_network(NetworkSpec(project="p", name="p_default"))
+    del links.links[info.bridge]
+    again = driver.create_network(NetworkSpec(project="p", name="p_default"))
+    assert again.subnets == info.subnets and info.bridge in links.links
+
+
+def test_network_modes_and_restore_dns() -> None:
+    driver, links, _ = make()
+    driver.prepare_mode("none", NS)
+    driver.prepare_mode("host", None)
+    driver.prepare_mode("container:abc", None)
+    assert links.calls == [("loopback_up", NS)]
+    with pytest.raises(PermanentError, match="unsupported network_mode"):
+        driver.prepare_mode("bogus", NS)
+    driver.create_network(NetworkSpec(project="p", name="p_default"))
+    driver.connect("p-a-1", NS, [EndpointSpec(network="p_default", dns_names=("a",))])
+    fresh = NetworkDriver(links=links, firewall=driver.firewall, store=driver.store)
+    assert fresh.restore_dns() == 1
+    found = fresh.dns.lookup("a", "172.18.0.99", "p_default")
+    assert found is not None and found[0].ipv4 == "172.18.0.2"
+
+
+def test_no_nft_means_no_rules_but_networks_still_work() -> None:
+    links = RecordingLinkOps()
+    runner = RecordingRunner(programs=())
+    driver = NetworkDriver(links=links, firewall=Firewall(runner), store=MemoryLeaseStore())
+    driver.create_network(NetworkSpec(project="p", name="p_default"))
+    assert runner.calls == []
+    assert driver.publish_dnat("c", [PortBinding("c", 80, "tcp", "0.0.0.0", 8080, "172.18.0.2")]) is None

@@ -1,0 +1,45 @@
+"""nftables and iptables rule planning (pure text)."""
+
+from __future__ import annotations
+
+from orchestrator.runtime.network.firewall import DnatRule, dnat_ruleset, forward_shim, network_ruleset
+from orchestrator.runtime.network.naming import check_ifname, mac_for, nft_table_name
+
+
+def test_network_ruleset_is_an_atomic_replace() -> None:
+    text = network_ruleset("orc_br0", "br0", ["10.1.0.0/24", "fd00::/64"], internal=False)
+    lines = text.splitlines()
+    assert lines[:3] == ["table inet orc_br0 {}", "delete table inet orc_br0", "table inet orc_br0 {"]
+    assert '    ip saddr 10.1.0.0/24 oifname != "br0" masquerade' in lines
+    assert '    ip6 saddr fd00::/64 oifname != "br0" masquerade' in lines
+
+
+def test_dnat_ruleset_leaves_loopback_and_ipv6_to_the_proxy() -> None:
+    text = dnat_ruleset(
+        "orc_p1",
+        [
+            DnatRule(None, 8080, "tcp", "10.1.0.2", 80),
+            DnatRule("192.0.2.2", 5353, "udp", "10.1.0.2", 53),
+            DnatRule("127.0.0.1", 9000, "tcp", "10.1.0.2", 90),
+            DnatRule("::1", 9001, "tcp", "10.1.0.2", 91),
+        ],
+    )
+    assert "fib daddr type local tcp dport 8080 dnat ip to 10.1.0.2:80" in text
+    assert "ip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080" in text
+    assert "ip daddr 192.0.2.2 udp dport 5353 dnat ip to 10.1.0.2:53" in text
+    assert "9000" not in text and "9001" not in text
+
+
+def test_forward_shim() -> None:
+    assert forward_shim("br0", internal=True, chain="FORWARD") == [
+        "FORWARD -i br0 -o br0 -j ACCEPT -m comment --comment orc:br0"
+    ]
+    assert len(forward_shim("br0", internal=False, chain="DOCKER-USER")) == 3
+
+
+def test_names() -> None:
+    assert nft_table_name("br-x.1") == "orc_br_x_1"
+    assert check_ifname("eth0") == "eth0"
+    assert mac_for("10.0.0.1", "x") == "02:42:0a:00:00:01"
+    mac = mac_for(None, "seed")
+    assert mac == mac_for(None, "seed") and int(mac[:2], 16) & 0x03 == 0x02

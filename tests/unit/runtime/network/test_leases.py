@@ -1,0 +1,58 @@
+"""The state file: transactions, atomic writes, and two processes leasing at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import PermanentError
+from orchestrator.runtime.network import ipam
+from orchestrator.runtime.network.leases import FileLeaseStore, MemoryLeaseStore
+from orchestrator.runtime.network.spec import IpamPool, NetworkSpec
+
+
+@pytest.mark.parametrize("kind", ["file", "memory"])
+def test_transaction_saves_or_drops(tmp_path: Path, kind: str) -> None:
+    store = FileLeaseStore(tmp_path) if kind == "file" else MemoryLeaseStore()
+    with store.transaction() as state:
+        ipam.reserve_network(state.ipam, NetworkSpec(project="p", name="p_a"))
+    with pytest.raises(RuntimeError), store.transaction() as state:
+        ipam.lease_addresses(state.ipam, "p_a", "c1")
+        raise RuntimeError("boom")
+    assert store.read().ipam.networks["p_a"].addresses == {}
+
+
+def test_file_is_replaced_atomically_and_corruption_is_reported(tmp_path: Path) -> None:
+    store = FileLeaseStore(tmp_path)
+    with store.transaction() as state:
+        ipam.reserve_network(state.ipam, NetworkSpec(project="p", name="p_a"))
+    assert sorted(p.name for p in (tmp_path / "network").iterdir()) == ["state.json", "state.lock"]
+    (tmp_path / "network" / "state.json").write_text("{not json")
+    with pytest.raises(PermanentError, match="is corrupt"):
+        store.read()
+
+
+def _lease_many(root: str, prefix: str, count: int) -> None:
+    store = FileLeaseStore(Path(root))
+    for i in range(count):
+        with store.transaction() as state:
+            ipam.lease_addresses(state.ipam, "p_a", f"{prefix}{i}")
+
+
+def test_two_processes_never_lease_the_same_address(tmp_path: Path) -> None:
+    store = FileLeaseStore(tmp_path)
+    with store.transaction() as state:
+        ipam.reserve_network(
+            state.ipam, NetworkSpec(project="p", name="p_a", pools=(IpamPool("10.7.0.0/24"),))
+        )
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_lease_many, args=(str(tmp_path), f"w{n}-", 25)) for n in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    addresses = store.read().ipam.networks["p_a"].addresses
+    assert len(addresses) == 50 and len(set(addresses.values())) == 50
