@@ -43,18 +43,10 @@ def open_store(ctx: typer.Context) -> ImageStore:
 
 def open_driver(ctx: typer.Context, base_dir: Path | None = None) -> LocalImages:
     """The images driver configured from the environment (credentials, insecure hosts, CA dirs)."""
-    from orchestrator.runtime.images.auth import Credentials
     from orchestrator.runtime.images.driver import LocalImages
-    from orchestrator.runtime.images.registry import DEFAULT_CERTS_DIRS, RegistryOptions
+    from orchestrator.runtime.images.registry import options_from_environment
 
-    docker_config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
-    insecure = frozenset(
-        h.strip() for h in os.environ.get("ORC_INSECURE_REGISTRIES", "").split(",") if h.strip()
-    )
-    certs = (Path(os.environ["ORC_CERTS_DIR"]),) if os.environ.get("ORC_CERTS_DIR") else DEFAULT_CERTS_DIRS
-    options = RegistryOptions(
-        credentials=Credentials(docker_config), certs_dirs=certs, insecure_registries=insecure
-    )
+    options = options_from_environment(os.environ, Path.home())
     return LocalImages(open_store(ctx), registry_options=options, base_dir=base_dir or Path.cwd())
 
 

@@ -19,7 +19,7 @@ import hashlib
 import ipaddress
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,20 @@ class RegistryOptions:
     clock: Callable[[], float] = time.monotonic
     transport: httpx.AsyncBaseTransport | None = None
     user_agent: str = "orc"
+
+
+def options_from_environment(environ: Mapping[str, str], home: Path, **overrides: Any) -> RegistryOptions:
+    """Registry options as Docker's tools find them: ``$DOCKER_CONFIG/config.json`` (default
+    ``~/.docker``), ``ORC_INSECURE_REGISTRIES`` (comma list of host:port), ``ORC_CERTS_DIR``
+    (replaces the default CA directories). The caller passes the environment (CLI, supervisor)."""
+    docker_config = Path(environ.get("DOCKER_CONFIG") or home / ".docker") / "config.json"
+    insecure = frozenset(
+        h.strip() for h in environ.get("ORC_INSECURE_REGISTRIES", "").split(",") if h.strip()
+    )
+    certs = (Path(environ["ORC_CERTS_DIR"]),) if environ.get("ORC_CERTS_DIR") else DEFAULT_CERTS_DIRS
+    return RegistryOptions(
+        credentials=Credentials(docker_config), certs_dirs=certs, insecure_registries=insecure, **overrides
+    )
 
 
 @dataclass(frozen=True)

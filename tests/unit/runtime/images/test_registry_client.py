@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import anyio
 import httpx
@@ -14,7 +15,13 @@ import pytest
 from orchestrator.cli.verb_images import PullProgress
 from orchestrator.runtime.images.pull import PullEvent
 from orchestrator.runtime.images.reference import parse_reference
-from orchestrator.runtime.images.registry import RegistryClient, RegistryOptions, RegistryUnavailable
+from orchestrator.runtime.images.registry import (
+    DEFAULT_CERTS_DIRS,
+    RegistryClient,
+    RegistryOptions,
+    RegistryUnavailable,
+    options_from_environment,
+)
 
 
 async def _no_sleep(_s: float) -> None:
@@ -88,3 +95,17 @@ def test_json_and_plain_progress(capsys: pytest.CaptureFixture[str]) -> None:
     with PullProgress("quiet") as progress:
         progress(events[0])
     assert capsys.readouterr() == ("", "")
+
+
+def test_options_from_the_environment(tmp_path: Path) -> None:
+    options = options_from_environment(
+        {"DOCKER_CONFIG": str(tmp_path), "ORC_INSECURE_REGISTRIES": "a:1, b:2,", "ORC_CERTS_DIR": "/c"},
+        Path("/home/x"),
+        retries=1,
+    )
+    assert options.credentials.path == tmp_path / "config.json"
+    assert options.insecure_registries == frozenset({"a:1", "b:2"})
+    assert options.certs_dirs == (Path("/c"),) and options.retries == 1
+    defaults = options_from_environment({}, Path("/home/x"))
+    assert defaults.credentials.path == Path("/home/x/.docker/config.json")
+    assert defaults.insecure_registries == frozenset() and defaults.certs_dirs == DEFAULT_CERTS_DIRS

@@ -143,14 +143,24 @@ def test_duplicate_entries_replace_earlier_ones(tmp_path: Path, outside: Path) -
         ([Entry(".wh..")], "bad whiteout"),
     ],
 )
+@pytest.mark.parametrize(
+    "privileged",
+    [
+        False,
+        pytest.param(
+            True, marks=pytest.mark.skipif(os.geteuid() != 0, reason="privileged unpack needs root")
+        ),
+    ],
+)
 def test_hostile_layers_write_nothing_outside(
-    tmp_path: Path, outside: Path, entries: list[Entry], message: str
+    tmp_path: Path, outside: Path, entries: list[Entry], message: str, privileged: bool
 ) -> None:
     for e in entries:
         e.linkname = e.linkname.replace("OUTSIDE", str(outside))
     before = snapshot(tmp_path)
+    options = UnpackOptions(privileged=True) if privileged else OPTS
     with pytest.raises(HostileLayerError, match=message):
-        unpack(tmp_path, entries)
+        unpack(tmp_path, entries, options)
     after = snapshot(tmp_path)
     assert {k: v for k, v in after.items() if not k.startswith("layer")} == {
         k: v for k, v in before.items() if not k.startswith("layer")
