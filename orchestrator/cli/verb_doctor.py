@@ -52,16 +52,19 @@ def plain_lines(results: list[CheckResult]) -> list[str]:
 def _print_table(results: list[CheckResult]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    colours = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
-    table = Table(show_header=True, header_style="bold")
+    styles = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+    table = Table(show_header=True, header_style="bold", show_lines=False)
     table.add_column("")
     table.add_column("check", no_wrap=True)
-    table.add_column("what this host has")
-    table.add_column("fix")
+    table.add_column("what this host has / how to fix it")
     for r in results:
-        status = r.status.value
-        table.add_row(f"[{colours[status]}]{status}[/]", r.name, r.summary, r.fix)
+        details = Text(r.summary)
+        if r.fix:
+            details.append("\nfix: ", style="bold")
+            details.append(r.fix, style="cyan")
+        table.add_row(Text(r.status.value, style=styles[r.status.value]), r.name, details)
     Console().print(table)
 
 

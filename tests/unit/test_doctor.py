@@ -532,3 +532,68 @@ def test_verb_module_imports_nothing_heavy() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# --- the sandbox probe's safety, without root -----------------------------------------------------
+
+
+def test_sandbox_touches_nothing_when_it_cannot_unshare(tmp_path: Path) -> None:
+    from orchestrator.runtime.doctor import sandbox
+    from orchestrator.runtime.process.fake import RecordingKernel
+
+    kernel = RecordingKernel()
+    kernel.fail_on["unshare"] = PermissionError(errno.EPERM, "Operation not permitted")
+    report = sandbox.run(tmp_path, kernel)
+    assert kernel.names() == ["unshare"]
+    assert (
+        report.overlay
+        == report.bridge
+        == report.veth
+        == "cannot enter private namespaces: Operation not permitted"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sandbox_makes_mounts_private_before_anything_else(tmp_path: Path) -> None:
+    from orchestrator.runtime.doctor import sandbox
+    from orchestrator.runtime.process import kernel as k
+    from orchestrator.runtime.process.fake import RecordingKernel
+
+    kernel = RecordingKernel()
+    sandbox.enter_private_namespaces(kernel)
+    assert kernel.calls == [
+        ("unshare", k.CLONE_NEWNS | k.CLONE_NEWNET),
+        ("mount", None, "/", None, k.MS_REC | k.MS_PRIVATE, None),
+    ]
+    kernel = RecordingKernel()
+    kernel.fail_on["mount"] = PermissionError(errno.EPERM, "Operation not permitted")
+    report = sandbox.run(tmp_path, kernel)
+    assert kernel.names() == ["unshare", "mount"]
+    assert report.overlay is not None and report.overlay.startswith("cannot enter private namespaces")
+
+
+def test_overlay_probe_notices_a_mount_that_does_nothing(tmp_path: Path) -> None:
+    from orchestrator.runtime.doctor import sandbox
+    from orchestrator.runtime.process.fake import RecordingKernel
+
+    kernel = RecordingKernel()  # "mounts" without effect: merged stays a plain directory
+    error = sandbox.probe_overlay(kernel, tmp_path)
+    assert error == "a file written through the mount did not land in the upper dir"
+    mount = next(c for c in kernel.calls if c[0] == "mount")
+    assert mount[1:4] == ("overlay", str(tmp_path / "merged"), "overlay")
+    assert (
+        mount[5] == f"lowerdir={tmp_path / 'lower'},upperdir={tmp_path / 'upper'},workdir={tmp_path / 'work'}"
+    )
+    assert kernel.names()[-1] == "umount"
+
+
+def test_sandbox_command_refuses_a_directory_it_does_not_own(tmp_path: Path) -> None:
+    (tmp_path / "precious").write_text("keep")
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.runtime.doctor.sandbox", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "must be an existing empty directory" in done.stderr
+    assert (tmp_path / "precious").read_text() == "keep"

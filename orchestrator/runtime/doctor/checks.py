@@ -149,13 +149,14 @@ def check_capabilities(status_text: str | None, euid: int) -> CheckResult:
             "root lacks " + ", ".join(missing),
             "run orc with full root capabilities (e.g. a privileged container or on the host)",
         )
-    lacking = [f"{name}: {why}" for name, (bit, why) in OPTIONAL_CAPABILITIES.items() if not mask >> bit & 1]
+    lacking = [name for name, (bit, _) in OPTIONAL_CAPABILITIES.items() if not mask >> bit & 1]
     if lacking:
         return CheckResult(
             "capabilities",
             Status.WARN,
-            "root lacks " + "; ".join(lacking),
-            "run orc outside the sandbox that drops these capabilities",
+            "root lacks " + "; ".join(f"{name}: {OPTIONAL_CAPABILITIES[name][1]}" for name in lacking),
+            f"give orc's root {', '.join(lacking)} (whatever starts orc drops it: a container, "
+            "systemd CapabilityBoundingSet=, capsh)",
         )
     return CheckResult("capabilities", Status.OK, "every capability orc uses is effective")
 
@@ -317,9 +318,8 @@ def check_overlay(filesystems: str | None, sandbox: SandboxReport | None, skip_r
             f"mount in {sandbox.scratch_dir} failed: {sandbox.overlay}",
             "put the state root on ext4 or xfs (overlay cannot use this filesystem for upper dirs)",
         )
-    return CheckResult(
-        "overlayfs", Status.OK, f"mounted, written and whiteouts work in {sandbox.scratch_dir}"
-    )
+    where = str(Path(sandbox.scratch_dir).parent)
+    return CheckResult("overlayfs", Status.OK, f"mount, writes and whiteouts work on {where}")
 
 
 def check_bridge(sandbox: SandboxReport | None, skip_reason: str) -> CheckResult:
@@ -568,11 +568,13 @@ def check_registry(host: str | None, ping: Callable[[str], RegistryPing]) -> Che
     try:
         answer = ping(host)
     except OrcError as exc:
+        message = str(exc)
         return CheckResult(
             "registry",
             Status.FAIL,
-            f"{host}: {exc}",
-            f"check the address, proxy and CA (certs.d/{host}/ca.crt); plain HTTP needs ORC_INSECURE_REGISTRIES={host}",
+            message if host in message else f"{host}: {message}",
+            f"check the address, proxy and CA (certs.d/{host}/ca.crt); plain HTTP to a host other than "
+            f"loopback needs ORC_INSECURE_REGISTRIES={host}",
         )
     auth = f"asks for {answer.auth} auth" if answer.auth else "anonymous access"
     return CheckResult("registry", Status.OK, f"{host} answers /v2/ over {answer.scheme} ({auth})")
