@@ -58,12 +58,8 @@ from .spec import ContainerSpec, NamespaceMode, SeccompMode, env_dict
 
 # The namespaces of a blank init in the pool: what a container with the default namespaces needs.
 _POOL_FLAGS = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
-_POOL_IDLE_MS = 5
+_POOL_IDLE_MS = 2
 _NS_FLAGS = {"net": CLONE_NEWNET, "pid": CLONE_NEWPID, "ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS}
-# Order of setns for exec: cgroup first (we are already in its cgroups), mount last (it changes
-# our root, and /proc paths were opened before).
-_EXEC_NAMESPACES = (("cgroup", CLONE_NEWCGROUP), ("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS),
-                    ("net", CLONE_NEWNET), ("pid", CLONE_NEWPID), ("mnt", CLONE_NEWNS))  # fmt: skip
 
 
 class ServerError(Exception):
@@ -79,9 +75,6 @@ class _Record:
     pid: int
     capability_mask: int
     seccomp_program: bytes | None
-    sync_w: int | None
-    console: socket.socket | None = None
-    released: bool = False
     exited: bool = False
     execs: int = 0
 
@@ -165,16 +158,10 @@ def _error_report(exc: BaseException) -> bytes:
 
 
 def _read_all(fd: int, timeout: float | None = None) -> bytes:
-    chunks: list[bytes] = []
-    poller = select.poll()
-    poller.register(fd, select.POLLIN | select.POLLHUP)
-    while True:
-        if timeout is not None and not poller.poll(int(timeout * 1000)):
-            raise ServerError(f"no answer from the child within {timeout}s", "temporary")
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+    try:
+        return wire.read_until_eof(fd, timeout)
+    except TimeoutError as exc:
+        raise ServerError(f"no answer from the child within {timeout}s", "temporary") from exc
 
 
 def _reset_signals_in_child() -> None:
@@ -201,7 +188,6 @@ class ForkServer:
         self.cache = cache
         self.records: dict[str, _Record] = {}
         self.children: dict[int, tuple[str, str | None]] = {}
-        self.err_pipes: dict[str, int] = {}
         self.programs: dict[tuple[tuple[object, ...], frozenset[str]], bytes] = {}
         self.pool: list[tuple[int, socket.socket]] = []
         self.pool_size = pool_size
@@ -270,9 +256,7 @@ class ForkServer:
             if op == "ping":
                 pass
             elif op == "create":
-                reply["pid"] = self.create(message["spec"], message["rootfs_mount"], fds)
-            elif op == "start":
-                reply_fds = self.start(message["id"])
+                reply["pid"], reply_fds = self.create(message["spec"], message["rootfs_mount"], fds)
             elif op == "exec":
                 reply["pid"], reply["exec_id"] = self.exec(message["id"], message["exec"], fds)
             elif op == "signal":
@@ -312,9 +296,6 @@ class ForkServer:
             record = self.records.get(container_id)
             if exec_id is None and record is not None:
                 record.exited = True
-                if record.sync_w is not None:
-                    os.close(record.sync_w)
-                    record.sync_w = None
             self.send({"event": "exit", "id": container_id, "exec_id": exec_id, "pid": pid, "status": status})
 
     # --- requests --------------------------------------------------------------------------------
@@ -349,7 +330,7 @@ class ForkServer:
             return self.cache.program(profile_from_docker_json(text, caps))
         return self.cache.program(default_profile(caps))
 
-    def create(self, spec: ContainerSpec, rootfs_mount: str, fds: list[int]) -> int:
+    def create(self, spec: ContainerSpec, rootfs_mount: str, fds: list[int]) -> tuple[int, list[int]]:
         if spec.id in self.records:
             raise ServerError(f"container {spec.id} already exists", "conflict")
         if len(fds) != 3:
@@ -442,10 +423,14 @@ class ForkServer:
             if console_parent is not None:
                 console_parent.close()
             raise
-        self.records[spec.id] = _Record(spec, pid, mask(caps), program, sync_w, console_parent)
-        self.err_pipes[spec.id] = err_r
+        self.records[spec.id] = _Record(spec, pid, mask(caps), program)
         self.children[pid] = (spec.id, None)
-        return pid
+        # The runtime releases the init itself (sync pipe), sees its exec or error (error pipe)
+        # and receives its terminal (console socket): start costs no round trip through here.
+        handed = [sync_w, err_r]
+        if console_parent is not None:
+            handed.append(console_parent.detach())
+        return pid, handed
 
     def _fork(self, new_pid_namespace: bool = False, join_pid_namespace: int | None = None) -> int:
         """Fork a child into a new or joined pid namespace (the server itself stays in its own).
@@ -580,64 +565,10 @@ class ForkServer:
         self.pool.clear()
 
     def _child_error(self, data: bytes, container_id: str) -> ServerError:
-        try:
-            report = json.loads(data)
-        except ValueError:
-            report = {"step": "setup", "message": "the child died without a report", "errno": 0}
+        step, message, error_number = wire.parse_child_report(data)
         return ServerError(
-            f"container {container_id}: {report['step']}: {report['message']}",
-            "start",
-            step=report["step"],
-            errno=report["errno"],
+            f"container {container_id}: {step}: {message}", "start", step=step, errno=error_number
         )
-
-    def start(self, container_id: str) -> list[int]:
-        """Release the init; returns the terminal master fd in a list when the container has a tty."""
-        record = self._record(container_id)
-        if record.released or record.sync_w is None:
-            raise ServerError(f"container {container_id} was already started", "conflict")
-        err_r = self.err_pipes.pop(container_id)
-        console_fds: list[int] = []
-        try:
-            record.released = True
-            try:
-                os.write(record.sync_w, b"\x01")
-            except BrokenPipeError as exc:
-                raise ServerError(
-                    f"container {container_id}: its init died before start", "start", step="release"
-                ) from exc
-            finally:
-                os.close(record.sync_w)
-                record.sync_w = None
-            if record.console is not None:
-                master = self._receive_console(record.console, err_r)
-                record.console.close()
-                record.console = None
-                if master is not None:
-                    console_fds.append(master)
-            report = _read_all(err_r, timeout=60)
-            if report:
-                raise self._child_error(report, container_id)
-        except BaseException:
-            for fd in console_fds:
-                os.close(fd)
-            raise
-        finally:
-            os.close(err_r)
-        return console_fds
-
-    def _receive_console(self, console: socket.socket, err_r: int) -> int | None:
-        """The terminal master the init sends before exec, or None if it failed first."""
-        poller = select.poll()
-        poller.register(console.fileno(), select.POLLIN)
-        poller.register(err_r, select.POLLIN | select.POLLHUP)
-        if not poller.poll(60_000):
-            raise ServerError("no console from the container within 60s", "temporary")
-        try:
-            _data, fds = wire.receive(console, 1, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return None
-        return fds[0] if fds else None
 
     def _record(self, container_id: str) -> _Record:
         record = self.records.get(container_id)
@@ -655,20 +586,11 @@ class ForkServer:
             pass
 
     def forget(self, container_id: str) -> None:
-        record = self.records.pop(container_id, None)
-        if record is None:
-            return
-        if record.sync_w is not None:
-            os.close(record.sync_w)
-        if record.console is not None:
-            record.console.close()
-        err_r = self.err_pipes.pop(container_id, None)
-        if err_r is not None:
-            os.close(err_r)
+        self.records.pop(container_id, None)
 
     def exec(self, container_id: str, spec: ExecSpec, fds: list[int]) -> tuple[int, str]:
         record = self._record(container_id)
-        if not record.released or record.exited:
+        if record.exited:
             raise ServerError(f"container {container_id} is not running", "conflict")
         container = record.spec
         env = env_dict(container.process)
@@ -676,20 +598,17 @@ class ForkServer:
         privileged = spec.privileged or container.privileged
         capability_mask = mask(self.known_caps) if privileged else record.capability_mask
         program = None if privileged else record.seccomp_program
-        ns_fds: list[tuple[int, int]] = []
+        # One pidfd joins every namespace of the init in a single setns (Linux 5.8+): no /proc
+        # lookups, and the pid is our unreaped child, so the pidfd names the right process.
         try:
-            for name, nsflag in _EXEC_NAMESPACES:
-                if name == "cgroup" and not container.namespaces.cgroup:
-                    continue
-                ns_fds.append((os.open(f"/proc/{record.pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), nsflag))
+            pidfd = os.pidfd_open(record.pid)
         except OSError as exc:
-            for fd, _ in ns_fds:
-                os.close(fd)
             raise ServerError(
-                f"container {container_id}: cannot open its namespaces: {exc.strerror}", "conflict"
+                f"container {container_id}: cannot reach its init: {exc.strerror}", "conflict"
             ) from exc
-        pid_ns = next(fd for fd, flag in ns_fds if flag == CLONE_NEWPID)
-        ns_fds = [(fd, flag) for fd, flag in ns_fds if flag != CLONE_NEWPID]
+        ns_flags = CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWNS
+        if container.namespaces.cgroup:
+            ns_flags |= CLONE_NEWCGROUP
         err_r, err_w = os.pipe()
         plan = ExecPlan(
             args=spec.args,
@@ -704,18 +623,14 @@ class ForkServer:
             error_fd=err_w,
         )
         try:
-            pid = self._fork(join_pid_namespace=pid_ns)
+            pid = self._fork(join_pid_namespace=pidfd)
         except OSError as exc:
-            for fd in (err_r, err_w, *(fd for fd, _ in ns_fds)):
+            for fd in (err_r, err_w, pidfd):
                 os.close(fd)
             raise ServerError(f"exec in {container_id}: fork failed: {exc.strerror}", "temporary") from exc
-        finally:
-            os.close(pid_ns)
         if pid == 0:
-            self._exec_child(
-                plan, container.cgroup_dirs, ns_fds, keep=(*fds, err_w, *(fd for fd, _ in ns_fds))
-            )
-        for fd in (err_w, *(fd for fd, _ in ns_fds)):
+            self._exec_child(plan, container.cgroup_dirs, pidfd, ns_flags, keep=(*fds, err_w, pidfd))
+        for fd in (err_w, pidfd):
             os.close(fd)
         record.execs += 1
         exec_id = f"{container_id}.exec{record.execs}"
@@ -729,21 +644,16 @@ class ForkServer:
         return pid, exec_id
 
     def _exec_child(
-        self,
-        plan: ExecPlan,
-        cgroup_dirs: tuple[str, ...],
-        ns_fds: list[tuple[int, int]],
-        keep: tuple[int, ...],
+        self, plan: ExecPlan, cgroup_dirs: tuple[str, ...], pidfd: int, ns_flags: int, keep: tuple[int, ...]
     ) -> NoReturn:
-        """A process joining a running container: its cgroups, then its namespaces (mount last)."""
+        """A process joining a running container: its cgroups, then its namespaces."""
         k = self.kernel
         try:
             _reset_signals_in_child()
             k.close_fds_except(keep)
             join_cgroups(cgroup_dirs)
-            for fd, nstype in ns_fds:
-                k.setns(fd, nstype)
-                os.close(fd)
+            k.setns(pidfd, ns_flags)
+            os.close(pidfd)
             run_exec(plan, k)
         except BaseException as exc:
             _fail_child(plan.error_fd, exc)

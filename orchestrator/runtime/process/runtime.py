@@ -143,6 +143,18 @@ class _Container:
     exit: ExitStatus | None = None
     start_requested: bool = False
     console: int | None = None
+    # Handed over by the fork server at create: release the init, see its exec, get its terminal.
+    sync_w: int | None = None
+    error_r: int | None = None
+    console_socket: socket.socket | None = None
+
+    def close_handover(self) -> None:
+        for fd in (self.sync_w, self.error_r):
+            if fd is not None:
+                os.close(fd)
+        if self.console_socket is not None:
+            self.console_socket.close()
+        self.sync_w = self.error_r = self.console_socket = None
 
 
 @dataclass
@@ -308,12 +320,17 @@ class ForkServerRuntime:
         try:
             mount_point = self.state_dir / spec.id / "rootfs"
             mount_point.mkdir(parents=True, exist_ok=True)
-            reply, _ = self._request({"op": "create", "spec": spec, "rootfs_mount": str(mount_point)}, fds)
+            reply, handed = self._request(
+                {"op": "create", "spec": spec, "rootfs_mount": str(mount_point)}, fds
+            )
         finally:
             for fd in owned:
                 os.close(fd)
+        container = _Container(spec, reply["pid"], sync_w=handed[0], error_r=handed[1])
+        if len(handed) > 2:
+            container.console_socket = socket.socket(fileno=handed[2])
         with self._lock:
-            self._containers[spec.id] = _Container(spec, reply["pid"])
+            self._containers[spec.id] = container
         return int(reply["pid"])
 
     def _stdio_fds(self, stdio: Stdio | None, log_path: str | None) -> tuple[list[int], list[int]]:
@@ -347,15 +364,46 @@ class ForkServerRuntime:
                 raise InvalidStateError(f"container {container_id}: already starting")
             container.start_requested = True
         try:
-            _, fds = self._request({"op": "start", "id": container_id})
+            console = self._release(container)
         except ContainerStartError:
             self.wait(container_id, timeout=10.0)
             raise
         with self._lock:
-            if fds:
-                container.console = fds[0]
+            container.console = console
             if container.state is ContainerState.CREATED:
                 container.state = ContainerState.RUNNING
+
+    def _release(self, container: _Container, timeout: float = 60.0) -> int | None:
+        """Write the init's release byte and read its error pipe to EOF (its exec); returns the
+        terminal master of a tty container."""
+        cid = container.spec.id
+        sync_w, error_r, console_socket = container.sync_w, container.error_r, container.console_socket
+        if sync_w is None or error_r is None:
+            raise InvalidStateError(f"container {cid}: already started")
+        container.sync_w = container.error_r = container.console_socket = None
+        master = None
+        try:
+            try:
+                os.write(sync_w, b"\x01")
+            except BrokenPipeError as exc:
+                raise ContainerStartError(f"container {cid}: its init died before start", "release") from exc
+            finally:
+                os.close(sync_w)
+            if console_socket is not None:
+                master = wire.receive_console(console_socket, error_r, timeout)
+            report = wire.read_until_eof(error_r, timeout)
+        except TimeoutError as exc:
+            raise TemporaryError(f"container {cid}: no exec within {timeout}s") from exc
+        finally:
+            os.close(error_r)
+            if console_socket is not None:
+                console_socket.close()
+        if report:
+            if master is not None:
+                os.close(master)
+            step, message, error_number = wire.parse_child_report(report)
+            raise ContainerStartError(f"container {cid}: {step}: {message}", step, error_number)
+        return master
 
     def console(self, container_id: str) -> int | None:
         """For a ``tty`` container, the terminal's master end (read its output, write its input);
@@ -444,11 +492,17 @@ class ForkServerRuntime:
         with self._lock:
             container.state = ContainerState.DELETED
             del self._containers[container_id]
+        container.close_handover()
         if container.console is not None:
             os.close(container.console)
 
     def close(self) -> None:
-        """Stop the fork server. Containers it started keep running (they are re-parented)."""
+        """Stop the fork server. Started containers keep running (they are re-parented); created
+        ones that were never started exit (their sync pipe closes)."""
+        with self._lock:
+            containers = list(self._containers.values())
+        for container in containers:
+            container.close_handover()
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()

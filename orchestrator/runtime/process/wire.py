@@ -1,7 +1,7 @@
 """Messages between the runtime and the fork server: bytes plus file descriptors over a Unix socket.
 
 Used by ``runtime.py`` (client), ``forkserver.py`` (server and its blank inits) and the console
-hand-over. Received descriptors are always close-on-exec: ``socket.recv_fds`` ignores its
+hand-over; also the error-pipe and console reading that ``start`` does on the client side. Received descriptors are always close-on-exec: ``socket.recv_fds`` ignores its
 ``flags`` argument, which matters here because a leaked error-pipe end would keep the server from
 seeing a container's exec.
 """
@@ -9,6 +9,9 @@ seeing a container's exec.
 from __future__ import annotations
 
 import array
+import json
+import os
+import select
 import socket
 
 MAX_MESSAGE = 1 << 20
@@ -28,3 +31,42 @@ def receive(sock: socket.socket, max_fds: int = 8, extra_flags: int = 0) -> tupl
 
 def send(sock: socket.socket, data: bytes, fds: list[int] | tuple[int, ...] = ()) -> None:
     socket.send_fds(sock, [data], list(fds))
+
+
+def read_until_eof(fd: int, timeout: float | None) -> bytes:
+    """Everything written to a pipe until its last writer closes it (a successful exec closes a
+    CLOEXEC error pipe). Raises TimeoutError if nothing more arrives within ``timeout``."""
+    chunks: list[bytes] = []
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    while True:
+        if timeout is not None and not poller.poll(int(timeout * 1000)):
+            raise TimeoutError(f"no answer on fd {fd} within {timeout}s")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def receive_console(console: socket.socket, error_pipe: int, timeout: float) -> int | None:
+    """The terminal master a tty container's init sends before exec, or None if it failed first
+    (then its report is waiting on ``error_pipe``)."""
+    poller = select.poll()
+    poller.register(console.fileno(), select.POLLIN)
+    poller.register(error_pipe, select.POLLIN | select.POLLHUP)
+    if not poller.poll(int(timeout * 1000)):
+        raise TimeoutError(f"no console within {timeout}s")
+    try:
+        _data, fds = receive(console, 1, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return None
+    return fds[0] if fds else None
+
+
+def parse_child_report(data: bytes) -> tuple[str, str, int]:
+    """(step, message, errno) from what a failing init or exec'd child wrote to its error pipe."""
+    try:
+        report = json.loads(data)
+        return str(report["step"]), str(report["message"]), int(report["errno"])
+    except (ValueError, KeyError, TypeError):
+        return "setup", "the child died without a readable report", 0
