@@ -130,11 +130,23 @@ class LocalImages:
             return self.store.lookup(source)
         return self.store.lookup(str(parsed)) or self.store.lookup(source)
 
-    def decide(self, source: str, *, policy: str | None = None, has_build: bool = False) -> PullDecision:
-        """The ``pull_policy`` decision for ``source`` given what the store holds now."""
+    def decide(
+        self, source: str, *, policy: str | None = None, has_build: bool = False, platform: str | None = None
+    ) -> PullDecision:
+        """The ``pull_policy`` decision for ``source`` given what the store holds now.
+
+        A name pulled for another platform than the one wanted counts as absent.
+        """
         parsed = self.parse(source)
         record = self.store.ref(str(parsed))
         present = record is not None and self.store.image(record.image) is not None
+        if (
+            present
+            and record is not None
+            and record.platform
+            and record.platform != str(self._platform(platform))
+        ):
+            present = False
         if isinstance(parsed, Reference) and parsed.digest and present:
             # a digest-pinned image never changes: no policy needs to fetch it again
             return PullDecision(Action.USE_LOCAL, f"{parsed} is pinned by digest and present")
@@ -156,7 +168,7 @@ class LocalImages:
         has_build: bool = False,
         on_event: ProgressCallback | None = None,
     ) -> Image:
-        decision = self.decide(source, policy=policy, has_build=has_build)
+        decision = self.decide(source, policy=policy, has_build=has_build, platform=platform)
         if decision.action is Action.BUILD:
             raise PermanentError(
                 f"{source}: needs a build ({decision.reason}); orc does not build images yet"

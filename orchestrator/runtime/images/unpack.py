@@ -173,7 +173,10 @@ def decompressed(raw: IO[bytes]) -> Iterator[IO[bytes]]:
     if kind == "gzip":
         yield _GzipReader(source)  # type: ignore[misc]
     elif kind == "zstd":
-        with zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True) as zs:
+        # windows up to 2 GiB, as layers made with zstd --long need more than the 128 MiB default
+        with zstandard.ZstdDecompressor(max_window_size=1 << 31).stream_reader(
+            source, read_across_frames=True
+        ) as zs:
             yield zs
     else:
         yield source

@@ -354,3 +354,38 @@ def test_concurrent_pulls_of_images_sharing_a_layer(
     assert len(pulled) == 2
     assert proxy.blob_requests[images.base.digest] == 1
     assert_store_consistent(store)
+
+
+def test_driver_ensure_follows_pull_policy_and_platform(tmp_path: Path, proxy: CuttingProxy) -> None:
+    from orchestrator.runtime.images.driver import LocalImages
+
+    now = [1000.0]
+    opts = UnpackOptions(privileged=PRIVILEGED, opaque_xattr="user.overlay.opaque")
+    store = ImageStore(tmp_path / "images", unpack_options=opts, clock=lambda: now[0])
+    ref = f"{proxy.host}/test/multi:v1"
+
+    async def main() -> None:
+        async with LocalImages(
+            store,
+            registry_options=RegistryOptions(sleep=Sleeps()),
+            default_platform=Platform("linux", "amd64"),
+            clock=lambda: now[0],
+        ) as images:
+            first = await images.ensure(ref)
+            record = store.ref(str(parse_reference(ref)))
+            assert record is not None and record.pulled_at == 1000.0
+            now[0] += 3600
+            assert await images.ensure(ref, policy="missing") == first
+            assert await images.ensure(ref, policy="daily") == first
+            assert store.ref(str(parse_reference(ref))).pulled_at == 1000.0  # type: ignore[union-attr]
+            await images.ensure(ref, policy="every_30m")
+            assert store.ref(str(parse_reference(ref))).pulled_at == 4600.0  # type: ignore[union-attr]
+            arm = await images.ensure(ref, platform="linux/arm64")  # pulled for amd64: counts as absent
+            assert arm.platform == "linux/arm64/v8" and arm.id != first.id
+            with pytest.raises(NotFoundError, match="pull_policy is never"):
+                await images.ensure(f"{proxy.host}/test/busybox:v1", policy="never")
+            resolved = await images.resolve_digest(ref, platform="linux/arm64")
+            assert resolved.platform_digest == arm.manifest_digest
+            assert resolved.pinned == f"{parse_reference(ref)}@{resolved.digest}"
+
+    anyio.run(main)
