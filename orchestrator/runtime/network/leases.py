@@ -2,7 +2,7 @@
 
 One JSON file (``<state root>/network/state.json``) shared by every project under the same root,
 read and rewritten under an exclusive ``flock`` on a sibling lock file, written atomically (tmp +
-fsync + rename). Holding the lock across "read, allocate, write" is what keeps two supervisors
+rename; no fsync, see ``_save``). Holding the lock across "read, allocate, write" is what keeps two supervisors
 from leasing the same subnet or address. ``MemoryLeaseStore`` is the in-memory twin for unit
 tests. Called by ``driver.NetworkDriver``.
 """
@@ -82,10 +82,11 @@ class FileLeaseStore:
 
     def _save(self, state: NetworkState) -> None:
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        # No fsync: rename keeps readers and crashed writers from ever seeing a torn file, and
+        # what this file describes (links, leases of live containers) dies with the kernel
+        # anyway. An fsync here cost ~8 ms per connect on ext4, most of the setup budget.
         with open(tmp, "w") as f:
             json.dump(state.to_json(), f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, self.path)
 
     @contextlib.contextmanager
