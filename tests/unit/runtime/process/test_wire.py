@@ -1,0 +1,49 @@
+"""The runtime ⇄ fork server wire: descriptors arrive close-on-exec, pipes read to EOF, reports."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+
+import pytest
+
+from orchestrator.runtime.process import wire
+
+
+def test_received_descriptors_are_close_on_exec() -> None:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    r, w = os.pipe()
+    os.set_inheritable(w, True)
+    try:
+        wire.send(left, b"hello", [w])
+        data, fds = wire.receive(right)
+        assert data == b"hello" and len(fds) == 1
+        assert fcntl.fcntl(fds[0], fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+        os.close(fds[0])
+        left.close()
+        assert wire.receive(right) == (b"", [])
+    finally:
+        for fd in (r, w):
+            os.close(fd)
+        right.close()
+
+
+def test_read_until_eof_and_its_timeout() -> None:
+    r, w = os.pipe()
+    os.write(w, b"abc")
+    with pytest.raises(TimeoutError):
+        wire.read_until_eof(r, timeout=0.01)
+    os.write(w, b"def")
+    os.close(w)
+    assert wire.read_until_eof(r, timeout=1) == b"abcdef"
+    os.close(r)
+
+
+def test_child_reports_are_parsed_and_garbage_is_named() -> None:
+    assert wire.parse_child_report(b'{"step": "exec", "message": "x: not found", "errno": 2}') == (
+        "exec",
+        "x: not found",
+        2,
+    )
+    assert wire.parse_child_report(b"\x00garbage")[0] == "setup"
