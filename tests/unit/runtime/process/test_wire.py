@@ -33,10 +33,11 @@ def test_read_until_eof_and_its_timeout() -> None:
     r, w = os.pipe()
     os.write(w, b"abc")
     with pytest.raises(TimeoutError):
-        wire.read_until_eof(r, timeout=0.01)
+        wire.read_until_eof(r, timeout=0.01)  # a writer still holds the pipe open
     os.write(w, b"def")
+    os.write(w, b"ghi")
     os.close(w)
-    assert wire.read_until_eof(r, timeout=1) == b"abcdef"
+    assert wire.read_until_eof(r, timeout=1) == b"defghi"
     os.close(r)
 
 
