@@ -112,9 +112,12 @@ class ImageStore:
         self.root = root
         self.clock = clock
         self.unpack_options = unpack_options or UnpackOptions(privileged=os.geteuid() == 0)
-        for sub in ("blobs/sha256", "l", "layers", "images", "holds", "tmp"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        self._sweep_tmp()
+        try:
+            for sub in ("blobs/sha256", "l", "layers", "images", "holds", "tmp"):
+                (root / sub).mkdir(parents=True, exist_ok=True)
+            self._sweep_tmp()
+        except OSError as exc:
+            raise PermanentError(f"cannot open the image store at {root}: {exc.strerror or exc}") from exc
 
     # --- locking and tmp ----------------------------------------------------------------------
 

@@ -260,3 +260,11 @@ def test_import_docker_archive(tmp_path: Path) -> None:
     (tmp_path / "junk.tar").write_bytes(b"junk" * 100)
     with pytest.raises(ArchiveError):
         import_archive(store, ArchiveSource("docker-archive", str(tmp_path / "junk.tar")), AMD64)
+
+
+def test_unusable_root_is_a_clear_error(tmp_path: Path) -> None:
+    from orchestrator.errors import PermanentError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PermanentError, match="cannot open the image store at .*/file/images"):
+        ImageStore(tmp_path / "file" / "images")
