@@ -266,5 +266,5 @@ def test_unusable_root_is_a_clear_error(tmp_path: Path) -> None:
     from orchestrator.errors import PermanentError
 
     (tmp_path / "file").write_text("x")
-    with pytest.raises(PermanentError, match="cannot open the image store at .*/file/images"):
+    with pytest.raises(PermanentError, match=r"cannot open the image store at .*/file/images"):
         ImageStore(tmp_path / "file" / "images")
