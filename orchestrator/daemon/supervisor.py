@@ -91,6 +91,7 @@ class Supervisor:
         self._wall = clock_wall
         self._spec: ProjectSpec | None = None
         self._done = anyio.Event()
+        self._socket_inode = -1
         self.reconciler: Reconciler | None = None
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
@@ -101,6 +102,7 @@ class Supervisor:
             self.reconciler = Reconciler(runtime, self.store, bus=self.bus, wall=self._wall)
             async with self.reconciler.session(), await anyio.create_unix_listener(path) as listener:
                 os.chmod(path, 0o600)
+                self._socket_inode = path.stat().st_ino
                 self._record_self(path)
                 await self._adopt()
                 if ready is not None:
@@ -110,12 +112,21 @@ class Supervisor:
                     group.start_soon(self._signals, group.cancel_scope)
                     await self._done.wait()
                     group.cancel_scope.cancel()
-        path.unlink(missing_ok=True)
+        self._release_socket()
         record = self.store.load_project(self.project)
         if record is not None and record.supervisor_pid == os.getpid():
             record.supervisor_pid = None
             record.socket_path = None
             self.store.save_project(record)
+
+    def _release_socket(self) -> None:
+        """Remove our socket, unless a newer supervisor already put its own in its place."""
+        path = socket_path(self.run_root, self.project)
+        try:
+            if path.stat().st_ino == self._socket_inode:
+                path.unlink()
+        except FileNotFoundError:
+            pass
 
     async def _signals(self, scope: anyio.CancelScope) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
@@ -133,10 +144,10 @@ class Supervisor:
         self.store.save_project(record)
 
     async def _adopt(self) -> None:
-        """Containers recorded as running by a previous supervisor: observe marks the dead ones."""
+        """Containers recorded as running by a previous supervisor: watch the live ones again."""
         assert self.reconciler is not None
         if self.store.list_containers(self.project):
-            await self.reconciler.observe(None, self.project)
+            await self.reconciler.adopt(self.project)
 
     async def _handle(self, stream: anyio.abc.ByteStream) -> None:
         async with stream:
@@ -182,8 +193,12 @@ class Supervisor:
             report = await self._run(op, request, spec)
             await anyio.sleep(0)  # let the last events through
             group.cancel_scope.cancel()
+        finished = op == "down" and not request.get("services")
+        if finished:
+            # Stop answering before saying "done", so the next `up` starts a fresh supervisor.
+            self._release_socket()
         await _send(stream, protocol.ok(report_json(report)))
-        if op == "down" and not request.get("services"):
+        if finished:
             self._done.set()
 
     def _spec_from(self, request: dict[str, Any]) -> ProjectSpec | None:

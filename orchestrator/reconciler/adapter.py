@@ -107,6 +107,7 @@ class KernelRuntime:
         self._waiters = anyio.CapacityLimiter(_WAIT_THREADS)
         self._group: Any = None
         self._own_images = False
+        self._killed: set[str] = set()
 
     async def __aenter__(self) -> KernelRuntime:
         self._group = anyio.create_task_group()
@@ -419,13 +420,19 @@ class KernelRuntime:
         finally:
             done.set()
 
-    async def wait(self, record: ContainerRecord) -> ExitStatus:
+    def _known(self, name: str) -> bool:
         try:
-            status = await anyio.to_thread.run_sync(
-                self.process.wait, record.name, None, limiter=self._waiters, abandon_on_cancel=True
-            )
+            self.process.state(name)
         except NotFoundError:
-            raise
+            return False
+        return True
+
+    async def wait(self, record: ContainerRecord) -> ExitStatus:
+        if not self._known(record.name):
+            return await self._wait_adopted(record)
+        status = await anyio.to_thread.run_sync(
+            self.process.wait, record.name, None, limiter=self._waiters, abandon_on_cancel=True
+        )
         if status is None:
             raise TemporaryError(f"container {record.name}: lost track of its process")
         pump = self._pumps.get(record.name)
@@ -434,10 +441,51 @@ class KernelRuntime:
                 await pump.wait()  # the last lines before the exit reach the log first
         return ExitStatus(status.code, status.oom_killed)
 
+    async def _wait_adopted(self, record: ContainerRecord) -> ExitStatus:
+        """A container started by an earlier supervisor: not our child, so wait on a pidfd.
+        Its exit code cannot be read (only its parent could); it is reported as 255."""
+        if not self.alive(record) or record.pid is None:
+            return ExitStatus(255)
+        try:
+            pidfd = os.pidfd_open(record.pid)
+        except ProcessLookupError:
+            return ExitStatus(255)
+        try:
+            if not self.alive(record):  # the pid may have been reused before pidfd_open
+                return ExitStatus(255)
+            await anyio.wait_readable(pidfd)
+        finally:
+            os.close(pidfd)
+        handle = self._handles.get(record.name) or await self._run(
+            self.cgroups.open, record.project, record.name
+        )
+        oom = bool(handle is not None and await self._run(self.cgroups.oom_killed, handle))
+        return ExitStatus(137 if record.name in self._killed else 255, oom)
+
     async def stop(self, record: ContainerRecord, signal_name: str, timeout: float) -> None:
-        with contextlib.suppress(NotFoundError):
+        if self._known(record.name):
             await anyio.to_thread.run_sync(self.process.stop, record.name, timeout, limiter=self._waiters)
+        elif self.alive(record) and record.pid is not None:
+            await self._stop_adopted(record, signal_name, timeout)
         await self.services.unpublish(record.name)
+
+    async def _stop_adopted(self, record: ContainerRecord, signal_name: str, timeout: float) -> None:
+        assert record.pid is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, int(signal.Signals[_signal_name(signal_name)]))
+        with anyio.move_on_after(timeout):
+            while self.alive(record):
+                await anyio.sleep(0.05)
+        if self.alive(record):
+            self._killed.add(record.name)
+            handle = self._handles.get(record.name) or await self._run(
+                self.cgroups.open, record.project, record.name
+            )
+            if handle is not None:
+                await self._run(self.cgroups.kill, handle)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(record.pid, signal.SIGKILL)
 
     async def kill(self, record: ContainerRecord, signal_name: str) -> None:
         await self._run(self.process.kill, record.name, int(signal.Signals[_signal_name(signal_name)]))
@@ -476,6 +524,11 @@ class KernelRuntime:
             await self._run(self.cgroups.remove, handle, True)
 
     async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult:
+        if not self._known(record.name):
+            raise PermanentError(
+                f"container {record.name} was started by an earlier supervisor; exec needs it restarted"
+                " (orc restart)"
+            )
         read_fd, write_fd = os.pipe()
         try:
             handle = await self._run(

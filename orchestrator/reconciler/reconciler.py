@@ -139,6 +139,23 @@ class Reconciler:
         images = await self.runtime.local_images(references) if references else {}
         return ObservedState(tuple(containers), networks, volumes, images)
 
+    async def adopt(self, project: str) -> list[str]:
+        """Watch the containers an earlier supervisor left running (their exits, restarts,
+        health); mark the ones whose process is gone as exited. Returns the adopted names."""
+        await self.observe(None, project)
+        adopted = []
+        for record in list(self._records.values()):
+            if (
+                record.project == project
+                and record.status == "running"
+                and record.name not in self._watch_done
+            ):
+                self._started_at.setdefault(record.name, self.clock.now())
+                self._spawn_watcher(record)
+                adopted.append(record.name)
+                self._publish("container", "adopt", record.name, record.service)
+        return adopted
+
     # --- converge ----------------------------------------------------------------------------
 
     async def up(self, spec: ProjectSpec, options: UpOptions | None = None) -> ExecutionReport:
@@ -479,7 +496,17 @@ class Reconciler:
                         exitCode=str(status.exit_code),
                         oomKilled=str(status.oom_killed).lower(),
                     )
-                    tracker = self._trackers.setdefault(name, RestartTracker(behaviour.restart))
+                    # Read again: the project's files may have been (re)loaded while it ran.
+                    behaviour = self._behaviour_of(record)
+                    tracker = self._trackers.get(name)
+                    if tracker is None or tracker.policy != behaviour.restart:
+                        previous = tracker
+                        tracker = RestartTracker(behaviour.restart)
+                        if previous is not None:
+                            tracker.restart_count = previous.restart_count
+                            tracker.backoff = previous.backoff
+                            tracker.cancelled = previous.cancelled
+                        self._trackers[name] = tracker
                     decision = tracker.on_exit(
                         status.exit_code,
                         started_at=self._started_at.get(name, self.clock.now()),

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,3 +154,33 @@ def test_three_tier_up_ps_logs_exec_down(stack: tuple[Orc, str, int], tmp_path: 
         ["pgrep", "-f", f"orchestrator.daemon.supervisor --project {project}"], capture_output=True
     )
     assert out.returncode == 1, "supervisor still running after down"
+
+
+def test_supervisor_killed_then_adopted(stack: tuple[Orc, str, int], tmp_path: Path) -> None:
+    """SIGKILL the supervisor: containers keep running, the next one adopts them, applies their
+    restart policy (db has none here, so a crash is recorded) and `down` removes everything."""
+    orc, project, _ = stack
+    compose = orc.project_dir / "compose.yaml"
+    compose.write_text(compose.read_text().replace("  db:\n", "  db:\n    restart: always\n"))
+    orc("up", "-d")
+    state = tmp_path / "root" / "run" / project
+    first = json.loads((state / "project.json").read_text())["supervisor_pid"]
+    os.kill(first, signal.SIGKILL)
+    db = json.loads((state / "containers" / f"{project}-db-1.json").read_text())
+    os.kill(db["pid"], 0)  # still alive without its supervisor
+
+    orc("up", "-d")
+    second = json.loads((state / "project.json").read_text())["supervisor_pid"]
+    assert second != first
+    os.kill(db["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    record = db
+    while time.monotonic() < deadline:
+        record = json.loads((state / "containers" / f"{project}-db-1.json").read_text())
+        if record["status"] == "running" and record["pid"] != db["pid"]:
+            break
+        time.sleep(0.1)
+    assert (record["status"], record["restart_count"]) == ("running", 1)
+    assert orc("exec", "db", "echo", "hi").stdout == "hi\n"
+    orc("down")
+    assert cgroup_dirs(project) == []
