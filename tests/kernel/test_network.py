@@ -132,7 +132,8 @@ def driver(tmp_path: Path, unique_name: str) -> Iterator[NetworkDriver]:
     # a /16 of 10.x picked from the test name keeps concurrent runs of different tests apart
     second = 100 + int(unique_name[-4:], 16) % 100
     pool = (ipam.PoolRange(f"10.{second}.0.0/16", 24),)
-    drv = NetworkDriver(root=tmp_path / "state", pools_v4=pool)
+    pool6 = (ipam.PoolRange(f"fd6f:7263:{second:x}::/48", 64),)
+    drv = NetworkDriver(root=tmp_path / "state", pools_v4=pool, pools_v6=pool6)
     tables_before = _orc_tables()
     shim_before = _iptables_orc_rules()
     try:
@@ -434,3 +435,28 @@ def test_teardown_removes_everything(
     assert set(os.listdir("/sys/class/net")) == before_links
     state = driver.store.read()
     assert not state.networks and not state.attachments and not state.ipam.networks
+
+
+def test_ipv6_addresses_routes_and_dns(
+    driver: NetworkDriver, make_netns: Callable[[], Netns], unique_name: str
+) -> None:
+    net = driver.create_network(NetworkSpec(project=unique_name, name=f"{unique_name}_v6", enable_ipv6=True))
+    assert len(net.subnets) == 2 and ":" in net.gateways[1]
+    web, asker = make_netns(), make_netns()
+    [web_att] = driver.connect(f"{unique_name}-web-1", web.path, [_ep(net.name, "web")])
+    [ask_att] = driver.connect(f"{unique_name}-app-1", asker.path, [_ep(net.name, "app")])
+    assert web_att.ipv6 and ask_att.ipv6
+    assert f"{web_att.ipv6}/64" in web.run("ip", "-o", "-6", "addr").stdout
+    assert f"default via {net.gateways[1]}" in web.run("ip", "-6", "route").stdout
+    assert asker.run("ping6", "-c", "1", "-W", "2", web_att.ipv6).returncode == 0
+
+    async def main() -> None:
+        async with NetworkServices(driver, HostResolvConf((), (), ())) as services:
+            await services.start_dns(net)
+            # asked over IPv6, from the asker's IPv6 address, for both record types
+            out = (await _thread(asker.run, "nslookup", "-type=aaaa", "web", net.gateways[1])).stdout
+            assert str(web_att.ipv6) in out, out
+            out = (await _thread(asker.run, "nslookup", "web", net.gateways[1])).stdout
+            assert str(web_att.ipv4) in out, out
+
+    anyio.run(main)

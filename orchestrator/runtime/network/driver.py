@@ -217,6 +217,13 @@ class NetworkDriver:
         made: list[Attachment] = []
         with self.store.transaction() as state:
             existing = state.attachments.get(container, [])
+            # a container that died and is started again: its veths went with its namespace, but
+            # its leases are still recorded, so it gets its old addresses back
+            stale = [a for a in existing if not self.links.link_exists(a.host_ifname)]
+            if stale:
+                existing = [a for a in existing if a not in stale]
+                for att in stale:
+                    self.dns.remove_container(container, att.network)
             try:
                 for endpoint in ordered:
                     if any(a.network == endpoint.network for a in existing + made):

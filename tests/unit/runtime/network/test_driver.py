@@ -235,3 +235,20 @@ def test_no_nft_means_no_rules_but_networks_still_work() -> None:
     driver.create_network(NetworkSpec(project="p", name="p_default"))
     assert runner.calls == []
     assert driver.publish_dnat("c", [PortBinding("c", 80, "tcp", "0.0.0.0", 8080, "172.18.0.2")]) is None
+
+
+def test_restarted_container_gets_its_addresses_back() -> None:
+    driver, links, _ = make()
+    driver.create_network(NetworkSpec(project="p", name="p_default"))
+    driver.connect("p-a-1", NS, [EndpointSpec(network="p_default", dns_names=("a",))])
+    [first] = driver.connect("p-b-1", NS, [EndpointSpec(network="p_default", dns_names=("b",))])
+    with pytest.raises(ConflictError, match="already connected"):
+        driver.connect("p-b-1", NS, [EndpointSpec(network="p_default")])
+    # the container exits: its namespace, and with it the veth, is gone
+    del links.links[first.host_ifname]
+    [again] = driver.connect(
+        "p-b-1", "/proc/99/ns/net", [EndpointSpec(network="p_default", dns_names=("b",))]
+    )
+    assert (again.ipv4, again.ifname) == (first.ipv4, "eth0")
+    assert [a.ipv4 for a in driver.attachments("p-b-1")] == [first.ipv4]
+    assert len(driver.dns.lookup("b", "172.18.0.2") or []) == 1
