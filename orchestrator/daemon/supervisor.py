@@ -158,12 +158,13 @@ class Supervisor:
                 await self._dispatch(request, stream)
             except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
                 return
-            except OrcError as exc:
-                await _send(stream, protocol.error(str(exc), exc.exit_code))
             except Exception as exc:
-                await _send(
-                    stream, protocol.error(f"supervisor: internal error: {type(exc).__name__}: {exc}")
-                )
+                error = _first_error(exc)
+                if isinstance(error, OrcError):
+                    await _send(stream, protocol.error(str(error), error.exit_code))
+                else:
+                    message = f"supervisor: internal error: {type(error).__name__}: {error}"
+                    await _send(stream, protocol.error(message))
 
     async def _dispatch(self, request: dict[str, Any], stream: anyio.abc.ByteStream) -> None:
         assert self.reconciler is not None
@@ -259,6 +260,14 @@ class Supervisor:
             report.merge(await self.reconciler.start_services(spec, services))
             return report
         raise UsageError(f"unknown request {op!r}")
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The error inside (nested) exception groups from task groups, preferring an OrcError."""
+    while isinstance(exc, BaseExceptionGroup):
+        inner: list[BaseException] = [e for e in exc.exceptions if isinstance(e, OrcError)]
+        exc = (inner or list(exc.exceptions))[0]
+    return exc
 
 
 async def _send(stream: anyio.abc.ByteStream, data: bytes) -> None:

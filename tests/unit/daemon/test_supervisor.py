@@ -1,0 +1,137 @@
+"""The supervisor's control protocol, on the recording fake runtime (no root, no kernel)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from orchestrator.daemon import protocol
+from orchestrator.daemon.client import SupervisorError, call
+from orchestrator.daemon.supervisor import Supervisor, socket_path
+from orchestrator.reconciler.clock import SystemClock
+from orchestrator.reconciler.events import Event, EventBus
+from orchestrator.reconciler.fake import FakeRuntime
+
+COMPOSE = """
+name: demo
+services:
+  db:
+    image: busybox:1
+    command: ["sleep", "1000"]
+  web:
+    image: busybox:1
+    depends_on: [db]
+    command: ["sleep", "1000"]
+"""
+
+
+def load_request(directory: Path) -> dict[str, Any]:
+    return {"cwd": str(directory), "environ": {}, "files": [], "profiles": [], "env_files": []}
+
+
+def run_supervised(tmp_path: Path, script: Any) -> FakeRuntime:
+    (tmp_path / "compose.yaml").write_text(COMPOSE)
+    runtime = FakeRuntime(SystemClock(), images={"busybox:1": "sha256:b1"})
+
+    @contextlib.asynccontextmanager
+    async def factory() -> AsyncIterator[FakeRuntime]:
+        yield runtime
+
+    supervisor = Supervisor("demo", tmp_path / "run", tmp_path / "lib", factory)
+
+    async def main() -> None:
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as group:
+                ready = anyio.Event()
+                group.start_soon(supervisor.serve, ready.set)
+                await ready.wait()
+                await anyio.to_thread.run_sync(script, socket_path(tmp_path / "run", "demo"))
+                supervisor._done.set()
+
+    anyio.run(main)
+    return runtime
+
+
+def test_up_ps_exec_down_over_the_socket(tmp_path: Path) -> None:
+    events: list[dict[str, Any]] = []
+
+    def script(path: Path) -> None:
+        assert call(path, "ping")["project"] == "demo"
+        result = call(path, "up", on_event=events.append, load=load_request(tmp_path), options={})
+        assert result["failed"] == {} and "start demo-web-1" in result["done"]
+        record = json.loads((tmp_path / "run" / "demo" / "containers" / "demo-web-1.json").read_text())
+        assert record["status"] == "running"
+        assert call(path, "exec", container="demo-web-1", argv=["true"])["exit_code"] == 0
+        stopped = call(path, "stop", services=["web"])
+        assert stopped["done"] == ["stop demo-web-1"]
+        with pytest.raises(SupervisorError, match="not running"):
+            call(path, "exec", container="demo-web-1", argv=["true"])
+        assert call(path, "start", services=["web"], load=load_request(tmp_path))["done"] == [
+            "start demo-web-1"
+        ]
+        down = call(path, "down", load=load_request(tmp_path))
+        assert sorted(down["done"])[:2] == ["remove demo-db-1", "remove demo-web-1"]
+
+    runtime = run_supervised(tmp_path, script)
+    assert ("container", "start") in {(e["type"], e["action"]) for e in events}
+    assert runtime.containers == {}
+    assert not socket_path(tmp_path / "run", "demo").exists()
+    assert not (tmp_path / "run" / "demo").exists()
+
+
+def test_errors_and_versions(tmp_path: Path) -> None:
+    def script(path: Path) -> None:
+        with pytest.raises(SupervisorError, match="unknown request"):
+            call(path, "dance")
+        with pytest.raises(SupervisorError, match="up needs the project's files"):
+            call(path, "up")
+        import socket
+
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(path))
+            sock.sendall(b'{"v": 2, "op": "ping"}\n')
+            answer = protocol.decode(sock.makefile("rb").readline())
+        assert answer["ok"] is False and "protocol version 2" in answer["error"]
+
+    run_supervised(tmp_path, script)
+
+
+def test_protocol_round_trip() -> None:
+    line = protocol.encode({"op": "up", "services": ["web"]})
+    assert line.endswith(b"\n") and protocol.decode(line) == {"v": 1, "op": "up", "services": ["web"]}
+    with pytest.raises(protocol.ProtocolError, match="not a JSON line"):
+        protocol.decode(b"nope")
+    with pytest.raises(protocol.ProtocolError, match="JSON object"):
+        protocol.decode(b"[1]")
+
+
+def test_event_bus_fans_out_and_drops_oldest_for_slow_subscribers() -> None:
+    async def main() -> None:
+        bus = EventBus(buffer=2)
+        async with bus.subscribe() as fast, bus.subscribe() as slow:
+            for i in range(3):
+                bus.publish(Event(float(i), "container", "start", f"c{i}"))
+            assert [fast.receive_nowait().name for _ in range(2)] == ["c1", "c2"]
+            assert [slow.receive_nowait().name for _ in range(2)] == ["c1", "c2"]
+            assert bus.dropped() == 2
+        bus.publish(Event(9.0, "container", "die", "late"))  # no subscribers left: nothing breaks
+
+    anyio.run(main)
+
+
+def test_event_json_shape() -> None:
+    event = Event(1764000000.5, "container", "die", "demo-web-1", "web", {"exitCode": "1"})
+    assert json.loads(event.to_json_line()) == {
+        "time": "2025-11-24T16:00:00.500000Z",
+        "type": "container",
+        "action": "die",
+        "id": "demo-web-1",
+        "service": "web",
+        "attributes": {"exitCode": "1"},
+    }
