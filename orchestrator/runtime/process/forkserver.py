@@ -1,7 +1,7 @@
 """The fork server: a single-threaded process that forks every container init and exec'd process.
 
 Started by ``runtime.ForkServerRuntime`` as ``python -m orchestrator.runtime.process.forkserver
-<socket fd> <seccomp cache dir>`` before any request, it imports the whole start path once, becomes
+<socket fd> <seccomp cache dir> <blank inits>`` before any request, it imports the whole start path once, becomes
 a child subreaper, and serves requests (pickled dicts over SOCK_SEQPACKET, fds with SCM_RIGHTS):
 
 * ``create``: fork the init straight into a new (or joined) pid namespace, so it is PID 1 there
@@ -671,7 +671,9 @@ def pickle_dumps(message: dict[str, Any]) -> bytes:
 def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[1]))
     set_child_subreaper()
-    server = ForkServer(sock, LinuxKernel(), BpfCache(Path(argv[2])))
+    server = ForkServer(
+        sock, LinuxKernel(), BpfCache(Path(argv[2])), pool_size=int(argv[3]) if len(argv) > 3 else 2
+    )
     # Everything imported so far lives as long as the server: keep the collector off those pages
     # so forked children share them instead of copying them.
     gc.collect()

@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -180,20 +179,20 @@ def _raise_remote(reply: dict[str, Any]) -> None:
 
 class ForkServerRuntime:
     """The real ``ProcessRuntime``. ``state_dir`` holds one directory per container (its rootfs
-    mount point); ``cache_dir`` holds compiled seccomp programs."""
+    mount point); ``cache_dir`` holds compiled seccomp programs; ``blank_inits`` is how many
+    inits the fork server prepares ahead of time while idle (0: fork each on demand)."""
 
     def __init__(
         self,
         state_dir: Path,
         cache_dir: Path | None = None,
         oom_check: OomCheck | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
+        blank_inits: int = 2,
         python: str = sys.executable,
     ) -> None:
         self.state_dir = state_dir
         self.cache_dir = cache_dir or state_dir / "seccomp-cache"
         self._oom = oom_check
-        self._monotonic = monotonic
         state_dir.mkdir(parents=True, exist_ok=True)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._sock = ours
@@ -212,6 +211,7 @@ class ForkServerRuntime:
                     "orchestrator.runtime.process.forkserver",
                     str(theirs.fileno()),
                     str(self.cache_dir),
+                    str(blank_inits),
                 ],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
