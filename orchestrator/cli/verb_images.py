@@ -335,7 +335,9 @@ def image_load(
         )
         source = ArchiveSource(transport, str(path))  # type: ignore[arg-type]
     store = open_store(ctx)
-    image = import_archive(store, source, Platform.parse(platform) if platform else host_platform())
+    image = import_archive(
+        store, source, Platform.parse(platform) if platform else host_platform(), name_by_source=False
+    )
     if not quiet:
         for name in image.references:
             typer.echo(f"Loaded image: {name}")

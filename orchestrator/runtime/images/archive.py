@@ -204,11 +204,17 @@ def _import(
 
 
 def import_archive(
-    store: ImageStore, source: ArchiveSource, platform: Platform, *, name: str | None = None
+    store: ImageStore,
+    source: ArchiveSource,
+    platform: Platform,
+    *,
+    name: str | None = None,
+    name_by_source: bool = True,
 ) -> Image:
     """Import the image ``source`` names into ``store`` and name it ``name`` (default ``str(source)``).
 
-    A docker-archive also gets its ``RepoTags`` as names, as ``docker load`` does.
+    A docker-archive also gets its ``RepoTags`` as names, as ``docker load`` does; with
+    ``name_by_source=False`` (``orc image load``) those are its only names.
     """
     path = Path(source.path)
     if not path.exists():
@@ -235,8 +241,8 @@ def import_archive(
                 image_id, extra_names, top = _import_docker_archive(store, tar_blobs, source)
         finally:
             tar_blobs.close()
-    image_name = name or str(source)
-    store.tag(image_name, image_id, top, pulled=True, platform=str(platform))
+    if name_by_source or name:
+        store.tag(name or str(source), image_id, top, pulled=True, platform=str(platform))
     for tag in extra_names:
         store.tag(tag, image_id, None, pulled=False)
     image = store.image(image_id)

@@ -100,7 +100,7 @@ def test_image_load_docker_archive(orc: Orc, tmp_path: Path, test_images: tuple[
         for name in ("manifest.json", "config.json", "layer/layer.tar"):
             tar.add(src / name, arcname=name)
     out, _ = orc("image", "load", "-i", str(tmp_path / "save.tar"))
-    assert "Loaded image: docker.io/library/mybox:1" in out
+    assert out.splitlines()[0] == "Loaded image: docker.io/library/mybox:1"  # no name after the file
     out, _ = orc("images", "--format", "json")
     assert {(r["Repository"], r["Tag"]) for r in json.loads(out)} >= {("docker.io/library/mybox", "1")}
 
