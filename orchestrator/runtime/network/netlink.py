@@ -30,6 +30,7 @@ from orchestrator.errors import NotFoundError, OrcError, PermanentError, Tempora
 CLONE_NEWNET = 0x40000000
 IFA_F_NODAD = 0x02
 NETLINK_ROUTE = 0
+LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a network namespace
 
 NetnsRef = str | int  # a path like /proc/<pid>/ns/net, or an open fd to one
 
@@ -135,6 +136,7 @@ def _map_netlink(exc: Exception, what: str) -> OrcError:
 class PyrouteLinkOps:
     def __init__(self) -> None:
         self._local = threading.local()
+        self._bridge_index: dict[str, int] = {}  # saves a lookup per veth; dropped on failure
 
     def _host(self) -> Any:
         ipr = getattr(self._local, "ipr", None)
@@ -201,6 +203,7 @@ class PyrouteLinkOps:
 
     def delete_link(self, name: str) -> bool:
         ipr = self._host()
+        self._bridge_index.pop(name, None)
         found = ipr.link_lookup(ifname=name)
         if not found:
             return False
@@ -216,7 +219,8 @@ class PyrouteLinkOps:
         self, host_name: str, bridge: str, netns: NetnsRef, peer_name: str, mac: str, mtu: int
     ) -> None:
         ipr = self._host()
-        master = self._index(ipr, bridge)
+        cached = bridge in self._bridge_index
+        master = self._bridge_index.get(bridge) or self._index(ipr, bridge)
         with _netns_fd(netns) as fd:
             try:
                 ipr.link(
@@ -229,13 +233,17 @@ class PyrouteLinkOps:
                     peer={"ifname": peer_name, "net_ns_fd": fd, "address": mac, "mtu": mtu},
                 )
             except Exception as exc:
+                self._bridge_index.pop(bridge, None)
+                if cached:  # the bridge may have been re-created under a new index: look again
+                    self.delete_link(host_name)
+                    return self.add_veth(host_name, bridge, netns, peer_name, mac, mtu)
                 raise _map_netlink(exc, f"creating veth {host_name} for {peer_name}") from exc
+        self._bridge_index[bridge] = master
 
     def configure_container(self, netns: NetnsRef, iface: ContainerIface) -> None:
         try:
             with self._in(netns) as ipr:
-                lo = self._index(ipr, "lo")
-                ipr.link("set", index=lo, state="up")
+                ipr.link("set", index=LOOPBACK_INDEX, state="up")
                 idx = self._index(ipr, iface.ifname)
                 for a in iface.addresses:
                     ipr.addr("add", index=idx, address=a.address, prefixlen=a.prefixlen, flags=IFA_F_NODAD)
@@ -252,7 +260,7 @@ class PyrouteLinkOps:
     def loopback_up(self, netns: NetnsRef) -> None:
         try:
             with self._in(netns) as ipr:
-                ipr.link("set", index=self._index(ipr, "lo"), state="up")
+                ipr.link("set", index=LOOPBACK_INDEX, state="up")
         except OrcError:
             raise
         except Exception as exc:
