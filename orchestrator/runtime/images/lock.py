@@ -140,6 +140,29 @@ def locked_source(locked: LockedImage, platform: str | None = None) -> str:
     return str(parsed.with_digest(digest))
 
 
+def locked_sources(
+    path: Path, images: Mapping[str, str | None], platforms: Mapping[str, str | None] | None = None
+) -> dict[str, str]:
+    """What ``up --locked`` pulls, service → pinned source; one call for the ``up`` verb.
+
+    Reads ``path`` and refuses (``StackError`` listing every disagreement, with the lock file and
+    dotted path) when it is missing or does not match the compose file's images.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError as exc:
+        raise StackError(Problem("no lock file; run `orc lock` first", file=str(path))) from exc
+    lock = parse_lock(text, str(path))
+    problems = check_lock(images, lock, str(path))
+    if problems:
+        raise StackError(problems)
+    return {
+        service: locked_source(lock.services[service], (platforms or {}).get(service))
+        for service, image in sorted(images.items())
+        if image
+    }
+
+
 async def create_lock(
     driver: ImageDriver, images: Mapping[str, str | None], platforms: Mapping[str, str | None] | None = None
 ) -> LockFile:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import pytest
 
@@ -13,6 +15,7 @@ from orchestrator.runtime.images.lock import (
     check_lock,
     create_lock,
     locked_source,
+    locked_sources,
     parse_lock,
     render_lock,
     resolve_image_digests,
@@ -167,3 +170,17 @@ def test_fake_driver_follows_the_pull_policy() -> None:
     assert [c for c in fake.calls if c[0] == "pull"] == [("pull", "redis"), ("pull", "redis")]
     with pytest.raises(NotFoundError):
         anyio.run(lambda: fake.ensure("busybox", policy="never"))
+
+
+def test_locked_sources_for_up_locked(tmp_path: Path) -> None:
+    lock = LockFile({"web": LockedImage("nginx:1", "docker.io/library/nginx:1", D1, {"linux/arm64": D2})})
+    path = tmp_path / "compose.lock"
+    with pytest.raises(StackError, match="no lock file"):
+        locked_sources(path, {"web": "nginx:1"})
+    path.write_text(render_lock(lock))
+    assert locked_sources(path, {"web": "nginx:1", "b": None}) == {"web": f"docker.io/library/nginx:1@{D1}"}
+    assert locked_sources(path, {"web": "nginx:1"}, {"web": "linux/arm64"}) == {
+        "web": f"docker.io/library/nginx:1@{D2}"
+    }
+    with pytest.raises(StackError, match=r"services\.web\.image: the compose file says image 'nginx:2'"):
+        locked_sources(path, {"web": "nginx:2"})
