@@ -36,7 +36,7 @@ class _V2Only(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def registry() -> Iterator[tuple[str, list[str]]]:
-    seen: ClassVar[list[str]] = []
+    seen: list[str] = []
     handler = type("Handler", (_V2Only,), {"seen": seen})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

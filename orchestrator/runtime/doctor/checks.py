@@ -261,10 +261,9 @@ def check_cgroups(
     usable = [c for c in present if c not in unusable]
     kind = "v1 (hybrid, driven as v1)" if layout.hybrid else f"v{layout.version}"
     own = sorted({h.own_path for h in layout.hierarchies})
-    summary = f"{kind}, below {', '.join(own)}: {' '.join(usable) or 'no controller'} usable"
-    if not may_write:
-        summary += " (not probed: needs root)"
-    elif probed_ok == 0:
+    verdict = "usable" if may_write else "present (not probed: needs root)"
+    summary = f"{kind}, below {', '.join(own)}: {' '.join(usable) or 'no controller'} {verdict}"
+    if may_write and probed_ok == 0:
         reason = "; ".join(sorted(set(unusable.values())))
         return CheckResult(
             "cgroups",
