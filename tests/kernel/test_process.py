@@ -29,12 +29,16 @@ from orchestrator.runtime.process.runtime import (
 from orchestrator.runtime.process.spec import (
     BindMount,
     ContainerSpec,
+    Device,
     Init,
     Namespace,
     NamespaceMode,
     Namespaces,
     OverlayRootfs,
     ProcessSpec,
+    Rlimit,
+    Seccomp,
+    SeccompMode,
     TmpfsMount,
     User,
 )
@@ -352,3 +356,57 @@ def test_idle_server_keeps_blank_inits_ready_and_create_hands_one_over(box: Box)
     assert box.runtime.pid(cid) in blanks
     assert box.runtime.wait(cid, timeout=10) is not None
     assert box.log(cid).strip() == "1"
+
+
+def test_capabilities_privileges_limits_sysctls_and_devices_are_applied(box: Box, tmp_path: Path) -> None:
+    script = (
+        "grep -E 'CapEff|NoNewPrivs|Seccomp:' /proc/self/status; ulimit -n; cat /proc/sys/net/ipv4/ip_forward; "
+        "cat /proc/self/oom_score_adj; cat /proc/sys/kernel/domainname; echo x > /dev/mynull && echo null-ok; "
+        "mkdir /tmp/blocked 2>/dev/null || echo mkdir-denied"
+    )
+    profile = tmp_path / "profile.json"
+    profile.write_text(
+        '{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": ['
+        '{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}'
+    )
+    spec = box.spec(
+        "knobs",
+        ("sh", "-c", script),
+        cap_drop=("ALL",),
+        cap_add=("NET_BIND_SERVICE",),
+        no_new_privileges=True,
+        rlimits=(Rlimit("nofile", 256, 256),),
+        sysctls=(("net.ipv4.ip_forward", "1"),),
+        oom_score_adj=500,
+        domainname="example.test",
+        devices=(Device("/dev/null", "/dev/mynull"),),
+        seccomp=Seccomp(SeccompMode.CUSTOM, str(profile)),
+    )
+    cid = box.run(spec)
+    assert box.runtime.wait(cid, timeout=10) is not None
+    lines = box.log(cid).split("\n")
+    assert "CapEff:\t0000000000000400" in lines
+    assert "NoNewPrivs:\t1" in lines and "Seccomp:\t2" in lines
+    assert lines[lines.index("Seccomp:\t2") + 1 :][:6] == [
+        "256",
+        "1",
+        "500",
+        "example.test",
+        "null-ok",
+        "mkdir-denied",
+    ]
+
+
+def test_privileged_and_unconfined_drop_the_filters(box: Box) -> None:
+    show = ("grep", "-E", "CapEff|Seccomp:", "/proc/self/status")
+    privileged = box.run(box.spec("priv", show, privileged=True))
+    unconfined = box.run(box.spec("unconf", show, seccomp=Seccomp(SeccompMode.UNCONFINED)))
+    for cid in (privileged, unconfined):
+        assert box.runtime.wait(cid, timeout=10) is not None
+    # Everything the kernel knows that this (possibly sandboxed) host still has in its bounding set.
+    bounding = next(
+        line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("CapBnd")
+    )
+    assert f"CapEff:\t{bounding.split()[1]}" in box.log(privileged)
+    assert "Seccomp:\t0" in box.log(privileged)
+    assert "CapEff:\t00000000a80425fb" in box.log(unconfined) and "Seccomp:\t0" in box.log(unconfined)

@@ -116,3 +116,13 @@ def last_cap_from_kernel(text: str) -> frozenset[str]:
     """The capabilities this kernel knows, from the content of /proc/sys/kernel/cap_last_cap."""
     last = int(text.strip())
     return frozenset(name for name, number in CAPABILITY_NUMBERS.items() if number <= last)
+
+
+def bounding_set_from_status(status_text: str) -> frozenset[str]:
+    """The capabilities in this process's bounding set (``CapBnd`` of /proc/self/status): all a
+    container could ever get from us. Sandboxed hosts may lack some (e.g. SYS_RESOURCE)."""
+    for line in status_text.splitlines():
+        if line.startswith("CapBnd:"):
+            bits = int(line.split()[1], 16)
+            return frozenset(name for name, number in CAPABILITY_NUMBERS.items() if bits & (1 << number))
+    return ALL_CAPABILITIES

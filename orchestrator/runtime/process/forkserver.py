@@ -39,7 +39,7 @@ from typing import Any, NoReturn
 from orchestrator.errors import OrcError, PermanentError
 
 from . import wire
-from .capabilities import effective_capabilities, last_cap_from_kernel, mask
+from .capabilities import bounding_set_from_status, effective_capabilities, last_cap_from_kernel, mask
 from .kernel import (
     CLONE_NEWCGROUP,
     CLONE_NEWIPC,
@@ -194,7 +194,9 @@ class ForkServer:
         with open("/proc/sys/kernel/cap_last_cap") as f:
             text = f.read()
         self.last_cap = int(text)
-        self.known_caps = last_cap_from_kernel(text)
+        with open("/proc/self/status") as f:
+            # What privileged gets and what cap_add can reach: known to the kernel and still ours.
+            self.known_caps = last_cap_from_kernel(text) & bounding_set_from_status(f.read())
         with open("/proc/self/mountinfo") as f:
             self.hierarchies = discover_cgroup_hierarchies(f.read())
         self.own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)

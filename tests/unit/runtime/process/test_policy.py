@@ -178,3 +178,10 @@ def test_libseccomp_compiles_the_default_profile(tmp_path: Path) -> None:
         pytest.skip(str(exc))
     program = BpfCache(tmp_path, library).program(default_profile(DEFAULT_CAPABILITIES))
     assert len(program) % 8 == 0 and len(program) > 8 * 100
+
+
+def test_bounding_set_is_read_from_proc_status() -> None:
+    from orchestrator.runtime.process.capabilities import bounding_set_from_status
+
+    caps = bounding_set_from_status("Name:\tx\nCapBnd:\t000001fffeffffff\n")
+    assert "SYS_RESOURCE" not in caps and {"SYS_ADMIN", "CHECKPOINT_RESTORE"} <= caps
