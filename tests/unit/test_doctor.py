@@ -256,9 +256,11 @@ def test_bridge_failure_names_modules(v1: Scenario) -> None:
 def test_sandbox_that_cannot_run_is_reported(v1: Scenario) -> None:
     v1.host.sandbox_report = TemporaryError("sandbox probe did not finish in 30s")
     results = v1.run()
-    assert results["bridge"].status is Status.SKIP
+    assert results["bridge"].status is Status.WARN
     assert "did not finish" in results["bridge"].summary
+    assert results["overlayfs"].status is Status.WARN
     assert "did not finish" in results["overlayfs"].summary
+    assert exit_code(v1.results) == 0
 
 
 # --- nftables, forwarding, seccomp --------------------------------------------------------------

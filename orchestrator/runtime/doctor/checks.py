@@ -298,7 +298,12 @@ def check_cgroups(
 # --- filesystems and links --------------------------------------------------------------------
 
 
-def check_overlay(filesystems: str | None, sandbox: SandboxReport | None, skip_reason: str) -> CheckResult:
+Probe = SandboxReport | OrcError | None
+"""The sandbox probe's outcome: its report, the error that kept it from running, or None when
+it was not run (not root)."""
+
+
+def check_overlay(filesystems: str | None, sandbox: Probe) -> CheckResult:
     """``overlay`` in /proc/filesystems, then (as root) a real mount in the sandbox child."""
     listed = any(line.split()[-1:] == ["overlay"] for line in (filesystems or "").splitlines())
     if not listed:
@@ -309,7 +314,9 @@ def check_overlay(filesystems: str | None, sandbox: SandboxReport | None, skip_r
             "modprobe overlay (CONFIG_OVERLAY_FS)",
         )
     if sandbox is None:
-        return CheckResult("overlayfs", Status.OK, f"in /proc/filesystems; mount not probed ({skip_reason})")
+        return CheckResult("overlayfs", Status.OK, "in /proc/filesystems; mount not probed (needs root)")
+    if isinstance(sandbox, OrcError):
+        return CheckResult("overlayfs", Status.WARN, f"in /proc/filesystems; mount probe failed: {sandbox}")
     if sandbox.overlay is not None:
         return CheckResult(
             "overlayfs",
@@ -321,9 +328,11 @@ def check_overlay(filesystems: str | None, sandbox: SandboxReport | None, skip_r
     return CheckResult("overlayfs", Status.OK, f"mount, writes and whiteouts work on {where}")
 
 
-def check_bridge(sandbox: SandboxReport | None, skip_reason: str) -> CheckResult:
+def check_bridge(sandbox: Probe) -> CheckResult:
     if sandbox is None:
-        return CheckResult("bridge", Status.SKIP, f"not probed ({skip_reason})")
+        return CheckResult("bridge", Status.SKIP, "not probed (needs root)")
+    if isinstance(sandbox, OrcError):
+        return CheckResult("bridge", Status.WARN, f"probe failed: {sandbox}")
     failed = [f"{kind}: {err}" for kind, err in (("bridge", sandbox.bridge), ("veth", sandbox.veth)) if err]
     if failed:
         return CheckResult(

@@ -115,16 +115,15 @@ def diagnose(host: Host, options: DoctorOptions) -> list[CheckResult]:
             may_write=is_root,
         ),
     ]
-    sandbox: SandboxReport | None = None
-    skip_reason = "needs root"
+    sandbox: checks.Probe = None
     if is_root:
         scratch_parent = str(options.lib_root) if host.exists(str(options.lib_root)) else None
         try:
             sandbox = host.sandbox(scratch_parent)
         except OrcError as exc:
-            skip_reason = f"probe failed: {exc}"
-    results.append(checks.check_overlay(host.read_text("/proc/filesystems"), sandbox, skip_reason))
-    results.append(checks.check_bridge(sandbox, skip_reason))
+            sandbox = exc
+    results.append(checks.check_overlay(host.read_text("/proc/filesystems"), sandbox))
+    results.append(checks.check_bridge(sandbox))
     results.append(checks.check_nftables(host, is_root))
     results.append(checks.check_ip_forward(host.read_text("/proc/sys/net/ipv4/ip_forward")))
     results.append(checks.check_seccomp(status_text, host.libseccomp_version))
