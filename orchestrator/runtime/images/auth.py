@@ -1,9 +1,10 @@
 """Registry authentication pieces: challenges, stored credentials and the bearer-token cache.
 
 Owned here: :func:`parse_challenges` (``WWW-Authenticate``), :class:`Credentials` read from a
-Docker ``config.json`` (``auths`` with ``auth`` or ``username``/``password``; path injectable) and
+Docker ``config.json`` (``credHelpers``, ``credsStore``, then ``auths`` with ``auth`` or
+``username``/``password``; path and helper runner injectable) and
 :class:`TokenCache` (expiry on an injected clock). The registry client calls them; nothing here does
-network I/O.
+network I/O (a credential helper is a local program).
 """
 
 from __future__ import annotations
@@ -66,15 +67,42 @@ class Login:
     password: str
 
 
+HelperRunner = Callable[[str, str], "str | None"]
+
+
+def run_credential_helper(helper: str, server: str) -> str | None:
+    """Run ``docker-credential-<helper> get`` for ``server``; its JSON answer, or None if it has none."""
+    import shutil
+    import subprocess
+
+    program = shutil.which(f"docker-credential-{helper}")
+    if program is None:
+        raise CredentialsError(f"credential helper docker-credential-{helper} is not on PATH")
+    result = subprocess.run([program, "get"], input=server, capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        if "credentials not found" in (result.stdout + result.stderr).lower():
+            return None
+        raise CredentialsError(
+            f"docker-credential-{helper} get {server}: {result.stderr.strip() or result.stdout.strip()}"
+        )
+    return result.stdout
+
+
 class Credentials:
     """Basic credentials per registry host from a Docker ``config.json`` (read lazily, once).
 
-    Credential helpers (``credsStore``/``credHelpers``) are not run; only inline ``auths``.
+    As Docker: a ``credHelpers`` entry for the host wins, then ``credsStore`` (for every host), then
+    inline ``auths``. Helpers are run through ``helper_runner`` (injectable); identity tokens
+    (``<token>`` user) are not used.
     """
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, helper_runner: HelperRunner = run_credential_helper) -> None:
         self.path = path
+        self.helper_runner = helper_runner
         self._auths: dict[str, Login] | None = None
+        self._helpers: dict[str, str] = {}
+        self._store: str | None = None
+        self._asked: dict[str, Login | None] = {}
 
     def _load(self) -> dict[str, Login]:
         if self._auths is not None:
@@ -91,16 +119,38 @@ class Credentials:
                 login = _login_from_entry(entry)
                 if login is not None:
                     auths[_host_key(key)] = login
+            self._helpers = {_host_key(k): str(v) for k, v in (doc.get("credHelpers") or {}).items() if v}
+            self._store = str(doc["credsStore"]) if doc.get("credsStore") else None
         self._auths = auths
         return auths
 
     def lookup(self, host: str) -> Login | None:
         auths = self._load()
-        if host in ("registry-1.docker.io", "docker.io", "index.docker.io"):
+        hub = host in ("registry-1.docker.io", "docker.io", "index.docker.io")
+        helper = self._helpers.get("index.docker.io" if hub else host) or self._store
+        if helper is not None:
+            return self._from_helper(helper, DOCKER_HUB_AUTH_KEYS[0] if hub else host)
+        if hub:
             for key in DOCKER_HUB_AUTH_KEYS:
                 if _host_key(key) in auths:
                     return auths[_host_key(key)]
         return auths.get(host)
+
+    def _from_helper(self, helper: str, server: str) -> Login | None:
+        if server in self._asked:
+            return self._asked[server]
+        answer = self.helper_runner(helper, server)
+        login = None
+        if answer:
+            try:
+                doc = json.loads(answer)
+            except ValueError as exc:
+                raise CredentialsError(f"docker-credential-{helper} sent no JSON for {server}") from exc
+            user, secret = str(doc.get("Username") or ""), str(doc.get("Secret") or "")
+            if user and user != "<token>" and secret:
+                login = Login(user, secret)
+        self._asked[server] = login
+        return login
 
 
 def _host_key(key: str) -> str:

@@ -389,3 +389,24 @@ def test_driver_ensure_follows_pull_policy_and_platform(tmp_path: Path, proxy: C
             assert resolved.pinned == f"{parse_reference(ref)}@{resolved.digest}"
 
     anyio.run(main)
+
+
+def test_tls_registry_with_a_credential_helper(
+    tmp_path: Path, secure_registry: SecureRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-orctest"
+    helper.write_text(
+        "#!/bin/sh\n"
+        'read server\n[ "$1" = get ] || exit 1\n'
+        'echo "{\\"ServerURL\\": \\"$server\\", \\"Username\\": \\"tester\\", \\"Secret\\": \\"secret\\"}"\n'
+    )
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    options = secure_options(tmp_path, secure_registry, user=None)
+    assert options.credentials.path is not None
+    options.credentials.path.write_text(json.dumps({"auths": {}, "credsStore": "orctest"}))
+    store = make_store(tmp_path)
+    image = pull(store, f"{secure_registry.registry.host}/test/busybox:v1", options=options)
+    assert image.references

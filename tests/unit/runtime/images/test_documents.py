@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import NotFoundError
-from orchestrator.runtime.images.auth import Credentials, CredentialsError, TokenCache, parse_challenges
+from orchestrator.runtime.images.auth import (
+    Credentials,
+    CredentialsError,
+    Login,
+    TokenCache,
+    parse_challenges,
+)
 from orchestrator.runtime.images.config import ImageConfigError, parse_image_config
 from orchestrator.runtime.images.manifest import (
     DOCKER_LIST,
@@ -181,3 +187,40 @@ def test_token_cache_expires_on_the_injected_clock() -> None:
     cache.put("realm", "svc", "s", "short", expires_in=5)  # tokens are kept at least 60 s
     now[0] += 40
     assert cache.get("realm", "svc", "s") == "short"
+
+
+def test_credential_helpers_take_precedence(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "auths": {"a.io": {"auth": base64.b64encode(b"inline:pw").decode()}, "b.io": {}},
+                "credHelpers": {"a.io": "pass", "index.docker.io": "hub"},
+            }
+        )
+    )
+    asked: list[tuple[str, str]] = []
+
+    def runner(helper: str, server: str) -> str | None:
+        asked.append((helper, server))
+        return {
+            "a.io": json.dumps({"Username": "helped", "Secret": "s3"}),
+            "https://index.docker.io/v1/": json.dumps({"Username": "<token>", "Secret": "refresh"}),
+        }.get(server)
+
+    creds = Credentials(cfg, runner)
+    assert creds.lookup("a.io") == Login("helped", "s3")
+    assert creds.lookup("a.io") == Login("helped", "s3")  # asked once
+    assert creds.lookup("registry-1.docker.io") is None  # identity tokens are not used
+    assert creds.lookup("b.io") is None
+    assert asked == [("pass", "a.io"), ("hub", "https://index.docker.io/v1/")]
+
+    cfg.write_text(json.dumps({"auths": {"c.io": {}}, "credsStore": "desktop"}))
+    store = Credentials(cfg, lambda helper, server: json.dumps({"Username": helper, "Secret": server}))
+    assert store.lookup("c.io") == Login("desktop", "c.io")
+
+    def failing(helper: str, server: str) -> str | None:
+        return "not json"
+
+    with pytest.raises(CredentialsError, match="sent no JSON"):
+        Credentials(cfg, failing).lookup("c.io")
