@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from orchestrator.cli.app import global_options
-from orchestrator.daemon.handle import LoadRequest, ProjectHandle, Roots
 from orchestrator.errors import OrcError, PermanentError
+
+if TYPE_CHECKING:  # the daemon's modules are imported only by the verbs that run
+    from orchestrator.daemon.handle import LoadRequest, ProjectHandle, Roots
 
 _WORDS = {
     ("container", "create"): "Created",
@@ -35,6 +37,8 @@ _WORDS = {
 
 
 def load_request(ctx: typer.Context) -> LoadRequest:
+    from orchestrator.daemon.handle import LoadRequest
+
     options = global_options(ctx)
     return LoadRequest(
         cwd=os.getcwd(),
@@ -49,6 +53,8 @@ def load_request(ctx: typer.Context) -> LoadRequest:
 
 
 def roots(ctx: typer.Context) -> Roots:
+    from orchestrator.daemon.handle import Roots
+
     return Roots.from_option(global_options(ctx).root)
 
 
@@ -62,6 +68,7 @@ def project_handle(ctx: typer.Context, need_files: bool = True) -> tuple[Project
     With ``need_files=False`` a ``-p NAME`` without any Compose file is enough (``down``, ``ps``).
     """
     from orchestrator.cli.project import load_project_from_cli
+    from orchestrator.daemon.handle import ProjectHandle
 
     options = global_options(ctx)
     loaded = None

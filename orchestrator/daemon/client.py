@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.daemon import protocol
-from orchestrator.daemon.supervisor import socket_path
+from orchestrator.daemon.protocol import socket_path
 from orchestrator.errors import OrcError, PermanentError, TemporaryError
 from orchestrator.state.proc import same_process
 from orchestrator.state.store import FileStateStore

@@ -28,6 +28,7 @@ import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from orchestrator.daemon import protocol
+from orchestrator.daemon.protocol import socket_path
 from orchestrator.errors import OrcError, UsageError
 from orchestrator.planner.plan import DownOptions, UpOptions
 from orchestrator.reconciler.events import EventBus
@@ -36,12 +37,6 @@ from orchestrator.reconciler.reconciler import ExecutionReport, Reconciler
 from orchestrator.state.proc import pid_start_time
 from orchestrator.state.records import ProjectRecord
 from orchestrator.state.store import FileStateStore
-
-SOCKET_NAME = "supervisor.sock"
-
-
-def socket_path(run_root: Path, project: str) -> Path:
-    return run_root / project / SOCKET_NAME
 
 
 def load_spec(load: dict[str, Any]) -> ProjectSpec:

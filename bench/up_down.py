@@ -1,0 +1,213 @@
+"""`up -d` and `down` of generated N-service stacks with orc, Docker Compose and podman-compose.
+
+    .venv/bin/python bench/up_down.py [--sizes 30,100] [--runs 3] [--peers docker,podman]
+
+As root. Stacks come from ../shared/tools/gen-stack.py (busybox, depends_on in layers of 5, every
+service answers SIGTERM). orc runs them from a busybox rootfs (``x-orc: {rootfs: ...}``, built from
+busybox-static) under a private ``--root`` and cgroup prefix; the peers use their ``busybox:local``
+image (made by the peers setup). Times are wall-clock of the whole CLI command, as a user sees it.
+Also measured for orc: crash → running again (SIGKILL of a container with a zero-delay restart
+policy, polled on its state file) and the RSS of every orc process (supervisor, fork server and
+its helpers) while N containers run. Prints a markdown table; everything is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support.rootfs import build_busybox_rootfs  # noqa: E402
+
+GEN_STACK = REPO.parent / "shared" / "tools" / "gen-stack.py"
+PEER_COMPOSE = {
+    "docker": ["docker-compose"],
+    "podman": ["podman-compose"],
+}
+
+
+def generate(n: int, rootfs: Path | None) -> str:
+    text = subprocess.run(
+        [sys.executable, str(GEN_STACK), str(n), "busybox:local"], capture_output=True, text=True, check=True
+    ).stdout
+    if rootfs is None:
+        return text
+    lines = []
+    for line in text.splitlines():
+        lines.append(line)
+        if line.strip().startswith("image:"):
+            lines.append(f"    x-orc: {{rootfs: {rootfs}}}")
+    # s1 restarts at once when killed: the crash → running measurement uses it.
+    out = "\n".join(lines) + "\n"
+    return out.replace("  s1:\n", "  s1:\n    deploy: {restart_policy: {condition: any, delay: 0s}}\n", 1)
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{result.stderr[-3000:]}")
+    return elapsed
+
+
+def orc_processes(supervisor_pid: int) -> list[int]:
+    """The supervisor and its descendants that run orc's Python code (not the containers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    found, stack = [], [supervisor_pid]
+    while stack:
+        pid = stack.pop()
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"orchestrator" in cmdline:
+            found.append(pid)
+        stack.extend(children.get(pid, []))
+    return found
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def crash_to_running(state: Path, name: str, runs: int) -> list[float]:
+    path = state / "containers" / f"{name}.json"
+    times = []
+    for _ in range(runs):
+        record = json.loads(path.read_text())
+        old = record["pid"]
+        start = time.perf_counter()
+        os.kill(old, signal.SIGKILL)
+        while True:
+            try:
+                record = json.loads(path.read_text())
+            except ValueError:
+                continue
+            if record["status"] == "running" and record["pid"] not in (None, old):
+                break
+            if time.perf_counter() - start > 10:
+                raise RuntimeError("container did not come back within 10 s")
+            time.sleep(0.0005)
+        times.append((time.perf_counter() - start) * 1e3)
+        time.sleep(0.2)
+    return times
+
+
+def bench_orc(
+    n: int, runs: int, rootfs: Path, results: dict[str, list[float]], extra: dict[str, object]
+) -> None:
+    for run in range(runs):
+        with tempfile.TemporaryDirectory(prefix="orcbench") as tmp:
+            work = Path(tmp)
+            project = "orcb" + uuid.uuid4().hex[:6]
+            (work / "compose.yaml").write_text(f"name: {project}\n" + generate(n, rootfs))
+            env = {**os.environ, "ORC_CGROUP_PREFIX": project}
+            orc = [sys.executable, "-m", "orchestrator", "--root", str(work / "root")]
+            try:
+                results.setdefault(f"orc up -d ({n})", []).append(timed([*orc, "up", "-d"], work, env))
+                state = work / "root" / "run" / project
+                if run == 0:
+                    supervisor = json.loads((state / "project.json").read_text())["supervisor_pid"]
+                    time.sleep(1.0)
+                    extra[f"orc RSS with {n} containers (KiB)"] = rss_kib(orc_processes(supervisor))
+                    extra[f"orc processes with {n} containers"] = len(orc_processes(supervisor))
+                    if n <= 30:
+                        results.setdefault("orc crash → running (ms)", []).extend(
+                            crash_to_running(state, f"{project}-s1-1", 10)
+                        )
+                results.setdefault(f"orc down ({n})", []).append(timed([*orc, "down"], work, env))
+            finally:
+                subprocess.run([*orc, "down", "-t", "0"], cwd=work, env=env, capture_output=True, timeout=300)
+
+
+def bench_peer(peer: str, n: int, runs: int, results: dict[str, list[float]]) -> None:
+    command = PEER_COMPOSE[peer]
+    if shutil.which(command[0]) is None:
+        return
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="orcbench") as tmp:
+            work = Path(tmp)
+            project = "peerb" + uuid.uuid4().hex[:6]
+            (work / "compose.yaml").write_text(generate(n, None))
+            argv = [*command, "-f", str(work / "compose.yaml"), "-p", project]
+            try:
+                results.setdefault(f"{peer} up -d ({n})", []).append(
+                    timed([*argv, "up", "-d"], work, dict(os.environ))
+                )
+                results.setdefault(f"{peer} down ({n})", []).append(
+                    timed([*argv, "down"], work, dict(os.environ))
+                )
+            except RuntimeError as exc:
+                print(f"<!-- {peer} failed: {str(exc)[:300]} -->")
+                subprocess.run([*argv, "down", "-t", "0"], cwd=work, capture_output=True, timeout=600)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="30,100")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--peer-runs", type=int, default=1)
+    parser.add_argument("--peers", default="docker,podman")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results: dict[str, list[float]] = {}
+    extra: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="orcbench-rootfs") as tmp:
+        rootfs = build_busybox_rootfs(Path(tmp) / "rootfs")
+        for n in sizes:
+            bench_orc(n, args.runs, rootfs, results, extra)
+            for peer in [p for p in args.peers.split(",") if p]:
+                bench_peer(peer, n, args.peer_runs, results)
+
+    print("| measurement | runs | median | min | max | vs orc |")
+    print("|---|---|---|---|---|---|")
+    for key in sorted(results, key=lambda k: (k.split("(")[-1], k.split()[1], k.split()[0])):
+        values = results[key]
+        unit = "ms" if "ms" in key else "s"
+        median = statistics.median(values)
+        tool, _, what = key.partition(" ")
+        orc_key = f"orc {what}"
+        ratio = (
+            f"{median / statistics.median(results[orc_key]):.1f}×"
+            if orc_key in results and tool != "orc"
+            else "–"
+        )
+        fmt = (lambda v: f"{v:.1f}") if unit == "ms" else (lambda v: f"{v:.2f}")
+        print(
+            f"| {key} | {len(values)} | {fmt(median)} {unit} | {fmt(min(values))} | {fmt(max(values))} | {ratio} |"
+        )
+    for key, value in extra.items():
+        print(f"| {key} | 1 | {value} | | | |")
+
+
+if __name__ == "__main__":
+    main()
