@@ -62,6 +62,7 @@ class Box:
             root / "state", root / "cache", oom_check=lambda cid: self.driver.oom_killed(self.handles[cid])
         )
         self.ids: list[str] = []
+        self.leftovers: list[str] = []
 
     def spec(
         self, name: str, args: tuple[str, ...], limits: CgroupLimits | None = CgroupLimits(), **extra: object
@@ -104,12 +105,18 @@ class Box:
                     pass
         finally:
             self.runtime.close()
-            for handle in self.handles.values():
+            for cid, handle in self.handles.items():
                 try:
+                    stragglers = self.driver.pids(handle)
+                    if stragglers:
+                        self.leftovers.append(f"{cid}: processes {stragglers}")
                     self.driver.remove(handle, kill=True)
-                except Exception:
-                    pass
+                except Exception as exc:
+                    self.leftovers.append(f"{cid}: {exc}")
             self.driver.remove_project(PROJECT)
+            for hierarchy in self.driver.layout.hierarchies:  # type: ignore[attr-defined]
+                if (hierarchy.own_dir / self.prefix).exists():
+                    self.leftovers.append(f"cgroup {hierarchy.own_dir / self.prefix}")
 
 
 @pytest.fixture
@@ -119,6 +126,7 @@ def box(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[Box]
         yield b
     finally:
         b.close()
+    assert b.leftovers == [], f"left behind: {b.leftovers}"
     leftovers = sorted(p.name for p in (tmp_path / "state").iterdir() if p.name != "seccomp-cache")
     assert leftovers == [], f"container directories left behind: {leftovers}"
     assert b.runtime._server.poll() is not None, "fork server still running"
