@@ -310,6 +310,14 @@ def test_ip_forwarding_off_warns_with_sysctl(v1: Scenario) -> None:
     assert result.fix.startswith("sysctl -w net.ipv4.ip_forward=1")
 
 
+def test_ipv6_forwarding_off_is_only_mentioned(v1: Scenario) -> None:
+    v1.host.files["/proc/sys/net/ipv6/conf/all/forwarding"] = "0\n"
+    result = v1.run()["ip forwarding"]
+    assert result.status is Status.OK
+    assert "enable_ipv6 networks stay local" in result.summary
+    assert result.fix == ""
+
+
 def test_seccomp_without_kernel_support_fails(v1: Scenario) -> None:
     v1.host.files["/proc/self/status"] = f"CapEff:\t{FULL_CAPS}\n"
     result = v1.run()["seccomp"]

@@ -394,14 +394,21 @@ def _forward_policy_drops(runner: CommandRunner) -> bool:
     return any(item.get("chain", {}).get("policy") == "drop" for item in items)
 
 
-def check_ip_forward(value: str | None) -> CheckResult:
-    value = (value or "").strip()
-    if value == "1":
-        return CheckResult("ip forwarding", Status.OK, "net.ipv4.ip_forward=1")
+def check_ip_forward(ipv4: str | None, ipv6: str | None = None) -> CheckResult:
+    """IPv4 forwarding is what containers need to leave their bridge; IPv6 forwarding only
+    matters to ``enable_ipv6`` networks (and turning it on changes how the host takes router
+    advertisements), so it is only mentioned."""
+    ipv4 = (ipv4 or "").strip()
+    ipv6 = (ipv6 or "").strip()
+    note = ""
+    if ipv6 == "0":
+        note = "; IPv6 forwarding off: enable_ipv6 networks stay local (net.ipv6.conf.all.forwarding=1 routes them)"
+    if ipv4 == "1":
+        return CheckResult("ip forwarding", Status.OK, f"net.ipv4.ip_forward=1{note}")
     return CheckResult(
         "ip forwarding",
         Status.WARN,
-        f"net.ipv4.ip_forward={value or 'unknown'}: containers cannot reach other networks or the internet",
+        f"net.ipv4.ip_forward={ipv4 or 'unknown'}: containers cannot reach other networks or the internet{note}",
         "sysctl -w net.ipv4.ip_forward=1 && echo net.ipv4.ip_forward=1 > /etc/sysctl.d/90-orc.conf",
     )
 

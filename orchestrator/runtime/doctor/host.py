@@ -125,7 +125,12 @@ def diagnose(host: Host, options: DoctorOptions) -> list[CheckResult]:
     results.append(checks.check_overlay(host.read_text("/proc/filesystems"), sandbox))
     results.append(checks.check_bridge(sandbox))
     results.append(checks.check_nftables(host, is_root))
-    results.append(checks.check_ip_forward(host.read_text("/proc/sys/net/ipv4/ip_forward")))
+    results.append(
+        checks.check_ip_forward(
+            host.read_text("/proc/sys/net/ipv4/ip_forward"),
+            host.read_text("/proc/sys/net/ipv6/conf/all/forwarding"),
+        )
+    )
     results.append(checks.check_seccomp(status_text, host.libseccomp_version))
     routes: list[str] | OrcError
     try:
