@@ -134,3 +134,38 @@ def test_find_port_holder_reads_proc(tmp_path: Path) -> None:
     assert find_port_holder(8080, "tcp", proc=tmp_path) == "pid 321 (nginx)"
     assert find_port_holder(8081, "tcp", proc=tmp_path) is None
     assert find_port_holder(8080, "udp", proc=tmp_path) is None
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback on this host")
+def test_ipv6_host_addresses() -> None:
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            target = await tg.start(_tcp_echo)
+            proxy = PortProxy(tg, ipv6=True)
+            v6_only = proxy.publish("c1", "127.0.0.1", [PortSpec(target, None, "::1")])
+            assert [str(b) for b in v6_only] == [f"[::1]:{v6_only[0].host_port}"]
+            both = proxy.publish("c2", "127.0.0.1", [PortSpec(target)])
+            assert [b.host_ip for b in both] == ["0.0.0.0", "::"]
+            assert both[0].host_port == both[1].host_port
+
+            def over_v6(port: int) -> bytes:
+                with socket.create_connection(("::1", port), timeout=5) as s:
+                    s.sendall(b"six")
+                    s.shutdown(socket.SHUT_WR)
+                    return s.recv(16)
+
+            assert await anyio.to_thread.run_sync(over_v6, v6_only[0].host_port) == b"six"
+            assert await anyio.to_thread.run_sync(over_v6, both[1].host_port) == b"six"
+            await proxy.aclose()
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
