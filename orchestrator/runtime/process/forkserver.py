@@ -11,7 +11,7 @@ a child subreaper, and serves requests (pickled dicts over SOCK_SEQPACKET, fds w
   are its error report.
 * ``exec``: fork a child into the container's pid namespace; it joins the container's cgroups and
   its other namespaces, locks down and execs. Reply: its pid once it exec'd.
-* ``signal``, ``forget``, ``ping``.
+* ``signal``, ``ping``. A container's record is dropped when its init is reaped.
 
 Every init and exec'd process is this server's child (and, as a child subreaper, it also inherits
 orphans of containers sharing the host pid namespace): it reaps them on SIGCHLD and sends ``exit`` events with the raw wait status. Children run only code imported
@@ -75,7 +75,6 @@ class _Record:
     pid: int
     capability_mask: int
     seccomp_program: bytes | None
-    exited: bool = False
     execs: int = 0
 
 
@@ -263,8 +262,6 @@ class ForkServer:
                 reply["pid"], reply["exec_id"] = self.exec(message["id"], message["exec"], fds)
             elif op == "signal":
                 self.signal(message["id"], message["signal"])
-            elif op == "forget":
-                self.forget(message["id"])
             else:
                 raise ServerError(f"unknown request {op!r}")
         except ServerError as exc:
@@ -295,9 +292,10 @@ class ForkServer:
                     self.pool.remove(blank)
                 continue  # else an orphan from a container sharing the host pid namespace
             container_id, exec_id = owner
-            record = self.records.get(container_id)
-            if exec_id is None and record is not None:
-                record.exited = True
+            if exec_id is None:
+                # Nothing more can happen to a dead container here: exec and signals are refused
+                # as for an unknown one, and its id is free once the runtime deletes it.
+                self.records.pop(container_id, None)
             self.send({"event": "exit", "id": container_id, "exec_id": exec_id, "pid": pid, "status": status})
 
     # --- requests --------------------------------------------------------------------------------
@@ -572,27 +570,18 @@ class ForkServer:
             f"container {container_id}: {step}: {message}", "start", step=step, errno=error_number
         )
 
-    def _record(self, container_id: str) -> _Record:
+    def signal(self, container_id: str, signal_number: int) -> None:
         record = self.records.get(container_id)
         if record is None:
-            raise ServerError(f"no container {container_id}", "notfound")
-        return record
-
-    def signal(self, container_id: str, signal_number: int) -> None:
-        record = self._record(container_id)
-        if record.exited:
-            return
+            return  # exited (or never existed): nothing to signal
         try:
             os.kill(record.pid, signal_number)  # still our unreaped child: the pid cannot be reused
         except ProcessLookupError:
             pass
 
-    def forget(self, container_id: str) -> None:
-        self.records.pop(container_id, None)
-
     def exec(self, container_id: str, spec: ExecSpec, fds: list[int]) -> tuple[int, str]:
-        record = self._record(container_id)
-        if record.exited:
+        record = self.records.get(container_id)
+        if record is None:
             raise ServerError(f"container {container_id} is not running", "conflict")
         container = record.spec
         env = env_dict(container.process)

@@ -478,7 +478,6 @@ class ForkServerRuntime:
                 raise TemporaryError(f"container {container_id} did not die after SIGKILL")
         with self._lock:
             check_transition(container_id, container.state, ContainerState.DELETED)
-        self._request({"op": "forget", "id": container_id})
         rootfs = container.spec.rootfs
         try:
             if isinstance(rootfs, OverlayRootfs) and rootfs.remove_on_delete:
