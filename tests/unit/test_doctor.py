@@ -12,6 +12,7 @@ import ipaddress
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,33 @@ def test_one_unusable_v1_hierarchy_warns(tmp_path: Path) -> None:
     assert result.status is Status.WARN
     assert "freezer: mkdir in" in result.summary
     assert "freezer" not in result.summary.split(" usable")[0].split(": ", 1)[1]
+
+
+class UnreadableFs(FakeCgroupFs):
+    def read(self, path: Path) -> str:
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+
+def test_unreadable_cgroup_files_fail_instead_of_crashing(tmp_path: Path) -> None:
+    fs = FakeCgroupFs.v2(tmp_path / "cg", own_path="/user.slice")
+    fs.__class__ = UnreadableFs
+    result = Scenario(fs).run()["cgroups"]
+    assert result.status is Status.FAIL
+    assert "Permission denied" in result.summary
+
+
+def test_nft_that_cannot_run_warns(v1: Scenario) -> None:
+    v1.host.programs["iptables"] = "/usr/sbin/iptables"
+
+    def broken(argv: Sequence[str], input: str | None = None) -> CommandResult:
+        if argv[:2] == ["nft", "-j"]:
+            raise PermanentError("running nft: timed out")
+        return CommandResult(0, "", "")
+
+    v1.host.run = broken  # type: ignore[method-assign]
+    result = v1.run()["nftables"]
+    assert result.status is Status.WARN
+    assert "reading the FORWARD chain failed: running nft: timed out" in result.summary
 
 
 def test_no_cgroup_filesystem_fails(tmp_path: Path) -> None:

@@ -237,7 +237,7 @@ def check_cgroups(
         return CheckResult("cgroups", Status.FAIL, "cannot read /proc/self/cgroup", "mount /proc")
     try:
         driver = open_driver(DriverOptions(root=root, proc_self_cgroup=proc_self_cgroup, fs=fs))
-    except OrcError as exc:
+    except (OrcError, OSError) as exc:
         return CheckResult(
             "cgroups", Status.FAIL, str(exc), f"mount the cgroup filesystem(s) under {root} (cgroup2 or v1)"
         )
@@ -370,10 +370,14 @@ def check_nftables(runner: CommandRunner, is_root: bool) -> CheckResult:
             "modprobe nf_tables (CONFIG_NF_TABLES, CONFIG_NF_TABLES_INET)",
         )
     summary = f"{path} lists tables"
-    chain = Firewall(runner).forward_shim_chain()
+    try:
+        chain = Firewall(runner).forward_shim_chain()
+        unforwarded = chain is None and runner.which("iptables") is None and _forward_policy_drops(runner)
+    except OrcError as exc:
+        return CheckResult("nftables", Status.WARN, f"{summary}; reading the FORWARD chain failed: {exc}")
     if chain is not None:
         summary += f"; FORWARD policy is drop, orc adds accept rules to iptables {chain}"
-    elif runner.which("iptables") is None and _forward_policy_drops(runner):
+    elif unforwarded:
         return CheckResult(
             "nftables",
             Status.WARN,
@@ -429,7 +433,7 @@ def check_seccomp(status_text: str | None, libseccomp_version: Callable[[], str]
         return CheckResult(
             "seccomp", Status.FAIL, f"kernel supports it; {exc}", "apt-get install libseccomp2"
         )
-    summary = f"kernel filter support, libseccomp {version}"
+    summary = f"kernel filter support, libseccomp {version} compiles the default profile"
     if mode == "2":
         filters = _status_field(status_text, "Seccomp_filters")
         summary += f"; orc itself runs under {filters or 'a'} filter(s), which containers inherit"

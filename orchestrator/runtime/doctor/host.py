@@ -71,7 +71,8 @@ class Host(Protocol):
         """Run the overlay/bridge/veth probe in private namespaces; raises OrcError if it cannot."""
 
     def libseccomp_version(self) -> str:
-        """libseccomp's version as orc loads it; raises PermanentError if it cannot be loaded."""
+        """The version of libseccomp, loaded as the process runtime loads it and shown to compile
+        the default profile; raises PermanentError if either fails."""
 
     def host_routes(self) -> list[str]:
         """Routed prefixes of the main table (no default routes); raises OrcError on failure."""
@@ -266,22 +267,26 @@ class LocalHost:
             shutil.rmtree(scratch, ignore_errors=True)
 
     def libseccomp_version(self) -> str:
-        from orchestrator.runtime.process.seccomp import LibSeccomp
+        from orchestrator.runtime.process.capabilities import DEFAULT_CAPABILITIES
+        from orchestrator.runtime.process.seccomp import LibSeccomp, default_profile
 
-        return LibSeccomp().version()
+        library = LibSeccomp()
+        version = library.version()
+        try:
+            library.compile(default_profile(DEFAULT_CAPABILITIES))
+        except OrcError as exc:
+            raise PermanentError(f"libseccomp {version} cannot compile the default profile: {exc}") from exc
+        return version
 
     def host_routes(self) -> list[str]:
         from orchestrator.runtime.network.netlink import PyrouteLinkOps
 
-        links = PyrouteLinkOps()
         try:
-            return links.host_routes()
+            return PyrouteLinkOps().host_routes()
         except OrcError:
             raise
         except Exception as exc:  # pyroute2 raises its own NetlinkError and OSError
             raise PermanentError(f"reading routes over netlink: {exc}") from exc
-        finally:
-            links.close()
 
     def ping_registry(self, host: str) -> RegistryPing:
         import anyio

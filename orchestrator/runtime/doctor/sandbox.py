@@ -78,17 +78,14 @@ def probe_links() -> tuple[str | None, str | None]:
 
     links = PyrouteLinkOps()
     try:
-        try:
-            links.add_bridge(BRIDGE, 1500, [IfaceAddress("10.255.255.1", 30)])
-        except (OrcError, OSError) as exc:
-            return str(exc), "not tried (no bridge)"
-        try:
-            links.add_veth(VETH_HOST, BRIDGE, "/proc/self/ns/net", VETH_PEER, "02:00:00:0d:0c:01", 1500)
-        except (OrcError, OSError) as exc:
-            return None, str(exc)
-        return None, None
-    finally:
-        links.close()
+        links.add_bridge(BRIDGE, 1500, [IfaceAddress("10.255.255.1", 30)])
+    except (OrcError, OSError) as exc:
+        return str(exc), "not tried (no bridge)"
+    try:
+        links.add_veth(VETH_HOST, BRIDGE, "/proc/self/ns/net", VETH_PEER, "02:00:00:0d:0c:01", 1500)
+    except (OrcError, OSError) as exc:
+        return None, str(exc)
+    return None, None
 
 
 def run(scratch: Path, kernel: Kernel) -> SandboxReport:
