@@ -3,14 +3,13 @@
 ``RecordingLinkOps`` keeps a model of the links it was asked to make (so ``link_exists`` and
 ``delete_link`` behave like the kernel) and appends every call to ``calls`` in order.
 ``RecordingRunner`` stands in for ``nft``/``iptables``: it records argv and stdin, keeps the set of
-nft tables that scripts created, and can be told what ``nft -j list chain ip filter FORWARD``
-says (``forward_policy``) and whether a ``DOCKER-USER`` chain exists. Used by tests and by the
+nft tables that scripts created, and can be told what ``iptables -S FORWARD``
+says about its policy (``forward_policy``) and whether a ``DOCKER-USER`` chain exists. Used by tests and by the
 reconciler's tests through ``NetworkDriver(links=..., firewall=Firewall(RecordingRunner()))``.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -122,13 +121,11 @@ class RecordingRunner:
             return CommandResult(0, "", "")
         if args[:4] == ("nft", "list", "table", "inet"):
             return CommandResult(0 if args[4] in self.tables else 1, self.tables.get(args[4], ""), "")
-        if args[:6] == ("nft", "-j", "list", "chain", "ip", "filter"):
-            if self.forward_policy is None:
-                return CommandResult(1, "", "Error: No such file or directory")
-            doc = {"nftables": [{"chain": {"name": "FORWARD", "policy": self.forward_policy}}]}
-            return CommandResult(0, json.dumps(doc), "")
         if args[:1] == ("iptables",):
             rest = args[2:] if args[1:2] == ("-w",) else args[1:]
+            if rest == ("-S", "FORWARD"):
+                policy = (self.forward_policy or "accept").upper()
+                return CommandResult(0, f"-P FORWARD {policy}\n", "")
             if rest[:3] == ("-n", "-L", "DOCKER-USER"):
                 return CommandResult(0 if self.docker_user_chain else 1, "", "")
             if rest[:1] == ("-I",):

@@ -8,7 +8,7 @@ DNAT'd published ports excepted), all traffic leaving or entering an internal ne
 Each container with ``dnat`` ports gets a table ``inet orc_p<hash>`` with DNAT rules (the optional
 kernel path next to the userland proxy; loopback traffic always goes to the proxy).
 
-Host firewalls that set the ``ip filter FORWARD`` policy to drop (Docker does, and with
+Host firewalls that set the iptables ``FORWARD`` policy to drop (Docker does, and with
 ``br_netfilter`` loaded that also drops traffic *between containers on one bridge*) cannot be
 overridden from another nftables table: a drop anywhere is final. In that case, and only then,
 ``forward_shim`` plans ``iptables`` accept rules for orc's bridge in ``DOCKER-USER`` (the chain
@@ -179,18 +179,13 @@ class Firewall:
         return self.runner.run(["nft", "list", "table", "inet", table]).returncode == 0
 
     def forward_shim_chain(self) -> str | None:
-        """The iptables chain to put accept rules in, or None when the FORWARD policy accepts."""
-        if not self.nft_available() or self.runner.which("iptables") is None:
+        """The iptables chain to put accept rules in, or None when the FORWARD policy accepts.
+
+        Asked through ``iptables`` itself so it holds for the nft and the legacy backends."""
+        if self.runner.which("iptables") is None:
             return None
-        listed = self.runner.run(["nft", "-j", "list", "chain", "ip", "filter", "FORWARD"])
-        if listed.returncode != 0:
-            return None
-        try:
-            items = json.loads(listed.stdout).get("nftables", [])
-        except ValueError:
-            return None
-        policy = next((i["chain"].get("policy") for i in items if "chain" in i), "accept")
-        if policy != "drop":
+        listed = self.runner.run(["iptables", "-w", "-S", "FORWARD"])
+        if listed.returncode != 0 or "-P FORWARD DROP" not in listed.stdout.splitlines()[:1]:
             return None
         has_user_chain = self.runner.run(["iptables", "-w", "-n", "-L", "DOCKER-USER"]).returncode == 0
         return "DOCKER-USER" if has_user_chain else "FORWARD"
