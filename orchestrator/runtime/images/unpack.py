@@ -34,7 +34,7 @@ from typing import IO, BinaryIO
 
 import zstandard
 
-from orchestrator.errors import PermanentError
+from orchestrator.errors import PermanentError, TemporaryError
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -296,6 +296,7 @@ def unpack_layer(
     written = 0
     entries = 0
     dir_times: dict[tuple[str, ...], tuple[float, float]] = {}
+    current = ""
     try:
         try:
             try:
@@ -303,6 +304,7 @@ def unpack_layer(
             except tarfile.ReadError as exc:
                 raise LayerFormatError(f"layer is not a tar archive: {exc}") from exc
             for member in tar:
+                current = member.name
                 entries += 1
                 if entries > options.max_entries:
                     raise HostileLayerError(f"layer has more than {options.max_entries} entries")
@@ -422,6 +424,10 @@ def unpack_layer(
             raise LayerFormatError(f"corrupt layer tar: {exc}") from exc
         except (EOFError, zstandard.ZstdError, gzip.BadGzipFile, zlib.error) as exc:
             raise LayerFormatError(f"corrupt or truncated layer: {exc}") from exc
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise TemporaryError(f"no space left for the layer in {dest}: {exc.strerror}", 30.0) from exc
+            raise LayerFormatError(f"cannot unpack layer entry {current!r}: {exc.strerror or exc}") from exc
         # directory mtimes last: creating entries inside them changed them
         tree.invalidate()
         for parts_key, times in sorted(dir_times.items(), key=lambda kv: -len(kv[0])):
