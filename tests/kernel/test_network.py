@@ -460,3 +460,34 @@ def test_ipv6_addresses_routes_and_dns(
             assert str(web_att.ipv4) in out, out
 
     anyio.run(main)
+
+
+def test_internal_peers_talk_and_icc_false_isolates(
+    driver: NetworkDriver, make_netns: Callable[[], Netns], unique_name: str, tmp_path: Path
+) -> None:
+    internal = driver.create_network(
+        NetworkSpec(project=unique_name, name=f"{unique_name}_int", internal=True)
+    )
+    no_icc = driver.create_network(
+        NetworkSpec(
+            project=unique_name,
+            name=f"{unique_name}_noicc",
+            driver_opts=(("com.docker.network.bridge.enable_icc", "false"),),
+        )
+    )
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text("ok\n")
+    a, b, c, d = (make_netns() for _ in range(4))
+    [a_att] = driver.connect(f"{unique_name}-a-1", a.path, [_ep(internal.name, "a")])
+    driver.connect(f"{unique_name}-b-1", b.path, [_ep(internal.name, "b")])
+    [c_att] = driver.connect(f"{unique_name}-c-1", c.path, [_ep(no_icc.name, "c")])
+    driver.connect(f"{unique_name}-d-1", d.path, [_ep(no_icc.name, "d")])
+    a.spawn("httpd", "-f", "-p", "80", "-h", str(www))
+    c.spawn("httpd", "-f", "-p", "80", "-h", str(www))
+    deadline = time.monotonic() + 5
+    while not b.can_fetch(f"http://{a_att.ipv4}/") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b.can_fetch(f"http://{a_att.ipv4}/")  # internal: no way out, but peers reach each other
+    assert c.can_fetch(f"http://{c_att.ipv4}/")  # httpd is up...
+    assert not d.can_fetch(f"http://{c_att.ipv4}/")  # ...but icc=false drops bridge-internal traffic
