@@ -34,6 +34,7 @@ from orchestrator.runtime.doctor import (
 )
 from orchestrator.runtime.doctor.fake import FULL_CAPS, FakeHost, dynamic_elf, static_elf
 from orchestrator.runtime.network import ipam
+from orchestrator.runtime.network.fake import RecordingRunner
 from orchestrator.runtime.network.firewall import CommandResult
 
 GiB = 1 << 30
@@ -117,16 +118,29 @@ def test_not_root_fails_and_skips_what_needs_root(v1: Scenario) -> None:
 
 def test_missing_required_capability_fails() -> None:
     mask = int(FULL_CAPS, 16) & ~(1 << 21)
-    result = checks.check_capabilities(f"CapEff:\t{mask:016x}\n", euid=0)
+    result = checks.check_capabilities(f"CapEff:\t{mask:016x}\n", "40\n", euid=0)
     assert result.status is Status.FAIL
-    assert "CAP_SYS_ADMIN" in result.summary
+    assert "CAP_SYS_ADMIN (namespaces" in result.summary
 
 
 def test_missing_sys_resource_only_warns() -> None:
     # What this VM's root really has: everything but CAP_SYS_RESOURCE (bit 24).
-    result = checks.check_capabilities("CapEff:\t000001fffeffffff\n", euid=0)
+    result = checks.check_capabilities("CapEff:\t000001fffeffffff\n", "40\n", euid=0)
     assert result.status is Status.WARN
-    assert "CAP_SYS_RESOURCE" in result.summary
+    assert result.summary.startswith("root lacks CAP_SYS_RESOURCE: cap_add and privileged cannot grant it")
+    assert "negative oom_score_adj" in result.summary
+    assert "CAP_SYS_RESOURCE" in result.fix
+
+
+def test_capabilities_the_kernel_does_not_know_are_not_missing() -> None:
+    # A 5.4 kernel stops at CAP_AUDIT_READ (37): PERFMON, BPF, CHECKPOINT_RESTORE do not exist.
+    mask = (1 << 38) - 1
+    result = checks.check_capabilities(f"CapEff:\t{mask:016x}\n", "37\n", euid=0)
+    assert result.status is Status.OK
+    assert result.summary == "all 38 capabilities of this kernel are effective"
+    result = checks.check_capabilities(f"CapEff:\t{mask:016x}\n", "40\n", euid=0)
+    assert result.status is Status.WARN
+    assert "CAP_PERFMON, CAP_BPF, CAP_CHECKPOINT_RESTORE" in result.summary
 
 
 # --- namespaces ---------------------------------------------------------------------------------
@@ -236,14 +250,14 @@ def test_nft_that_cannot_run_warns(v1: Scenario) -> None:
     v1.host.programs["iptables"] = "/usr/sbin/iptables"
 
     def broken(argv: Sequence[str], input: str | None = None) -> CommandResult:
-        if argv[:2] == ["nft", "-j"]:
-            raise PermanentError("running nft: timed out")
-        return CommandResult(0, "", "")
+        if list(argv) == ["nft", "list", "tables"]:
+            return CommandResult(0, "", "")
+        raise PermanentError(f"running {argv[0]}: timed out")
 
     v1.host.run = broken  # type: ignore[method-assign]
     result = v1.run()["nftables"]
     assert result.status is Status.WARN
-    assert "reading the FORWARD chain failed: running nft: timed out" in result.summary
+    assert "reading the FORWARD chain failed: running iptables: timed out" in result.summary
 
 
 def test_no_cgroup_filesystem_fails(tmp_path: Path) -> None:
@@ -312,14 +326,10 @@ def test_nft_that_cannot_list_warns(v1: Scenario) -> None:
 
 
 def test_dropping_forward_policy_with_iptables_is_explained(v1: Scenario) -> None:
-    v1.host.programs["iptables"] = "/usr/sbin/iptables"
-    v1.host.commands[FORWARD] = CommandResult(
-        0, json.dumps({"nftables": [{"chain": {"policy": "drop"}}]}), ""
-    )
-    v1.host.commands[("iptables", "-w", "-n", "-L", "DOCKER-USER")] = CommandResult(0, "", "")
+    v1.host.runner = RecordingRunner(forward_policy="drop", docker_user_chain=True)
     result = v1.run()["nftables"]
     assert result.status is Status.OK
-    assert "DOCKER-USER" in result.summary
+    assert result.summary.endswith("FORWARD policy is drop, orc adds accept rules to iptables DOCKER-USER")
 
 
 def test_dropping_forward_policy_without_iptables_warns(v1: Scenario) -> None:

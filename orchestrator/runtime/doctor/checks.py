@@ -96,21 +96,22 @@ class RegistryPing:
 
 # --- root and capabilities --------------------------------------------------------------------
 
-# Capability numbers from linux/capability.h and what orc does with each.
-REQUIRED_CAPABILITIES: dict[str, tuple[int, str]] = {
-    "CAP_CHOWN": (0, "chown volumes and /dev nodes"),
-    "CAP_DAC_OVERRIDE": (1, "write state and layers regardless of modes"),
-    "CAP_FOWNER": (3, "set modes on files it does not own"),
-    "CAP_KILL": (5, "signal container processes"),
-    "CAP_SETGID": (6, "switch to the container's group"),
-    "CAP_SETUID": (7, "switch to the container's user"),
-    "CAP_SETPCAP": (8, "drop capabilities from containers"),
-    "CAP_NET_ADMIN": (12, "bridges, veths, nftables"),
-    "CAP_SYS_ADMIN": (21, "namespaces, mounts, pivot_root, seccomp"),
-    "CAP_MKNOD": (27, "/dev nodes and overlay whiteouts"),
+# What orc itself does with each capability it cannot work without.
+REQUIRED_CAPABILITIES: dict[str, str] = {
+    "CHOWN": "chown volumes and /dev nodes",
+    "DAC_OVERRIDE": "write state and layers regardless of modes",
+    "FOWNER": "set modes on files it does not own",
+    "KILL": "signal container processes",
+    "SETGID": "switch to the container's group",
+    "SETUID": "switch to the container's user",
+    "SETPCAP": "drop capabilities from containers",
+    "NET_ADMIN": "bridges, veths, nftables",
+    "SYS_ADMIN": "namespaces, mounts, pivot_root, seccomp",
+    "MKNOD": "/dev nodes and overlay whiteouts",
 }
-OPTIONAL_CAPABILITIES: dict[str, tuple[int, str]] = {
-    "CAP_SYS_RESOURCE": (24, "ulimits above orc's own hard limits and negative oom_score_adj fail"),
+# What else goes wrong without some of the others (besides cap_add/privileged not granting them).
+CAPABILITY_CONSEQUENCES: dict[str, str] = {
+    "SYS_RESOURCE": "ulimits above orc's own hard limits and negative oom_score_adj fail",
 }
 
 
@@ -133,32 +134,47 @@ def _status_field(status_text: str | None, key: str) -> str | None:
     return None
 
 
-def check_capabilities(status_text: str | None, euid: int) -> CheckResult:
-    """The effective capability set (``CapEff`` in /proc/self/status) against what orc uses."""
+def check_capabilities(status_text: str | None, cap_last_cap: str | None, euid: int) -> CheckResult:
+    """The effective set (``CapEff`` of /proc/self/status) against what orc needs, and against
+    every capability this kernel knows (containers can never get one that orc lacks)."""
+    from orchestrator.runtime.process.capabilities import (
+        ALL_CAPABILITIES,
+        CAPABILITY_NUMBERS,
+        last_cap_from_kernel,
+    )
+
     if euid != 0:
         return CheckResult("capabilities", Status.SKIP, "not root: see the root check")
     cap_eff = _status_field(status_text, "CapEff")
     if cap_eff is None:
         return CheckResult("capabilities", Status.SKIP, "no CapEff line in /proc/self/status")
     mask = int(cap_eff, 16)
-    missing = [f"{name} ({why})" for name, (bit, why) in REQUIRED_CAPABILITIES.items() if not mask >> bit & 1]
+    held = {name for name, bit in CAPABILITY_NUMBERS.items() if mask >> bit & 1}
+    missing = [f"CAP_{name} ({why})" for name, why in REQUIRED_CAPABILITIES.items() if name not in held]
     if missing:
         return CheckResult(
             "capabilities",
             Status.FAIL,
             "root lacks " + ", ".join(missing),
-            "run orc with full root capabilities (e.g. a privileged container or on the host)",
+            "run orc with full root capabilities (on the host, or in a privileged container)",
         )
-    lacking = [name for name, (bit, _) in OPTIONAL_CAPABILITIES.items() if not mask >> bit & 1]
+    known = last_cap_from_kernel(cap_last_cap) if cap_last_cap else ALL_CAPABILITIES
+    lacking = sorted(known - held, key=CAPABILITY_NUMBERS.__getitem__)
     if lacking:
+        names = ", ".join(f"CAP_{name}" for name in lacking)
+        consequences = "".join(
+            f"; {CAPABILITY_CONSEQUENCES[n]}" for n in lacking if n in CAPABILITY_CONSEQUENCES
+        )
         return CheckResult(
             "capabilities",
             Status.WARN,
-            "root lacks " + "; ".join(f"{name}: {OPTIONAL_CAPABILITIES[name][1]}" for name in lacking),
-            f"give orc's root {', '.join(lacking)} (whatever starts orc drops it: a container, "
+            f"root lacks {names}: cap_add and privileged cannot grant it to containers{consequences}",
+            f"give orc's root {names} (whatever starts orc drops it: a container, "
             "systemd CapabilityBoundingSet=, capsh)",
         )
-    return CheckResult("capabilities", Status.OK, "every capability orc uses is effective")
+    return CheckResult(
+        "capabilities", Status.OK, f"all {len(known)} capabilities of this kernel are effective"
+    )
 
 
 # --- namespaces -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import TypeVar
 from orchestrator.errors import OrcError
 from orchestrator.runtime.cgroups.fs import CgroupFs
 from orchestrator.runtime.doctor.checks import DiskUsage, RegistryPing, SandboxReport
-from orchestrator.runtime.network.firewall import CommandResult
+from orchestrator.runtime.network.firewall import CommandResult, CommandRunner
 
 GiB = 1 << 30
 FULL_CAPS = "000001ffffffffff"
@@ -55,6 +55,9 @@ class FakeHost:
     executable: set[str] = field(default_factory=set)
     programs: dict[str, str] = field(default_factory=dict)
     commands: dict[tuple[str, ...], CommandResult] = field(default_factory=dict)
+    runner: CommandRunner | None = None
+    """Answers ``which``/``run`` calls that ``programs``/``commands`` do not (e.g. the network
+    package's ``RecordingRunner`` for the firewall's own iptables queries)."""
     uid: int = 0
     process_id: int = 4242
     disks: dict[str, DiskUsage] = field(default_factory=dict)
@@ -75,6 +78,7 @@ class FakeHost:
                 "/proc/filesystems": "nodev\tsysfs\nnodev\ttmpfs\n\text4\nnodev\toverlay\n",
                 "/proc/sys/net/ipv4/ip_forward": "1\n",
                 "/proc/sys/user/max_user_namespaces": "63000\n",
+                "/proc/sys/kernel/cap_last_cap": "40\n",
             }
         )
         for ns in ("pid", "mnt", "uts", "ipc", "net", "cgroup", "user"):
@@ -106,11 +110,19 @@ class FakeHost:
         return path in self.executable
 
     def which(self, program: str) -> str | None:
-        return self.programs.get(program)
+        found = self.programs.get(program)
+        if found is None and self.runner is not None:
+            return self.runner.which(program)
+        return found
 
     def run(self, argv: Sequence[str], input: str | None = None) -> CommandResult:
         self.calls.append(("run", *argv))
-        return self.commands.get(tuple(argv), CommandResult(1, "", f"{argv[0]}: unexpected call"))
+        answer = self.commands.get(tuple(argv))
+        if answer is not None:
+            return answer
+        if self.runner is not None:
+            return self.runner.run(argv, input)
+        return CommandResult(1, "", f"{argv[0]}: unexpected call")
 
     def euid(self) -> int:
         return self.uid

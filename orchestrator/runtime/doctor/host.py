@@ -105,7 +105,7 @@ def diagnose(host: Host, options: DoctorOptions) -> list[CheckResult]:
     status_text = host.read_text("/proc/self/status")
     results = [
         checks.check_root(euid),
-        checks.check_capabilities(status_text, euid),
+        checks.check_capabilities(status_text, host.read_text("/proc/sys/kernel/cap_last_cap"), euid),
         checks.check_namespaces(host.exists),
         checks.check_user_namespaces(host.exists, host.read_text("/proc/sys/user/max_user_namespaces")),
         checks.check_cgroups(
