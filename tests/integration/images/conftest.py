@@ -109,12 +109,14 @@ def test_images(registry_tools: None, tmp_path_factory: pytest.TempPathFactory) 
 def plain_registry(
     test_images: tuple[Path, Images], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Registry]:
-    """A plain-HTTP registry on 127.0.0.1 holding test/busybox:v1, test/app:v1 and test/multi:v1."""
+    """A plain-HTTP registry on 127.0.0.1 holding test/busybox:v1, test/app:v1 and test/multi:v1
+    (OCI), and test/multi-docker:v1 (the same as a Docker manifest list of schema-2 manifests)."""
     layouts, _ = test_images
     registry = Registry(tmp_path_factory.mktemp("plain-registry"))
     try:
         for name in ("busybox", "app", "multi"):
             skopeo_push(layouts / name, "v1", registry, f"test/{name}")
+        skopeo_push(layouts / "multi", "v1", registry, "test/multi-docker", docker_format=True)
         yield registry
     finally:
         registry.close()

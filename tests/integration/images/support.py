@@ -412,8 +412,18 @@ class Registry:
         return self.storage / "docker/registry/v2/blobs/sha256" / hex_part[:2] / hex_part / "data"
 
 
-def skopeo_push(layout: Path, tag: str, registry: Registry, repo: str, *, creds: str | None = None) -> None:
-    cmd = ["skopeo", "copy", "--all", "--preserve-digests", "-q"]
+def skopeo_push(
+    layout: Path,
+    tag: str,
+    registry: Registry,
+    repo: str,
+    *,
+    creds: str | None = None,
+    docker_format: bool = False,
+) -> None:
+    """Copy ``oci:layout:tag`` to the registry as is, or converted to Docker schema 2 (``docker_format``)."""
+    cmd = ["skopeo", "copy", "--all", "-q"]
+    cmd += ["--format", "v2s2"] if docker_format else ["--preserve-digests"]
     if registry.pki is not None:
         certs = registry.workdir / "skopeo-certs"
         certs.mkdir(exist_ok=True)

@@ -18,6 +18,7 @@ import pytest
 
 from orchestrator.errors import NotFoundError, TemporaryError
 from orchestrator.runtime.images.auth import Credentials
+from orchestrator.runtime.images.manifest import ACCEPT, DOCKER_LIST, DOCKER_MANIFEST
 from orchestrator.runtime.images.pull import Puller, PullEvent
 from orchestrator.runtime.images.reference import Platform, parse_reference
 from orchestrator.runtime.images.registry import (
@@ -163,6 +164,25 @@ def test_multi_platform_index_selects_the_platform(
         NotFoundError, match=r"no image for platform linux/s390x .*linux/amd64, linux/arm64/v8"
     ):
         pull(store, ref, platform="linux/s390x")
+    assert_store_consistent(store)
+
+
+def test_docker_manifest_list_and_schema2_manifests(tmp_path: Path, plain_registry: Registry) -> None:
+    import urllib.request
+
+    ref = f"{plain_registry.host}/test/multi-docker:v1"
+    request = urllib.request.Request(
+        f"http://{plain_registry.host}/v2/test/multi-docker/manifests/v1", headers={"Accept": ACCEPT}
+    )
+    with urllib.request.urlopen(request) as resp:
+        assert resp.headers["Content-Type"] == DOCKER_LIST
+    store = make_store(tmp_path)
+    amd = pull(store, ref)
+    arm = pull(store, ref, platform="linux/arm64")
+    assert (amd.lower_dirs[0] / "arch.txt").read_text() == "amd64\n"
+    assert (arm.lower_dirs[0] / "arch.txt").read_text() == "arm64\n"
+    manifest = json.loads(store.read_blob(amd.manifest_digest))
+    assert manifest["mediaType"] == DOCKER_MANIFEST
     assert_store_consistent(store)
 
 
