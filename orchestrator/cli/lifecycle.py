@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from orchestrator.cli.app import global_options
 from orchestrator.errors import OrcError, PermanentError
 
 if TYPE_CHECKING:  # the daemon's modules are imported only by the verbs that run
@@ -34,6 +33,13 @@ _WORDS = {
     ("volume", "destroy"): "Removed",
     ("image", "pull"): "Pulled",
 }
+
+
+def global_options(ctx: typer.Context) -> Any:
+    # Imported here: app.py imports the verb modules, which import this module.
+    from orchestrator.cli.app import global_options as options_of
+
+    return options_of(ctx)
 
 
 def load_request(ctx: typer.Context) -> LoadRequest:

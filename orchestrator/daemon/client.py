@@ -104,13 +104,13 @@ def call(
     path: Path,
     op: str,
     on_event: Callable[[dict[str, Any]], None] | None = None,
-    timeout: float | None = None,
+    socket_timeout: float | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """Send one request and return its result; events go to ``on_event`` as they arrive."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.settimeout(timeout)
+        sock.settimeout(socket_timeout)
         try:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError) as exc:

@@ -406,7 +406,9 @@ def service_order(desired: Desired) -> list[str]:
 
 def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Dotted paths whose values differ between two canonical configs, sorted."""
-    flat_old, flat_new = _flatten(old), _flatten(new)
+    # A key set to null and a key left out mean the same thing in a canonical config.
+    flat_old = {k: v for k, v in _flatten(old).items() if v is not None}
+    flat_new = {k: v for k, v in _flatten(new).items() if v is not None}
     return sorted(
         k for k in flat_old.keys() | flat_new.keys() if flat_old.get(k, _MISSING) != flat_new.get(k, _MISSING)
     )

@@ -19,6 +19,7 @@ import ipaddress
 import os
 import shutil
 import signal
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,7 @@ class KernelRuntime:
         self._group: Any = None
         self._own_images = False
         self._killed: set[str] = set()
+        self._cgroup_lock = threading.Lock()
 
     async def __aenter__(self) -> KernelRuntime:
         self._group = anyio.create_task_group()
@@ -258,7 +260,7 @@ class KernelRuntime:
         service = self._service(record)
         name = record.name
         await self._forget(name)
-        handle = await self._run(self.cgroups.create, record.project, name, cgroup_limits(service))
+        handle = await self._run(self._create_cgroup, record.project, name, cgroup_limits(service))
         self._handles[name] = handle
         etc = self._container_dir(name) / "etc"
         etc.mkdir(parents=True, exist_ok=True)
@@ -286,6 +288,8 @@ class KernelRuntime:
         except BaseException:
             for fd in (out_read, err_read):
                 os.close(fd)
+            with contextlib.suppress(Exception):
+                await self._run(self.cgroups.remove, self._handles.pop(name), True)
             raise
         finally:
             os.close(out_write)
@@ -312,8 +316,16 @@ class KernelRuntime:
                 await self._run(self.process.delete, name, True)
             with contextlib.suppress(Exception):
                 await self._run(self.network.disconnect, name)
+            with contextlib.suppress(Exception):
+                await self._run(self.cgroups.remove, self._handles.pop(name), True)
             raise
         return StartedContainer(pid, pid_start_time(pid), tuple(endpoints))
+
+    def _create_cgroup(self, project: str, name: str, limits: CgroupLimits) -> CgroupHandle:
+        # The driver prepares a project's parent cgroups on first use; two threads doing that at
+        # once can leave a v1 cpuset parent without cpus (tasks then fail with ENOSPC).
+        with self._cgroup_lock:
+            return self.cgroups.create(project, name, limits)
 
     def container_spec(
         self, record: ContainerRecord, service: Service, handle: CgroupHandle, hostname: str

@@ -280,3 +280,8 @@ def test_many_changes_are_summarised() -> None:
     state = observed_from(Desired("demo", (before,)))
     plan = plan_up(Desired("demo", (after,)), state)
     assert plan.actions[0].cause == "config changed: a, b, c and 2 more"
+
+
+def test_null_and_missing_keys_are_the_same() -> None:
+    assert config_changes({"command": None, "image": "x"}, {"image": "x"}) == []
+    assert config_changes({"command": ["a"]}, {"command": None}) == ["command"]
