@@ -116,7 +116,7 @@ def make_netns() -> Iterator[Callable[[], Netns]]:
 
 def _orc_tables() -> set[str]:
     out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
-    return {line.split()[-1] for line in out.splitlines() if line.split()[-1].startswith("orc_")}
+    return {line.split()[-1] for line in out.splitlines() if line.split()[-1].startswith(("orc_", "orcp_"))}
 
 
 def _iptables_orc_rules() -> list[str]:

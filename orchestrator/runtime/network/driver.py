@@ -331,6 +331,15 @@ class NetworkDriver:
                 count += 1
         return count
 
+    def prune(self) -> tuple[list[str], list[str]]:
+        """Remove orc firewall leftovers whose bridge is gone (shim rules tagged ``orc:<bridge>``,
+        tables ``orc_<bridge>``), whichever root made them; returns (rules, tables) removed."""
+        rules, tables = self.firewall.orphans(self.links.link_names())
+        self.firewall.remove_shim(rules)
+        for table in tables:
+            self.firewall.delete_table(table)
+        return rules, tables
+
     # -- kernel port forwarding (optional, next to the proxy) ---------------------------------
 
     def publish_dnat(self, container: str, bindings: Sequence[PortBinding]) -> str | None:

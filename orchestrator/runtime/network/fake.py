@@ -11,6 +11,7 @@ reconciler's tests through ``NetworkDriver(links=..., firewall=Firewall(Recordin
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,9 @@ class RecordingLinkOps:
 
     def link_exists(self, name: str) -> bool:
         return name in self.links
+
+    def link_names(self) -> set[str]:
+        return {name for name, link in self.links.items() if link.netns is None}
 
     def add_bridge(self, name: str, mtu: int, addresses: Sequence[IfaceAddress]) -> None:
         self.calls.append(("add_bridge", name, mtu, tuple(addresses)))
@@ -119,6 +123,8 @@ class RecordingRunner:
             if self.tables.pop(args[4], None) is None:
                 return CommandResult(1, "", "Error: No such file or directory")
             return CommandResult(0, "", "")
+        if args[:3] == ("nft", "list", "tables"):
+            return CommandResult(0, "".join(f"table inet {name}\n" for name in self.tables), "")
         if args[:4] == ("nft", "list", "table", "inet"):
             return CommandResult(0 if args[4] in self.tables else 1, self.tables.get(args[4], ""), "")
         if args[:1] == ("iptables",):
@@ -128,6 +134,8 @@ class RecordingRunner:
                 return CommandResult(0, f"-P FORWARD {policy}\n", "")
             if rest[:3] == ("-n", "-L", "DOCKER-USER"):
                 return CommandResult(0 if self.docker_user_chain else 1, "", "")
+            if rest == ("-S",):
+                return CommandResult(0, "".join(f"-A {shlex.join(r)}\n" for r in self.iptables_rules), "")
             if rest[:1] == ("-I",):
                 self.iptables_rules.append(tuple(rest[1:]))
                 return CommandResult(0, "", "")

@@ -5,7 +5,7 @@ a masquerade rule for its subnets unless ``internal``, a forward chain that drop
 into the bridge from anywhere else (other networks are isolated from each other, as in Docker;
 DNAT'd published ports excepted), all traffic leaving or entering an internal network, and, with
 ``enable_icc=false``, traffic between its containers.
-Each container with ``dnat`` ports gets a table ``inet orc_p<hash>`` with DNAT rules (the optional
+Each container with ``dnat`` ports gets a table ``inet orcp_<hash>`` with DNAT rules (the optional
 kernel path next to the userland proxy; loopback traffic always goes to the proxy).
 
 Host firewalls that set the iptables ``FORWARD`` policy to drop (Docker does, and with
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shlex
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -196,6 +197,36 @@ class Firewall:
             result = self.runner.run(["iptables", "-w", "-I", chain, *args])
             if result.returncode != 0:
                 raise PermanentError(f"adding firewall rule '{spec}': {result.stderr.strip()}")
+
+    def orphans(self, links: set[str]) -> tuple[list[str], list[str]]:
+        """orc's shim rules and network tables whose bridge is not among ``links`` (left behind
+        by a run that lost its bridge without removing the network). DNAT tables are not judged."""
+        from .naming import nft_table_name
+
+        rules: list[str] = []
+        if self.runner.which("iptables") is not None:
+            listed = self.runner.run(["iptables", "-w", "-S"])
+            for line in listed.stdout.splitlines() if listed.returncode == 0 else []:
+                words = shlex.split(line)
+                if words[:1] != ["-A"] or "--comment" not in words:
+                    continue
+                comment = words[words.index("--comment") + 1]
+                if comment.startswith("orc:") and comment[4:] not in links:
+                    rules.append(" ".join(words[1:]))
+        tables: list[str] = []
+        if self.nft_available():
+            live = {nft_table_name(link) for link in links}
+            listed = self.runner.run(["nft", "list", "tables"])
+            for line in listed.stdout.splitlines() if listed.returncode == 0 else []:
+                words = line.split()
+                if (
+                    len(words) == 3
+                    and words[1] == "inet"
+                    and words[2].startswith("orc_")
+                    and words[2] not in live
+                ):
+                    tables.append(words[2])
+        return rules, tables
 
     def remove_shim(self, specs: Sequence[str]) -> None:
         for spec in specs:

@@ -43,7 +43,7 @@ def nft_table_name(bridge: str) -> str:
 
 def nft_ports_table_name(container: str) -> str:
     """orc's own nftables table for one container's DNAT rules."""
-    return "orc_p" + _digest("ports", container)[:12]
+    return "orcp_" + _digest("ports", container)[:12]
 
 
 def check_ifname(name: str, what: str = "interface name") -> str:

@@ -58,6 +58,10 @@ class LinkOps(Protocol):
 
     def link_exists(self, name: str) -> bool: ...
 
+    def link_names(self) -> set[str]:
+        """Every link name in the host namespace."""
+        ...
+
     def add_bridge(self, name: str, mtu: int, addresses: Sequence[IfaceAddress]) -> None:
         """Create a bridge, give it ``addresses`` (the gateways), bring it up."""
         ...
@@ -179,6 +183,10 @@ class PyrouteLinkOps:
     def link_exists(self, name: str) -> bool:
         with self._host() as ipr:
             return bool(ipr.link_lookup(ifname=name))
+
+    def link_names(self) -> set[str]:
+        with self._host() as ipr:
+            return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
 
     def _index(self, ipr: Any, name: str) -> int:
         found = ipr.link_lookup(ifname=name)

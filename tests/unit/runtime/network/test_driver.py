@@ -252,3 +252,17 @@ def test_restarted_container_gets_its_addresses_back() -> None:
     assert (again.ipv4, again.ifname) == (first.ipv4, "eth0")
     assert [a.ipv4 for a in driver.attachments("p-b-1")] == [first.ipv4]
     assert len(driver.dns.lookup("b", "172.18.0.2") or []) == 1
+
+
+def test_prune_removes_leftovers_of_vanished_bridges_only() -> None:
+    driver, links, runner = make(forward_policy="drop", docker_user=True)
+    lost = driver.create_network(NetworkSpec(project="p", name="p_lost"))
+    kept = driver.create_network(NetworkSpec(project="p", name="p_kept", bridge="br-kept.1"))
+    runner.tables["orcp_0123456789ab"] = "a DNAT table: not judged"
+    del links.links[lost.bridge]  # a crashed run's cleanup deleted the link, not the network
+    rules, tables = driver.prune()
+    assert tables == [f"orc_{lost.bridge}"]
+    assert len(rules) == 3 and all(f"orc:{lost.bridge}" in r for r in rules)
+    assert set(runner.tables) == {"orc_br_kept_1", "orcp_0123456789ab"}
+    assert [r[-1] for r in runner.iptables_rules] == [f"orc:{kept.bridge}"] * 3
+    assert driver.prune() == ([], [])
