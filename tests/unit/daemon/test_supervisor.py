@@ -135,3 +135,28 @@ def test_event_json_shape() -> None:
         "service": "web",
         "attributes": {"exitCode": "1"},
     }
+
+
+def test_events_stream(tmp_path: Path) -> None:
+    import socket
+    import threading
+
+    received: list[dict[str, Any]] = []
+
+    def script(path: Path) -> None:
+        call(path, "up", load=load_request(tmp_path), options={})
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(path))
+            sock.sendall(protocol.encode({"op": "events"}))
+            reader = sock.makefile("rb")
+            threading.Timer(0.2, lambda: call(path, "stop", services=["web"])).start()
+            while len(received) < 3:
+                received.append(protocol.decode(reader.readline())["event"])
+        call(path, "down")
+
+    run_supervised(tmp_path, script)
+    assert [(e["action"], e["id"]) for e in received] == [
+        ("kill", "demo-web-1"),
+        ("die", "demo-web-1"),
+        ("stop", "demo-web-1"),
+    ]
