@@ -125,7 +125,7 @@ def plain_registry(
 @dataclass
 class SecureRegistry:
     registry: Registry
-    tokens: TokenService
+    tokens: TokenService | None
     pki: Pki
 
 
@@ -149,6 +149,22 @@ def secure_registry(
         if registry is not None:
             registry.close()
         tokens.close()
+
+
+@pytest.fixture(scope="module")
+def basic_registry(
+    test_images: tuple[Path, Images], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SecureRegistry]:
+    """A TLS registry with htpasswd (Basic) auth for tester/secret; holds test/busybox:v1."""
+    layouts, _ = test_images
+    work = tmp_path_factory.mktemp("basic-registry")
+    pki = Pki(work / "pki").create()
+    registry = Registry(work / "registry", pki=pki, basic_auth=("tester", "secret"))
+    try:
+        skopeo_push(layouts / "busybox", "v1", registry, "test/busybox", creds="tester:secret")
+        yield SecureRegistry(registry, None, pki)
+    finally:
+        registry.close()
 
 
 @pytest.fixture

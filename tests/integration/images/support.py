@@ -339,9 +339,20 @@ class TokenService:
 
 
 class Registry:
-    """A ``docker-registry`` process on 127.0.0.1 with its own storage dir; ``close()`` kills it."""
+    """A ``docker-registry`` process on 127.0.0.1 with its own storage dir; ``close()`` kills it.
 
-    def __init__(self, workdir: Path, *, pki: Pki | None = None, tokens: TokenService | None = None) -> None:
+    Plain HTTP, or TLS with ``pki``; auth by bearer tokens from ``tokens`` or by ``basic_auth``
+    (htpasswd with a bcrypt hash).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        pki: Pki | None = None,
+        tokens: TokenService | None = None,
+        basic_auth: tuple[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.pki = pki
@@ -365,6 +376,18 @@ class Registry:
                 f"    issuer: {tokens.ISSUER}",
                 f"    rootcertbundle: {pki.dir / 'signing.crt' if pki else ''}",
             ]
+        if basic_auth is not None:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import crypt  # bcrypt via libxcrypt (Python 3.11); htpasswd wants bcrypt hashes
+
+            user, password = basic_auth
+            (workdir / "htpasswd").write_text(
+                f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n"
+            )
+            lines += ["auth:", f"  htpasswd: {{realm: orc-test, path: {workdir / 'htpasswd'}}}"]
         (workdir / "config.yml").write_text("\n".join(lines) + "\n")
         self.log = open(workdir / "registry.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(

@@ -309,11 +309,12 @@ def test_tls_registry_with_token_auth(
     _, images = test_images
     store = make_store(tmp_path)
     ref = f"{secure_registry.registry.host}/test/busybox:v1"
-    before = len(secure_registry.tokens.requests)
+    before = len(secure_registry.tokens.requests) if secure_registry.tokens else 0
     image = pull(
         store, ref, options=secure_options(tmp_path, secure_registry, user="tester", password="secret")
     )
     assert image.diff_ids == (images.base.diff_id,)
+    assert secure_registry.tokens is not None
     issued = secure_registry.tokens.requests[before:]
     # one token for the repository scope, reused for manifest, config and layer
     assert issued == [{"user": "tester", "scope": ["repository:test/busybox:pull"]}]
@@ -430,3 +431,17 @@ def test_tls_registry_with_a_credential_helper(
     store = make_store(tmp_path)
     image = pull(store, f"{secure_registry.registry.host}/test/busybox:v1", options=options)
     assert image.references
+
+
+def test_basic_auth_registry(tmp_path: Path, basic_registry: SecureRegistry) -> None:
+    store = make_store(tmp_path)
+    ref = f"{basic_registry.registry.host}/test/busybox:v1"
+    with pytest.raises(AuthError, match="requires credentials"):
+        pull(store, ref, options=secure_options(tmp_path, basic_registry, user=None))
+    with pytest.raises(AuthError, match="401 unauthorized"):
+        pull(store, ref, options=secure_options(tmp_path, basic_registry, user="tester", password="nope"))
+    image = pull(
+        store, ref, options=secure_options(tmp_path, basic_registry, user="tester", password="secret")
+    )
+    assert image.references == (ref,)
+    assert_store_consistent(store)
