@@ -98,7 +98,10 @@ class NetworkDriver:
             if known is not None:
                 if self.links.link_exists(known.bridge):
                     return known
-                # the bridge went away (host reboot cleared /run, or someone deleted it): rebuild it
+                # the bridge went away (someone deleted it): drop its rules, rebuild it
+                self.firewall.remove_shim(known.firewall)
+                if self.firewall.nft_available():
+                    self.firewall.delete_table(nft_table_name(known.bridge))
                 del state.networks[spec.name]
             bridge = check_ifname(
                 opts.get(OPT_BRIDGE_NAME) or spec.bridge or bridge_name(spec.name), "bridge name"

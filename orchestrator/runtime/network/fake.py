@@ -136,6 +136,8 @@ class RecordingRunner:
                 return CommandResult(0 if self.docker_user_chain else 1, "", "")
             if rest == ("-S",):
                 return CommandResult(0, "".join(f"-A {shlex.join(r)}\n" for r in self.iptables_rules), "")
+            if rest[:1] == ("-C",):
+                return CommandResult(0 if tuple(rest[1:]) in self.iptables_rules else 1, "", "")
             if rest[:1] == ("-I",):
                 self.iptables_rules.append(tuple(rest[1:]))
                 return CommandResult(0, "", "")

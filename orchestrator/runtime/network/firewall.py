@@ -194,6 +194,8 @@ class Firewall:
     def add_shim(self, specs: Sequence[str]) -> None:
         for spec in specs:
             chain, *args = spec.split(" ")
+            if self.runner.run(["iptables", "-w", "-C", chain, *args]).returncode == 0:
+                continue  # already there (a rebuilt network): never stack duplicates
             result = self.runner.run(["iptables", "-w", "-I", chain, *args])
             if result.returncode != 0:
                 raise PermanentError(f"adding firewall rule '{spec}': {result.stderr.strip()}")

@@ -205,11 +205,14 @@ def test_external_network() -> None:
 
 
 def test_recreates_a_vanished_bridge_with_the_same_subnet() -> None:
-    driver, links, _ = make()
+    driver, links, runner = make(forward_policy="drop", docker_user=True)
     info = driver.create_network(NetworkSpec(project="p", name="p_default"))
     del links.links[info.bridge]
     again = driver.create_network(NetworkSpec(project="p", name="p_default"))
     assert again.subnets == info.subnets and info.bridge in links.links
+    assert len(runner.iptables_rules) == 3  # the old shim was replaced, not stacked
+    assert driver.remove_network("p_default")
+    assert runner.iptables_rules == [] and runner.tables == {}
 
 
 def test_network_modes_and_restore_dns() -> None:
