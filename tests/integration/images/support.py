@@ -385,7 +385,7 @@ class Registry:
 
             user, password = basic_auth
             (workdir / "htpasswd").write_text(
-                f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n"
+                f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))}\n"
             )
             lines += ["auth:", f"  htpasswd: {{realm: orc-test, path: {workdir / 'htpasswd'}}}"]
         (workdir / "config.yml").write_text("\n".join(lines) + "\n")
