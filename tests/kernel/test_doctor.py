@@ -9,6 +9,7 @@ links and mounts; this file checks the rest).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,14 @@ from orchestrator.runtime.cgroups import DriverOptions, open_driver
 from orchestrator.runtime.doctor import DoctorOptions, LocalHost, Status, diagnose, exit_code
 
 pytestmark = pytest.mark.kernel
+
+
+def _doctor_objects_left() -> list[str]:
+    """Links and mounts the sandbox probe made, seen from the host (it must see none)."""
+    links = [name for name in os.listdir("/sys/class/net") if name.startswith("orcdoctor")]
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if "orc-doctor-" in line]
+    return links + mounts
 
 
 def _probe_cgroups_left() -> list[Path]:
@@ -55,6 +64,7 @@ def test_doctor_reports_this_hosts_known_truths(tmp_path: Path) -> None:
 
     assert list(lib.iterdir()) == []  # the scratch directory is gone
     assert _probe_cgroups_left() == []
+    assert _doctor_objects_left() == []
 
 
 def test_cli_json_report_on_this_host(tmp_path: Path) -> None:
