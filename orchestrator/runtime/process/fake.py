@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from orchestrator.errors import PermanentError
+from orchestrator.errors import ConflictError, NotFoundError, PermanentError
 
 from .runtime import ContainerState, ExecHandle, ExecSpec, ExitStatus, Stdio, check_transition
 from .spec import ContainerSpec, validate_spec
@@ -196,15 +196,11 @@ class FakeProcessRuntime:
         try:
             return self.containers[container_id]
         except KeyError:
-            from orchestrator.errors import NotFoundError
-
             raise NotFoundError(f"no container {container_id}") from None
 
     def create(self, spec: ContainerSpec, stdio: Stdio | None = None) -> int:
         validate_spec(spec)
         if spec.id in self.containers and self.containers[spec.id].state is not ContainerState.DELETED:
-            from orchestrator.errors import ConflictError
-
             raise ConflictError(f"container {spec.id} already exists")
         self.calls.append(("create", spec.id))
         self._next_pid += 1
@@ -259,8 +255,6 @@ class FakeProcessRuntime:
     def exec(self, container_id: str, spec: ExecSpec, stdio: Stdio | None = None) -> ExecHandle:
         container = self._get(container_id)
         if container.state is not ContainerState.RUNNING:
-            from orchestrator.errors import ConflictError
-
             raise ConflictError(f"cannot exec in container {container_id}: it is {container.state.value}")
         self.calls.append(("exec", container_id))
         container.execs.append(spec)

@@ -566,7 +566,6 @@ __all__ = [
     "ForkServerRuntime",
     "InvalidStateError",
     "OomCheck",
-    "OrcError",
     "ProcessRuntime",
     "Stdio",
     "check_transition",
