@@ -491,3 +491,44 @@ def test_internal_peers_talk_and_icc_false_isolates(
     assert b.can_fetch(f"http://{a_att.ipv4}/")  # internal: no way out, but peers reach each other
     assert c.can_fetch(f"http://{c_att.ipv4}/")  # httpd is up...
     assert not d.can_fetch(f"http://{c_att.ipv4}/")  # ...but icc=false drops bridge-internal traffic
+
+
+def test_dnat_path_from_another_network(
+    driver: NetworkDriver, make_netns: Callable[[], Netns], unique_name: str, tmp_path: Path
+) -> None:
+    """A published port reached on a host address from another network's container goes
+    through the nftables DNAT rule (its counter moves) past the isolation rule."""
+    front = driver.create_network(NetworkSpec(project=unique_name, name=f"{unique_name}_front"))
+    other = driver.create_network(NetworkSpec(project=unique_name, name=f"{unique_name}_other"))
+    web, client = make_netns(), make_netns()
+    [att] = driver.connect(f"{unique_name}-web-1", web.path, [_ep(front.name, "web")])
+    driver.connect(f"{unique_name}-cli-1", client.path, [_ep(other.name, "cli")])
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.html").write_text("via dnat\n")
+    web.spawn("httpd", "-f", "-p", "80", "-h", str(www))
+    port = _free_port()
+
+    async def main() -> None:
+        async with NetworkServices(driver, HostResolvConf((), (), ())) as services:
+            await services.publish(att.container, str(att.ipv4), parse_port(f"{port}:80"), dnat=True)
+            table = driver.store.read().dnat_tables[att.container]
+
+            def fetch() -> str:
+                for _ in range(50):
+                    got = client.run(
+                        "wget", "-q", "-O", "-", f"http://{other.gateways[0]}:{port}/", timeout=3
+                    )
+                    if got.returncode == 0:
+                        return got.stdout
+                    time.sleep(0.05)
+                return ""
+
+            assert await _thread(fetch) == "via dnat\n"
+            listing = subprocess.run(
+                ["nft", "list", "table", "inet", table], capture_output=True, text=True
+            ).stdout
+            prerouting = listing.split("chain prerouting")[1].split("chain output")[0]
+            assert "counter packets 0 " not in prerouting, listing
+
+    anyio.run(main)

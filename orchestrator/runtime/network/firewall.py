@@ -119,7 +119,7 @@ def dnat_ruleset(table: str, rules: Sequence[DnatRule]) -> str:
             if chain == "output":
                 match = "ip daddr != 127.0.0.0/8 " + match
             lines.append(
-                f"    {match} {r.protocol} dport {r.host_port} dnat ip to {r.container_ip}:{r.target}"
+                f"    {match} {r.protocol} dport {r.host_port} counter dnat ip to {r.container_ip}:{r.target}"
             )
         lines.append("  }")
     lines.append("}")

@@ -172,7 +172,7 @@ def test_disconnect_and_remove_remove_only_what_was_made() -> None:
         "p-web-1", [PortBinding("p-web-1", 80, "tcp", "0.0.0.0", 8080, str(att.ipv4))]
     )
     assert table is not None and table in runner.tables
-    assert "fib daddr type local tcp dport 8080 dnat ip to 172.18.0.2:80" in runner.tables[table]
+    assert "fib daddr type local tcp dport 8080 counter dnat ip to 172.18.0.2:80" in runner.tables[table]
     with pytest.raises(ConflictError, match="in use by p-web-1"):
         driver.remove_network("p_default")
     driver.disconnect("p-web-1")

@@ -24,9 +24,9 @@ def test_dnat_ruleset_leaves_loopback_and_ipv6_to_the_proxy() -> None:
             DnatRule("::1", 9001, "tcp", "10.1.0.2", 91),
         ],
     )
-    assert "fib daddr type local tcp dport 8080 dnat ip to 10.1.0.2:80" in text
+    assert "fib daddr type local tcp dport 8080 counter dnat ip to 10.1.0.2:80" in text
     assert "ip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080" in text
-    assert "ip daddr 192.0.2.2 udp dport 5353 dnat ip to 10.1.0.2:53" in text
+    assert "ip daddr 192.0.2.2 udp dport 5353 counter dnat ip to 10.1.0.2:53" in text
     assert "9000" not in text and "9001" not in text
 
 
