@@ -169,3 +169,20 @@ def test_ipv6_host_addresses() -> None:
             tg.cancel_scope.cancel()
 
     anyio.run(main)
+
+
+def test_udp_port_held_by_another_socket_is_a_conflict() -> None:
+    async def main() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+            holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            holder.bind(("127.0.0.1", 0))
+            taken = holder.getsockname()[1]
+            async with anyio.create_task_group() as tg:
+                proxy = PortProxy(tg, ipv6=False)
+                with pytest.raises(
+                    ConflictError, match=f"host port {taken} is already in use by pid {os.getpid()}"
+                ):
+                    proxy.publish("c1", "127.0.0.1", [PortSpec(53, str(taken), "127.0.0.1", "udp")])
+                tg.cancel_scope.cancel()
+
+    anyio.run(main)
