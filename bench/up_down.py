@@ -36,6 +36,8 @@ PEER_COMPOSE = {
     "docker": ["docker-compose"],
     "podman": ["podman-compose"],
 }
+# Where the peers setup puts podman-compose when it is not on PATH.
+PEER_FALLBACKS = {"podman-compose": ["/tmp/peers/bin/podman-compose"]}
 
 
 def generate(n: int, rootfs: Path | None) -> str:
@@ -150,9 +152,14 @@ def bench_orc(
 
 
 def bench_peer(peer: str, n: int, runs: int, results: dict[str, list[float]]) -> None:
-    command = PEER_COMPOSE[peer]
-    if shutil.which(command[0]) is None:
+    command = list(PEER_COMPOSE[peer])
+    found = shutil.which(command[0]) or next(
+        (p for p in PEER_FALLBACKS.get(command[0], []) if os.access(p, os.X_OK)), None
+    )
+    if found is None:
+        print(f"<!-- {peer}: {command[0]} not found -->")
         return
+    command[0] = found
     for _ in range(runs):
         with tempfile.TemporaryDirectory(prefix="orcbench") as tmp:
             work = Path(tmp)
