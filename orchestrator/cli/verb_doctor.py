@@ -73,7 +73,10 @@ def register(app: typer.Typer) -> None:
     def doctor_cmd(
         ctx: typer.Context,
         format_: Annotated[
-            str, typer.Option("--format", help="table (rich on a terminal, else plain), plain or json")
+            str,
+            typer.Option(
+                "--format", metavar="FORMAT", help="table (rich on a terminal, else plain), plain or json"
+            ),
         ] = "table",
         registry: Annotated[
             str | None,
