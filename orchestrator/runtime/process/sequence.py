@@ -377,8 +377,8 @@ def set_identity(plan: StartPlan, k: Kernel) -> None:
     spec = plan.spec
     if spec.namespaces.uts.mode is NamespaceMode.NEW:
         with step("set hostname"):
-            if spec.hostname:
-                k.sethostname(spec.hostname)
+            # Like Docker: without a hostname the container is named after its id, never the host.
+            k.sethostname(spec.hostname or spec.id[:12])
             if spec.domainname:
                 k.setdomainname(spec.domainname)
     with step("write sysctls"):

@@ -305,3 +305,9 @@ def test_tty_opens_a_console_in_the_containers_devpts_and_sends_the_master() -> 
     assert k.calls[mount_index(c, ROOT + "/dev/console")][1] == ROOT + "/dev/pts/0"
     assert first(c, "send_fd", 42, 100) < first(c, "dup2", 101, 0) < first(c, "set_controlling_terminal", 0)
     assert first(c, "set_controlling_terminal", 0) < first(c, "pivot_root")
+
+
+def test_without_a_hostname_the_container_is_named_after_its_id() -> None:
+    k = kernel()
+    run(k, plan(spec(id="0123456789abcdef", hostname=None)))
+    assert ("sethostname", "0123456789ab") in k.calls
