@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import ConflictError, NotFoundError, OrcError, PermanentError
@@ -48,6 +49,17 @@ OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
 OPT_MTU = "com.docker.network.driver.mtu"
 OPT_ICC = "com.docker.network.bridge.enable_icc"
 OPT_MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One endpoint as decided under the lock, before any link exists."""
+
+    attachment: Attachment
+    iface: ContainerIface
+    bridge: str
+    mtu: int
+    had_lease: bool
 
 
 def _prefix(subnet: str) -> int:
@@ -215,9 +227,13 @@ class NetworkDriver:
         dns_upstreams: Sequence[str] = (),
         exposed: Sequence[str] = (),
     ) -> list[Attachment]:
-        """Join ``container`` (its namespace is ``netns``) to every network in ``endpoints``."""
+        """Join ``container`` (its namespace is ``netns``) to every network in ``endpoints``.
+
+        Addresses are leased and the attachments recorded under the state lock; the links are
+        made after it is released, so containers starting in parallel do not queue behind each
+        other's netlink work. If building fails, what was made is deleted and the record undone.
+        """
         ordered = sorted(endpoints, key=lambda e: -e.priority)
-        made: list[Attachment] = []
         with self.store.transaction() as state:
             existing = state.attachments.get(container, [])
             # a container that died and is started again: its veths went with its namespace, but
@@ -227,70 +243,76 @@ class NetworkDriver:
                 existing = [a for a in existing if a not in stale]
                 for att in stale:
                     self.dns.remove_container(container, att.network)
-            try:
-                for endpoint in ordered:
-                    if any(a.network == endpoint.network for a in existing + made):
-                        raise ConflictError(
-                            f"container {container} is already connected to {endpoint.network}"
-                        )
-                    index = len(existing) + len(made)
-                    default_route = index == 0
-                    made.append(
-                        self._attach(
-                            state, container, netns, endpoint, index, default_route, dns_upstreams, exposed
-                        )
-                    )
-            except BaseException:
-                for att in made:
-                    self.links.delete_link(att.host_ifname)
-                raise
-            state.attachments[container] = existing + made
+            plans: list[_Plan] = []
+            for endpoint in ordered:
+                if any(a.network == endpoint.network for a in existing) or any(
+                    p.attachment.network == endpoint.network for p in plans
+                ):
+                    raise ConflictError(f"container {container} is already connected to {endpoint.network}")
+                index = len(existing) + len(plans)
+                plans.append(self._plan(state, container, endpoint, index, dns_upstreams, exposed))
+            state.attachments[container] = existing + [p.attachment for p in plans]
+        built: list[_Plan] = []
+        try:
+            for plan in plans:
+                att = plan.attachment
+                self.links.add_veth(att.host_ifname, plan.bridge, netns, att.ifname, att.mac, plan.mtu)
+                built.append(plan)
+                self.links.configure_container(netns, plan.iface)
+        except BaseException:
+            for plan in built:
+                self.links.delete_link(plan.attachment.host_ifname)
+            self._forget(container, plans)
+            raise
+        made = [p.attachment for p in plans]
         for att in made:
             self.dns.add(container, att.network, att.names, att.ipv4, att.ipv6, att.upstreams)
         return made
 
-    def _attach(
+    def _forget(self, container: str, plans: Sequence[_Plan]) -> None:
+        networks = {p.attachment.network for p in plans}
+        with self.store.transaction() as state:
+            kept = [a for a in state.attachments.get(container, []) if a.network not in networks]
+            if kept:
+                state.attachments[container] = kept
+            else:
+                state.attachments.pop(container, None)
+            for plan in plans:
+                if not plan.had_lease:
+                    ipam.release_addresses(state.ipam, plan.attachment.network, container)
+
+    def _plan(
         self,
         state: NetworkState,
         container: str,
-        netns: NetnsRef,
         endpoint: EndpointSpec,
         index: int,
-        default_route: bool,
         upstreams: Sequence[str],
         exposed: Sequence[str],
-    ) -> Attachment:
+    ) -> _Plan:
         info = state.networks.get(endpoint.network)
         if info is None:
             raise NotFoundError(f"network {endpoint.network} not found (create it before connecting)")
+        lease = state.ipam.networks.get(info.name)
+        had_lease = lease is not None and container in lease.addresses.values()
         ipv4, ipv6 = ipam.lease_addresses(state.ipam, info.name, container, endpoint.ipv4, endpoint.ipv6)
         gw4 = next((g for g in info.gateways if ipaddress.ip_address(g).version == 4), None)
         gw6 = next((g for g in info.gateways if ipaddress.ip_address(g).version == 6), None)
         sub4 = next((s for s in info.subnets if ipaddress.ip_network(s).version == 4), None)
         sub6 = next((s for s in info.subnets if ipaddress.ip_network(s).version == 6), None)
         ifname = container_ifname(index)
-        host_name = host_veth_name(container, info.name)
-        mac = endpoint.mac or mac_for(ipv4, f"{container}/{info.name}")
-        mtu = endpoint.mtu or info.mtu
         addresses = []
         if ipv4 and sub4:
             addresses.append(IfaceAddress(ipv4, _prefix(sub4)))
         if ipv6 and sub6:
             addresses.append(IfaceAddress(ipv6, _prefix(sub6)))
-        route = default_route and not info.internal
-        self.links.add_veth(host_name, info.bridge, netns, ifname, mac, mtu)
-        try:
-            self.links.configure_container(netns, ContainerIface(ifname, tuple(addresses), gw4, gw6, route))
-        except BaseException:
-            self.links.delete_link(host_name)
-            raise
-        names = tuple(dict.fromkeys([*endpoint.dns_names, *endpoint.aliases]))
-        return Attachment(
+        route = index == 0 and not info.internal
+        attachment = Attachment(
             network=info.name,
             container=container,
             ifname=ifname,
-            host_ifname=host_name,
-            mac=mac,
+            host_ifname=host_veth_name(container, info.name),
+            mac=endpoint.mac or mac_for(ipv4, f"{container}/{info.name}"),
             ipv4=ipv4,
             ipv4_prefix=_prefix(sub4) if ipv4 and sub4 else None,
             ipv6=ipv6,
@@ -298,10 +320,12 @@ class NetworkDriver:
             gateway4=gw4,
             gateway6=gw6,
             default_route=route,
-            names=names,
+            names=tuple(dict.fromkeys([*endpoint.dns_names, *endpoint.aliases])),
             upstreams=tuple(upstreams),
             exposed=tuple(exposed),
         )
+        iface = ContainerIface(ifname, tuple(addresses), gw4, gw6, route)
+        return _Plan(attachment, iface, info.bridge, endpoint.mtu or info.mtu, had_lease)
 
     def disconnect(self, container: str) -> list[Attachment]:
         """Remove the container's veths, DNAT table, DNS names and address leases."""

@@ -269,3 +269,18 @@ def test_prune_removes_leftovers_of_vanished_bridges_only() -> None:
     assert set(runner.tables) == {"orc_br_kept_1", "orcp_0123456789ab"}
     assert [r[-1] for r in runner.iptables_rules] == [f"orc:{kept.bridge}"] * 3
     assert driver.prune() == ([], [])
+
+
+def test_failed_restart_keeps_the_old_lease() -> None:
+    driver, links, _ = make()
+    driver.create_network(NetworkSpec(project="p", name="p_default"))
+    [first] = driver.connect("p-b-1", NS, [EndpointSpec(network="p_default")])
+    del links.links[first.host_ifname]
+    links.fail_on = "configure_container"
+    with pytest.raises(PermanentError):
+        driver.connect("p-b-1", NS, [EndpointSpec(network="p_default")])
+    assert driver.store.read().ipam.networks["p_default"].addresses == {str(first.ipv4): "p-b-1"}
+    assert driver.attachments("p-b-1") == []
+    links.fail_on = None
+    [again] = driver.connect("p-b-1", NS, [EndpointSpec(network="p_default")])
+    assert again.ipv4 == first.ipv4
