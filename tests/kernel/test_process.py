@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,8 +178,6 @@ def test_isolation_probe_under_tini_as_child_of_pid_1(box: Box, probe: Path, tmp
 
 
 def test_the_probe_refuses_to_run_on_the_host(probe: Path, tmp_path: Path) -> None:
-    import subprocess
-
     result = subprocess.run([str(probe), *probe_args(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 2 and "refused" in result.stderr and result.stdout == ""
 
@@ -418,3 +417,37 @@ def test_privileged_and_unconfined_drop_the_filters(box: Box) -> None:
     assert f"CapEff:\t{bounding.split()[1]}" in box.log(privileged)
     assert "Seccomp:\t0" in box.log(privileged)
     assert "CapEff:\t00000000a80425fb" in box.log(unconfined) and "Seccomp:\t0" in box.log(unconfined)
+
+
+def _wait_for_blanks(box: Box) -> set[int]:
+    deadline = time.monotonic() + 5
+    while len(_server_children(box)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return _server_children(box)
+
+
+def test_a_host_mount_made_after_the_blanks_were_forked_is_seen_by_the_container(
+    box: Box, tmp_path: Path
+) -> None:
+    before = _wait_for_blanks(box)
+    assert len(before) == 2
+    late = tmp_path / "late"
+    late.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "orctlate", str(late)], check=True)
+    try:
+        (late / "fresh.txt").write_text("made after the blanks")
+        deadline = time.monotonic() + 5
+        after = _server_children(box)
+        while not (before.isdisjoint(after) and len(after) == 2) and time.monotonic() < deadline:
+            time.sleep(0.02)
+            after = _server_children(box)
+        assert before.isdisjoint(after), "blanks holding the old mount table were not replaced"
+        cid = box.run(
+            box.spec(
+                "late", ("cat", "/late/fresh.txt"), mounts=(BindMount(str(late), "/late", read_only=True),)
+            )
+        )
+        assert box.runtime.wait(cid, timeout=10) is not None
+        assert box.log(cid) == "made after the blanks"
+    finally:
+        subprocess.run(["umount", str(late)], check=True)

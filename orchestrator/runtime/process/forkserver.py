@@ -199,6 +199,9 @@ class ForkServer:
         with open("/proc/self/mountinfo") as f:
             self.hierarchies = discover_cgroup_hierarchies(f.read())
         self.own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self.mounts_fd = os.open("/proc/self/mountinfo", os.O_RDONLY | os.O_CLOEXEC)
+        while os.read(self.mounts_fd, 65536):
+            pass
         self.wakeup_r, wakeup_w = os.pipe()
         os.set_blocking(self.wakeup_r, False)
         os.set_blocking(wakeup_w, False)
@@ -211,6 +214,7 @@ class ForkServer:
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN)
         poller.register(self.wakeup_r, select.POLLIN)
+        poller.register(self.mounts_fd, select.POLLPRI)
         try:
             self._serve(poller)
         finally:
@@ -225,6 +229,9 @@ class ForkServer:
                 self._add_blank()
                 continue
             for fd, _events in events:
+                if fd == self.mounts_fd:
+                    self._mounts_changed()
+                    continue
                 if fd == self.wakeup_r:
                     while True:
                         try:
@@ -556,6 +563,17 @@ class ForkServer:
             finally:
                 sock.close()
         return None
+
+    def _mounts_changed(self) -> None:
+        """The host's mount table changed. A blank init holds a copy of it from when it was
+        forked, so mounts made since (a new filesystem under a bind source) might be missing
+        from it: discard the blanks (reap() collects them) and let idle time fork fresh ones."""
+        os.lseek(self.mounts_fd, 0, os.SEEK_SET)
+        while os.read(self.mounts_fd, 65536):
+            pass  # reading it through re-arms the notification
+        for _pid, sock in self.pool:
+            sock.close()
+        self.pool.clear()
 
     def _drain_pool(self) -> None:
         for pid, sock in self.pool:
