@@ -2,7 +2,7 @@
 
 The tools (docker-registry, skopeo, openssl) are required: without them the tests skip, and under
 ``ORC_REQUIRE_KERNEL=1`` (CI) they fail instead. Registries, the token service and proxies are
-module-scoped and stopped in fixture teardown whatever the outcome; their files live in pytest's
+session-scoped (built once per run) and stopped in fixture teardown whatever the outcome; their files live in pytest's
 temporary directories.
 """
 
@@ -44,7 +44,7 @@ def tools_problem() -> str | None:
     return busybox_problem()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def registry_tools() -> None:
     problem = tools_problem()
     if problem:
@@ -65,7 +65,7 @@ class Images:
     multi_digest: str
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def test_images(registry_tools: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Images]:
     """OCI layouts on disk: busybox (gzip), app (busybox + zstd layer), multi (amd64 + arm64 index)."""
     work = tmp_path_factory.mktemp("layouts")
@@ -105,7 +105,7 @@ def test_images(registry_tools: None, tmp_path_factory: pytest.TempPathFactory) 
     return work, Images(base, app, arm, busybox_digest, app_digest, multi_digest)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def plain_registry(
     test_images: tuple[Path, Images], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Registry]:
@@ -129,7 +129,7 @@ class SecureRegistry:
     pki: Pki
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def secure_registry(
     test_images: tuple[Path, Images], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SecureRegistry]:
@@ -151,7 +151,7 @@ def secure_registry(
         tokens.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def basic_registry(
     test_images: tuple[Path, Images], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SecureRegistry]:
