@@ -253,14 +253,14 @@ def image_rm(
 ) -> None:
     """Remove images (a name removes that name; the image goes when no name is left)."""
     from orchestrator.errors import NotFoundError
-    from orchestrator.runtime.images.reference import parse_image_source
+    from orchestrator.runtime.images.reference import InvalidReference, parse_image_source
 
     store = open_store(ctx)
     for name in names:
         try:
             key = str(parse_image_source(name, Path.cwd()))
-        except Exception:
-            key = name
+        except InvalidReference:
+            key = name  # an image id or id prefix
         record = store.ref(key)
         if record is not None:
             image_id = record.image
@@ -328,8 +328,15 @@ def image_load(
     else:
         import tarfile
 
-        with tarfile.open(path, "r:*") as tar:
-            names = set(tar.getnames())
+        from orchestrator.errors import NotFoundError, PermanentError
+
+        try:
+            with tarfile.open(path, "r:*") as tar:
+                names = set(tar.getnames())
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{input_file}: no such file") from exc
+        except (OSError, tarfile.TarError) as exc:
+            raise PermanentError(f"{input_file} is not an image archive: {exc}") from exc
         transport = (
             "docker-archive" if "manifest.json" in names or "./manifest.json" in names else "oci-archive"
         )

@@ -103,6 +103,11 @@ def test_image_load_docker_archive(orc: Orc, tmp_path: Path, test_images: tuple[
     assert out.splitlines()[0] == "Loaded image: docker.io/library/mybox:1"  # no name after the file
     out, _ = orc("images", "--format", "json")
     assert {(r["Repository"], r["Tag"]) for r in json.loads(out)} >= {("docker.io/library/mybox", "1")}
+    (tmp_path / "junk.tar").write_bytes(b"junk" * 300)
+    _, err = orc("image", "load", "-i", str(tmp_path / "junk.tar"), code=1)
+    assert "is not an image archive" in err
+    _, err = orc("image", "load", "-i", str(tmp_path / "missing.tar"), code=1)
+    assert "no such file" in err
 
 
 def test_project_pull_and_lock(
