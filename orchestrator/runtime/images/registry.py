@@ -143,12 +143,15 @@ class RegistryClient:
             d = base / host
             if not d.is_dir():
                 continue
-            for crt in sorted(d.glob("*.crt")):
-                ctx.load_verify_locations(cafile=str(crt))
-            for cert in sorted(d.glob("*.cert")):
-                key = cert.with_suffix(".key")
-                if key.exists():
-                    ctx.load_cert_chain(str(cert), str(key))
+            try:
+                for crt in sorted(d.glob("*.crt")):
+                    ctx.load_verify_locations(cafile=str(crt))
+                for cert in sorted(d.glob("*.cert")):
+                    key = cert.with_suffix(".key")
+                    if key.exists():
+                        ctx.load_cert_chain(str(cert), str(key))
+            except (ssl.SSLError, OSError) as exc:
+                raise RegistryError(f"cannot load the TLS files in {d}: {exc}") from exc
         return ctx
 
     def _host(self, host: str) -> _Host:
@@ -255,6 +258,12 @@ class RegistryClient:
         while True:
             try:
                 resp = await h.client.get(realm, params=params, auth=auth or httpx.USE_CLIENT_DEFAULT)
+            except httpx.InvalidURL as exc:
+                raise AuthError(f"registry {h.host} names an invalid token realm {realm!r}") from exc
+            except httpx.UnsupportedProtocol as exc:
+                raise AuthError(
+                    f"registry {h.host} names a token realm that is not http(s): {realm!r}"
+                ) from exc
             except httpx.TransportError as exc:
                 if attempt >= self.options.retries:
                     raise RegistryUnavailable(f"token service {realm} unreachable: {exc}") from exc

@@ -17,7 +17,9 @@ from orchestrator.runtime.images.pull import PullEvent
 from orchestrator.runtime.images.reference import parse_reference
 from orchestrator.runtime.images.registry import (
     DEFAULT_CERTS_DIRS,
+    AuthError,
     RegistryClient,
+    RegistryError,
     RegistryOptions,
     RegistryUnavailable,
     options_from_environment,
@@ -109,3 +111,25 @@ def test_options_from_the_environment(tmp_path: Path) -> None:
     defaults = options_from_environment({}, Path("/home/x"))
     assert defaults.credentials.path == Path("/home/x/.docker/config.json")
     assert defaults.insecure_registries == frozenset() and defaults.certs_dirs == DEFAULT_CERTS_DIRS
+
+
+def test_bad_token_realm_and_bad_ca_files(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            401, headers={"WWW-Authenticate": 'Bearer realm="ftp://nowhere/token",service="s"'}
+        )
+
+    async def main(options: RegistryOptions) -> None:
+        async with RegistryClient(options) as client:
+            await client.get_manifest(parse_reference("registry.example.com/a/b:1"))
+
+    options = RegistryOptions(transport=httpx.MockTransport(handler), retries=0, sleep=_no_sleep)
+    with pytest.raises(AuthError, match="not http"):
+        anyio.run(main, options)
+
+    certs = tmp_path / "certs.d" / "registry.example.com"
+    certs.mkdir(parents=True)
+    (certs / "ca.crt").write_text("not a certificate")
+    options = RegistryOptions(transport=httpx.MockTransport(handler), certs_dirs=(tmp_path / "certs.d",))
+    with pytest.raises(RegistryError, match="cannot load the TLS files"):
+        anyio.run(main, options)
