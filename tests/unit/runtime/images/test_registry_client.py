@@ -115,9 +115,10 @@ def test_options_from_the_environment(tmp_path: Path) -> None:
 
 def test_bad_token_realm_and_bad_ca_files(tmp_path: Path) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(
-            401, headers={"WWW-Authenticate": 'Bearer realm="ftp://nowhere/token",service="s"'}
-        )
+        if request.url.scheme not in ("http", "https"):  # what httpx's real transports do
+            raise httpx.UnsupportedProtocol("unsupported", request=request)
+        challenge = 'Bearer realm="ftp://nowhere/token",service="s"'
+        return httpx.Response(401, headers={"WWW-Authenticate": challenge})
 
     async def main(options: RegistryOptions) -> None:
         async with RegistryClient(options) as client:
