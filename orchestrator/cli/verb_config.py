@@ -97,6 +97,7 @@ def register(app: typer.Typer) -> None:
 
         if hash_ is not None:
             project = load_project_from_cli(ctx, resolve_env_files=False)
+            _check_dependencies(project)
             names = sorted(project.config_hashes) if hash_ == "*" else sorted(hash_.split(","))
             lines = []
             for name in names:
@@ -107,6 +108,7 @@ def register(app: typer.Typer) -> None:
             return
         if list_profiles:
             project = load_project_from_cli(ctx, resolve_env_files=False)
+            _check_dependencies(project)
             profiles: set[str] = set()
             for service in [*project.records["services"].values(), *project.disabled_services.values()]:
                 profiles.update(service.get("profiles") or [])

@@ -1007,8 +1007,9 @@ def _check_container_names(records: dict[str, Any]) -> None:
 
 def encode_project(records: dict[str, Any], *, yaml_mode: bool) -> dict[str, Any]:
     """The printed document: Go's Project marshalling (JSON: a sorted map; YAML: struct order)."""
+    order = render.yaml_sorted if yaml_mode else sorted
     services = {
-        n: render.encode(records["services"][n], "Service", yaml_mode) for n in sorted(records["services"])
+        n: render.encode(records["services"][n], "Service", yaml_mode) for n in order(records["services"])
     }
     parts: dict[str, Any] = {"name": records["name"], "services": services}
     for key, typ in (
@@ -1019,7 +1020,7 @@ def encode_project(records: dict[str, Any], *, yaml_mode: bool) -> dict[str, Any
     ):
         if records[key]:
             parts[key] = {
-                k: _encode_resource(records[key][k], typ, key, yaml_mode) for k in sorted(records[key])
+                k: _encode_resource(records[key][k], typ, key, yaml_mode) for k in order(records[key])
             }
     if yaml_mode:
         ordered: dict[str, Any] = {
@@ -1027,8 +1028,8 @@ def encode_project(records: dict[str, Any], *, yaml_mode: bool) -> dict[str, Any
             for k in ("name", "services", "networks", "volumes", "secrets", "configs")
             if k in parts
         }
-        for k in sorted(records["extensions"]):
-            ordered[k] = records["extensions"][k]
+        for k in render.yaml_sorted(records["extensions"]):
+            ordered[k] = render.yaml_sort_maps(records["extensions"][k])
         return ordered
     for k, v in records["extensions"].items():
         parts[k] = v

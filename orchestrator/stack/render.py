@@ -638,11 +638,12 @@ def encode(value: Any, typ: Any, yaml_mode: bool) -> Any:
             return encode(value, inner, yaml_mode)
         if kind == "list":
             return [encode(v, inner, yaml_mode) for v in value]
-        return {k: encode(value[k], inner, yaml_mode) for k in sorted(value)}
+        keys = yaml_sorted(value) if yaml_mode else sorted(value)
+        return {k: encode(value[k], inner, yaml_mode) for k in keys}
     if typ in STRUCTS:
         return _encode_struct(value, typ, yaml_mode)
     if typ in ("Mapping", "Labels", "Options", "MappingWithEquals", "MultiOptions"):
-        return {k: value[k] for k in sorted(value)}
+        return {k: value[k] for k in (yaml_sorted(value) if yaml_mode else sorted(value))}
     if typ == "Duration":
         return format_duration(value)
     if typ == "UnitBytes":
@@ -670,10 +671,13 @@ def _encode_struct(value: dict[str, Any], name: str, yaml_mode: bool) -> Any:
     for key, typ, omitempty in STRUCTS[name]:
         item = value.get(key)
         if yaml_mode:
-            omit = omitempty or (name, key) in _YAML_ONLY_OMIT
-            if omit and (_is_zero(item, typ) if (name, key) not in _YAML_ONLY_OMIT else item is None):
-                continue
-            if omit and typ in STRUCTS and item is not None and _yaml_struct_is_zero(item, typ):
+            if (name, key) in _YAML_ONLY_OMIT:
+                if item is None:
+                    continue
+            elif omitempty and not isinstance(typ, tuple) and typ in STRUCTS:
+                if item is None or _yaml_struct_is_zero(item, typ):
+                    continue
+            elif omitempty and _is_zero(item, typ):
                 continue
         elif omitempty and _is_zero(item, typ):
             continue
@@ -687,8 +691,8 @@ def _encode_struct(value: dict[str, Any], name: str, yaml_mode: bool) -> Any:
             continue
         out[key] = encode(item, typ, yaml_mode)
     if yaml_mode and "#extensions" in value:
-        for k in sorted(value["#extensions"]):
-            out[k] = value["#extensions"][k]
+        for k in yaml_sorted(value["#extensions"]):
+            out[k] = yaml_sort_maps(value["#extensions"][k])
     return out
 
 
@@ -788,3 +792,63 @@ def to_json_compact(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(to_json_compact(v) for v in value) + "]"
     return to_json(value)
+
+
+def _go_yaml_less(a: str, b: str) -> bool:
+    """go-yaml v3's map key order: letters by code point, digit runs by numeric value."""
+    digits = False
+    for i in range(min(len(a), len(b))):
+        ca, cb = a[i], b[i]
+        if ca == cb:
+            digits = ca.isdigit()
+            continue
+        al, bl = ca.isalpha(), cb.isalpha()
+        if al and bl:
+            return ca < cb
+        if al or bl:
+            return al if digits else bl
+        an = bn = 0
+        if ca == "0" or cb == "0":
+            j = i - 1
+            while j >= 0 and a[j].isdigit():
+                if a[j] != "0":
+                    an = bn = 1
+                    break
+                j -= 1
+        ai = i
+        while ai < len(a) and a[ai].isdigit():
+            an = an * 10 + int(a[ai])
+            ai += 1
+        bi = i
+        while bi < len(b) and b[bi].isdigit():
+            bn = bn * 10 + int(b[bi])
+            bi += 1
+        if an != bn:
+            return an < bn
+        if ai != bi:
+            return ai < bi
+        return ca < cb
+    return len(a) < len(b)
+
+
+def yaml_sorted(keys: Any) -> list[str]:
+    """Keys in the order go-yaml v3 writes a map's entries."""
+    import functools
+
+    def compare(x: str, y: str) -> int:
+        if _go_yaml_less(x, y):
+            return -1
+        if _go_yaml_less(y, x):
+            return 1
+        return 0
+
+    return sorted(keys, key=functools.cmp_to_key(compare))
+
+
+def yaml_sort_maps(value: Any) -> Any:
+    """Re-sort every dict of an untyped value in go-yaml's map key order."""
+    if isinstance(value, dict):
+        return {k: yaml_sort_maps(value[k]) for k in yaml_sorted(value)}
+    if isinstance(value, list):
+        return [yaml_sort_maps(v) for v in value]
+    return value
