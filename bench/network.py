@@ -255,12 +255,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def start_docker_iperf(name: str, port: int) -> None:
+    """busybox:local running the host's iperf3 (binary and libraries bind-mounted), published on
+    127.0.0.1:port through Docker's docker-proxy."""
+    mounts = []
+    for d in ("/usr/bin/iperf3", "/lib/x86_64-linux-gnu", "/lib64"):
+        mounts += ["-v", f"{d}:{d}:ro"]
+    argv = ["docker", "run", "-d", "--rm", "--name", name, "--tmpfs", "/tmp"]
+    argv += ["-p", f"127.0.0.1:{port}:5201", *mounts, "busybox:local", "/usr/bin/iperf3", "-s", "-p", "5201"]
+    subprocess.run(argv, check=True, capture_output=True)
+
+
 def bench_proxy(seconds: int, reps: int, root: Path, tag: str, docker: bool) -> dict[str, list[float]]:
+    """Each rep runs the three paths back to back, so load changes hit them alike."""
     out: dict[str, list[float]] = {"orc proxy": [], "direct": [], "docker-proxy": []}
     driver = NetworkDriver(root=root, pools_v4=(ipam.PoolRange("10.253.0.0/16", 24),))
     info = driver.create_network(NetworkSpec(project=tag, name=f"{tag}_px"))
-    container = None
+    container = f"{tag}-iperf" if docker else None
+    dport = _free_port()
     try:
+        if container:
+            start_docker_iperf(container, dport)
         with namespaces(1) as (server,):
             [att] = driver.connect(f"{tag}-srv", server.path, [EndpointSpec(network=info.name)])
             server.spawn("iperf3", "-s", "-p", "5201")
@@ -277,41 +292,13 @@ def bench_proxy(seconds: int, reps: int, root: Path, tag: str, docker: bool) -> 
                         out["direct"].append(
                             await anyio.to_thread.run_sync(iperf_client, [], str(att.ipv4), 5201, seconds)
                         )
+                        if container:
+                            out["docker-proxy"].append(
+                                await anyio.to_thread.run_sync(iperf_client, [], "127.0.0.1", dport, seconds)
+                            )
                     await proxy.aclose()
 
             anyio.run(run_proxy)
-        if docker:
-            dport = _free_port()
-            container = f"{tag}-iperf"
-            mounts = []
-            for d in ("/lib/x86_64-linux-gnu", "/lib64"):
-                mounts += ["-v", f"{d}:{d}:ro"]
-            subprocess.run(
-                [
-                    "docker",
-                    "run",
-                    "-d",
-                    "--rm",
-                    "--name",
-                    container,
-                    "--tmpfs",
-                    "/tmp",
-                    "-p",
-                    f"127.0.0.1:{dport}:5201",
-                    "-v",
-                    "/usr/bin/iperf3:/usr/bin/iperf3:ro",
-                    *mounts,
-                    "busybox:local",
-                    "/usr/bin/iperf3",
-                    "-s",
-                    "-p",
-                    "5201",
-                ],
-                check=True,
-                capture_output=True,
-            )
-            for _ in range(reps):
-                out["docker-proxy"].append(iperf_client([], "127.0.0.1", dport, seconds))
     finally:
         if container:
             subprocess.run(["docker", "rm", "-f", container], capture_output=True)
@@ -337,13 +324,17 @@ def main() -> None:
         and subprocess.run(["docker", "image", "inspect", "busybox:local"], capture_output=True).returncode
         == 0
     )
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="orc-bench-net-") as tmp:
         root = Path(tmp)
         setup = bench_setup(args.setup_runs, root / "setup", tag)
         bridge = bench_bridge(args.seconds, args.reps, root / "bridge", tag)
         proxy = bench_proxy(args.seconds, args.reps, root / "proxy", tag, docker)
 
-    print(f"kernel {os.uname().release}, {os.cpu_count()} CPUs, iperf3 -t {args.seconds}, {args.reps} reps\n")
+    print(
+        f"kernel {os.uname().release}, {os.cpu_count()} CPUs, iperf3 -t {args.seconds}, {args.reps} reps, "
+        f"1-min load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after\n"
+    )
     print("| per-container network setup | runs | median ms | min ms | max ms | vs orc |")
     print("|---|---|---|---|---|---|")
     orc_median = stats(setup["orc"])[0]
