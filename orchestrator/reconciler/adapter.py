@@ -15,6 +15,7 @@ forking stays safe (see the process runtime's docstring).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import ipaddress
 import os
 import shutil
@@ -259,17 +260,22 @@ class KernelRuntime:
     async def start(self, record: ContainerRecord) -> StartedContainer:
         service = self._service(record)
         name = record.name
-        await self._forget(name)
+        netns_file = self._netns_file(record.project, name)
+        await self._forget(name, keep_network=True)
         handle = await self._run(self._create_cgroup, record.project, name, cgroup_limits(service))
         self._handles[name] = handle
         etc = self._container_dir(name) / "etc"
         etc.mkdir(parents=True, exist_ok=True)
         hostname = service.hostname or record.container_id[:12]
         (etc / "hostname").write_text(hostname + "\n")
-        (etc / "hosts").write_text(hosts_file(hostname, []))
         networks = _network_endpoints(
             record, service, self._network_names.get(name) or self._service_networks.get(record.service, {})
         )
+        # A restart joins the namespace of the previous run, still wired to its bridges: no new
+        # veths, same addresses (Docker keeps its sandbox the same way).
+        kept = bool(networks) and os.path.ismount(netns_file)
+        if not kept:
+            (etc / "hosts").write_text(hosts_file(hostname, []))
         resolver = None
         if networks:
             info = self._network_info.get(networks[0].network) or await self._run(
@@ -280,7 +286,7 @@ class KernelRuntime:
         (etc / "resolv.conf").write_text(
             resolv_conf(self._host_resolvers, resolver, service.dns, service.dns_search, service.dns_opt)
         )
-        spec = self.container_spec(record, service, handle, hostname)
+        spec = self.container_spec(record, service, handle, hostname, str(netns_file) if kept else None)
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         try:
@@ -297,7 +303,13 @@ class KernelRuntime:
         self._start_pump(record, out_read, err_read)
         endpoints: list[EndpointRecord] = []
         try:
-            if networks:
+            if kept:
+                endpoints = list(record.networks)
+                addresses = [e.ipv4 for e in endpoints if e.ipv4]
+                if service.ports and addresses:
+                    await self.services.unpublish(name)
+                    await self.services.publish(name, addresses[0], [_port(p) for p in service.ports])
+            elif networks:
                 attachments = await self._run(self.network.connect, name, f"/proc/{pid}/ns/net", networks)
                 endpoints = [
                     EndpointRecord(a.network, a.ifname, a.ipv4, a.ipv6, a.mac, list(a.names))
@@ -308,12 +320,15 @@ class KernelRuntime:
                 if service.ports and addresses:
                     await self.services.unpublish(name)  # a previous run's ports
                     await self.services.publish(name, addresses[0], [_port(p) for p in service.ports])
+                await self._run(_keep_netns, pid, netns_file)
             elif service.network_mode == "none":
                 await self._run(self.network.prepare_mode, "none", f"/proc/{pid}/ns/net")
             await self._run(self.process.start, name)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._run(self.process.delete, name, True)
+            with contextlib.suppress(Exception):
+                await self._run(_release_netns, netns_file)
             with contextlib.suppress(Exception):
                 await self._run(self.network.disconnect, name)
             with contextlib.suppress(Exception):
@@ -327,8 +342,16 @@ class KernelRuntime:
         with self._cgroup_lock:
             return self.cgroups.create(project, name, limits)
 
+    def _netns_file(self, project: str, name: str) -> Path:
+        return self.run_root / project / "netns" / name
+
     def container_spec(
-        self, record: ContainerRecord, service: Service, handle: CgroupHandle, hostname: str
+        self,
+        record: ContainerRecord,
+        service: Service,
+        handle: CgroupHandle,
+        hostname: str,
+        join_netns: str | None = None,
     ) -> ContainerSpec:
         image = self._images.get(record.image)
         config = image.config if image is not None else None
@@ -376,7 +399,7 @@ class KernelRuntime:
             etc_files=EtcFiles(str(etc / "hosts"), str(etc / "resolv.conf"), str(etc / "hostname")),
             hostname=hostname,
             domainname=service.domainname,
-            namespaces=_namespaces(service),
+            namespaces=_namespaces(service, join_netns),
             cap_add=service.cap_add,
             cap_drop=service.cap_drop,
             privileged=service.privileged,
@@ -521,16 +544,21 @@ class KernelRuntime:
         await self._run(shutil.rmtree, self._container_dir(name), True)
         self._specs.pop(name, None)
 
-    async def _forget(self, name: str) -> None:
-        """Delete the process runtime's record of a previous run (stopped) of this container."""
+    async def _forget(self, name: str, keep_network: bool = False) -> None:
+        """Delete the process runtime's record of a previous run (stopped) of this container; its
+        network namespace and veths too unless ``keep_network`` and they are still held."""
         try:
             state = self.process.state(name)
         except NotFoundError:
             state = None
         if state is not None:
             await self._run(self.process.delete, name, True)
-        with contextlib.suppress(NotFoundError):
-            await self._run(self.network.disconnect, name)
+        netns_file = self._netns_file(self.project, name)
+        if not (keep_network and netns_file is not None and os.path.ismount(netns_file)):
+            if netns_file is not None:
+                await self._run(_release_netns, netns_file)
+            with contextlib.suppress(NotFoundError):
+                await self._run(self.network.disconnect, name)
         handle = self._handles.pop(name, None)
         if handle is not None and state is not None and state is not ContainerState.DELETED:
             await self._run(self.cgroups.remove, handle, True)
@@ -576,6 +604,27 @@ class KernelRuntime:
         if record.pid is None or record.pid_start_time is None:
             return False
         return same_process(record.pid, record.pid_start_time)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_MS_BIND = 4096
+_MNT_DETACH = 2
+
+
+def _keep_netns(pid: int, target: Path) -> None:
+    """Hold ``pid``'s network namespace open by bind-mounting it on ``target``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.touch()
+    if _libc.mount(f"/proc/{pid}/ns/net".encode(), str(target).encode(), None, _MS_BIND, None) != 0:
+        err = ctypes.get_errno()
+        raise TemporaryError(f"cannot keep the network namespace of {target.name}: {os.strerror(err)}")
+
+
+def _release_netns(target: Path) -> None:
+    if os.path.ismount(target):
+        _libc.umount2(str(target).encode(), _MNT_DETACH)
+    with contextlib.suppress(FileNotFoundError):
+        target.unlink()
 
 
 def _port(port: Any) -> DriverPortSpec:
@@ -641,13 +690,15 @@ def _network_endpoints(
     return endpoints
 
 
-def _namespaces(service: Service) -> Namespaces:
+def _namespaces(service: Service, join_netns: str | None = None) -> Namespaces:
     def mode(value: str | None) -> Namespace:
         if value == "host":
             return Namespace(NamespaceMode.HOST)
         return Namespace()
 
     net = Namespace(NamespaceMode.HOST) if service.network_mode == "host" else Namespace()
+    if join_netns is not None:
+        net = Namespace(NamespaceMode.JOIN, join_netns)
     return Namespaces(net=net, pid=mode(service.pid), ipc=mode(service.ipc), uts=mode(service.uts))
 
 
