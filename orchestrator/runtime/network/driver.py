@@ -75,6 +75,18 @@ def _opt_bool(value: str, key: str) -> bool:
     raise PermanentError(f"driver_opts {key}: expected true or false, got {value!r}")
 
 
+def _opt_mtu(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_MTU
+    try:
+        mtu = int(value)
+    except ValueError:
+        mtu = 0
+    if not 68 <= mtu <= 65535:
+        raise PermanentError(f"driver_opts {OPT_MTU}: {value!r} is not an MTU between 68 and 65535")
+    return mtu
+
+
 class NetworkDriver:
     def __init__(
         self,
@@ -125,7 +137,7 @@ class NetworkDriver:
                 )
             if known is None and self.links.link_exists(bridge):
                 raise ConflictError(f"network {spec.name}: a link named {bridge} exists and is not orc's")
-            mtu = spec.mtu or int(opts.get(OPT_MTU, DEFAULT_MTU))
+            mtu = spec.mtu or _opt_mtu(opts.get(OPT_MTU))
             icc = _opt_bool(opts[OPT_ICC], OPT_ICC) if OPT_ICC in opts else True
             masquerade = _opt_bool(opts[OPT_MASQUERADE], OPT_MASQUERADE) if OPT_MASQUERADE in opts else True
             routes = [ipaddress.ip_network(r) for r in self.links.host_routes()]

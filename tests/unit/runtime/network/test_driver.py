@@ -70,6 +70,10 @@ def test_driver_opts_and_mtu() -> None:
                 project="p", name="p_z", driver_opts=(("com.docker.network.bridge.enable_icc", "maybe"),)
             )
         )
+    with pytest.raises(PermanentError, match="is not an MTU between 68 and 65535"):
+        driver.create_network(
+            NetworkSpec(project="p", name="p_m", driver_opts=(("com.docker.network.driver.mtu", "big"),))
+        )
     with pytest.raises(ConflictError, match="already used by network p_x"):
         driver.create_network(NetworkSpec(project="p", name="p_w", bridge="br-custom"))
 
