@@ -288,7 +288,10 @@ class DnsServer:
         port: int,
         network: str | None,
     ) -> None:
-        reply = await self.resolve(packet, host, network)
+        try:
+            reply = await self.resolve(packet, host, network)
+        except Exception:
+            return  # one malformed query must not take the resolver down for everyone
         if reply is not None:
             try:
                 async with send_lock:
@@ -307,7 +310,10 @@ class DnsServer:
                     while True:
                         size = int.from_bytes(await buffered.receive_exactly(2), "big")
                         packet = await buffered.receive_exactly(size)
-                        reply = await self.resolve(packet, source, network, tcp=True)
+                        try:
+                            reply = await self.resolve(packet, source, network, tcp=True)
+                        except Exception:
+                            return  # drop this connection only
                         if reply is None:
                             return
                         await stream.send(len(reply).to_bytes(2, "big") + reply)

@@ -8,6 +8,8 @@ import socket
 import anyio
 import pytest
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.runtime.network.dns import DnsRegistry, DnsServer
 
@@ -159,3 +161,30 @@ def test_dead_upstream_gives_servfail() -> None:
 @pytest.mark.parametrize("garbage", [b"", b"\x00\x01", b"not dns at all"])
 def test_garbage_is_not_answered_locally(garbage: bytes) -> None:
     assert DnsServer(registry(), []).answer_local(garbage, "10.0.1.2", None) is None
+
+
+def test_garbage_does_not_stop_the_server() -> None:
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            server = DnsServer(registry(), [])
+            port = await tg.start(server.serve, "127.0.0.1", "p_front", 0)
+            async with await anyio.create_connected_udp_socket("127.0.0.1", port) as client:
+                for junk in (b"", b"\xff" * 3, b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c"):
+                    await client.send(junk)
+                await client.send(DNSRecord.question("api").pack())
+                with anyio.fail_after(5):
+                    while True:  # skip any reply to the junk
+                        reply = DNSRecord.parse(await client.receive())
+                        if reply.rr:
+                            break
+                assert [str(rr.rdata) for rr in reply.rr] == ["10.0.1.4"]
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80))
+def test_answer_local_never_raises(data: bytes) -> None:
+    reply = DnsServer(registry(), []).answer_local(data, "10.0.1.2", "p_front")
+    assert reply is None or isinstance(reply, bytes)
