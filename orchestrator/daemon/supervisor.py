@@ -178,6 +178,9 @@ class Supervisor:
             )
             await _send(stream, protocol.ok({"exit_code": result.exit_code, "output": result.output}))
             return
+        if op == "run":
+            await _send(stream, protocol.ok(await self._run_one_off(request)))
+            return
         spec = self._spec_from(request)
         async with self.bus.subscribe() as events, anyio.create_task_group() as group:
 
@@ -196,6 +199,29 @@ class Supervisor:
         await _send(stream, protocol.ok(report_json(report)))
         if finished:
             self._done.set()
+
+    async def _run_one_off(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.reconciler is not None
+        spec = self._spec_from(request)
+        if spec is None:
+            raise UsageError("run needs the project's files")
+        record = await self.reconciler.run_one_off(
+            spec,
+            str(request["service"]),
+            request.get("name_suffix") or os.urandom(6).hex(),
+            command=request.get("command"),
+            environment=request.get("environment") or {},
+            with_dependencies=not request.get("no_deps"),
+            detach=bool(request.get("detach")),
+        )
+        output = ""
+        if not request.get("detach") and record.log_path:
+            from orchestrator.state.logs import container_entries
+
+            output = "".join(e.text for e in container_entries(Path(record.log_path)))
+        if request.get("rm") and not request.get("detach"):
+            await self.reconciler.remove_container(record.name)
+        return {"container": record.name, "exit_code": record.exit_code, "output": output}
 
     def _spec_from(self, request: dict[str, Any]) -> ProjectSpec | None:
         if request.get("load"):

@@ -18,14 +18,16 @@ The supervisor (``daemon``) and the foreground ``up`` own a Reconciler inside
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from dataclasses import replace as dataclass_replace
 
 import anyio
 from anyio.abc import TaskGroup
 
-from orchestrator.errors import OrcError, PermanentError, TemporaryError
+from orchestrator.errors import OrcError, PermanentError, TemporaryError, UsageError
+from orchestrator.model import FrozenDict, Service
 from orchestrator.planner.observed import DesiredService, ObservedContainer, ObservedState
 from orchestrator.planner.plan import Action, DownOptions, Gate, Plan, UpOptions, plan_down, plan_up
 from orchestrator.planner.restart import RestartTracker
@@ -234,6 +236,92 @@ class Reconciler:
         keys = {a.key for a in starts}
         actions = tuple(replace(a, after=tuple(k for k in a.after if k in keys)) for a in starts)
         return await self.execute(Plan(spec.name, actions), spec)
+
+    async def run_one_off(
+        self,
+        spec: ProjectSpec,
+        service_name: str,
+        suffix: str,
+        *,
+        command: Sequence[str] | None = None,
+        environment: Mapping[str, str] | None = None,
+        with_dependencies: bool = True,
+        detach: bool = False,
+    ) -> ContainerRecord:
+        """``orc run``: a one-off container of ``service_name`` (its dependencies started first
+        unless told otherwise), named ``<project>-<service>-run-<suffix>``, with no restart
+        policy and no published ports. Returns its record once it exited (or, with ``detach``,
+        once it started)."""
+        self._remember_project(spec)
+        service = spec.desired.service(service_name)
+        if service is None:
+            raise UsageError(f"no such service: {service_name}")
+        dependencies = tuple(d.service for d in service.depends_on if spec.desired.service(d.service))
+        if with_dependencies and dependencies:
+            report = await self.up(spec, UpOptions(services=dependencies))
+            report.raise_for_failures()
+            for dep in service.depends_on:
+                verdict, why = await self._wait_gate(Gate(dep.service, dep.condition, dep.required))
+                if verdict == FAIL and dep.required:
+                    raise PermanentError(why)
+        behaviour = spec.behaviour(service_name)
+        source = behaviour.source
+        if isinstance(source, Service):
+            source = dataclass_replace(
+                source,
+                command=tuple(command) if command else source.command,
+                environment=FrozenDict({**source.environment, **(environment or {})}),
+                container_name=None,
+                ports=(),
+            )
+        name = f"{spec.name}-{service_name}-run-{suffix}"
+        created = await self.runtime.create(
+            ContainerRequest(
+                project=spec.name,
+                name=name,
+                service=service_name,
+                number=0,
+                image=service.image,
+                config=service.config,
+                source=source,
+                one_off=True,
+                networks=service.networks,
+            )
+        )
+        record = ContainerRecord(
+            project=spec.name,
+            name=name,
+            service=service_name,
+            number=0,
+            container_id=created.container_id,
+            config_hash=service.config_hash,
+            image=service.image,
+            image_digest=created.image_digest,
+            one_off=True,
+            created_at=self.wall(),
+            rootfs=created.rootfs,
+            log_path=created.log_path,
+        )
+        self._behaviours[name] = ServiceBehaviour(
+            stop_signal=behaviour.stop_signal,
+            stop_grace_period=behaviour.stop_grace_period,
+            log_options=behaviour.log_options,
+            source=source,
+        )
+        self._save(record)
+        self.board.put(self._view(record))
+        self._publish("container", "create", name, service_name)
+        await self._start(record, by_user=True)
+        if not detach:
+            watcher = self._watch_done.get(name)
+            if watcher is not None:
+                await watcher.wait()
+        return self._records.get(name, record)
+
+    async def remove_container(self, name: str) -> None:
+        record = self._record(name)
+        await self._stop(record)
+        await self._remove(record)
 
     async def exec_in(self, name: str, argv: Sequence[str], timeout: float) -> ExecResult:
         record = self._records.get(name)

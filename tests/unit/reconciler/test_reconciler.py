@@ -286,3 +286,30 @@ def test_restart_policy_from_deploy() -> None:
     w = run_world(body, scripts={"web": ProcessScript(runs=[(1.0, 1)], forever=False)})
     starts = w.at("start demo-web-1")
     assert len(starts) == 2 and round(starts[1] - starts[0], 3) == 3.0
+
+
+def test_run_one_off_starts_dependencies_and_waits_for_exit() -> None:
+    spec = three_tier()
+    scripts = {"api": ProcessScript(runs=[(2.0, 3)], forever=True)}
+
+    async def body(w: World) -> None:
+        record = await w.reconciler.run_one_off(
+            spec, "api", "abc123", command=["migrate"], environment={"X": "1"}
+        )
+        assert (record.name, record.one_off, record.exit_code, record.status) == (
+            "demo-api-run-abc123",
+            True,
+            3,
+            "exited",
+        )
+        assert record.restart_count == 0  # one-off containers have no restart policy
+        names = {r.name for r in w.store.list_containers("demo")}
+        assert names == {"demo-db-1", "demo-api-run-abc123"}  # the dependency, not api's own replica
+        # a later `up` does not treat the one-off as an orphan or a replica of api
+        report = await w.reconciler.up(spec)
+        assert report.ok and not report.warnings
+        await w.reconciler.remove_container(record.name)
+
+    w = run_world(body, scripts=scripts)
+    assert w.at("start demo-db-1") == [0.0]
+    assert w.at("start demo-api-run-abc123") == [1.0]  # after db became healthy
