@@ -130,7 +130,9 @@ def test_three_tier_up_ps_logs_exec_down(stack: tuple[Orc, str, int], tmp_path: 
     failing = orc("exec", "web", "sh", "-c", "exit 3", check=False)
     assert failing.returncode == 3
 
-    one_off = orc("run", "--rm", "-e", "WHO=one-off", "web", "sh", "-c", "echo $WHO; wget -qO- http://api:8080/")
+    one_off = orc(
+        "run", "--rm", "-e", "WHO=one-off", "web", "sh", "-c", "echo $WHO; wget -qO- http://api:8080/"
+    )
     assert one_off.stdout == "one-off\napi-ok\n"
     assert len(orc("ps", "-a", "--format", "json").stdout.splitlines()) == 3  # --rm removed it
 
