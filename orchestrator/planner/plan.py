@@ -26,8 +26,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
-
 from orchestrator.errors import NotFoundError, PermanentError, StackError, UsageError
 from orchestrator.planner.observed import Desired, DesiredService, ObservedContainer, ObservedState
 
@@ -116,21 +114,11 @@ class Plan:
     def empty(self) -> bool:
         return not self.actions
 
-    def graph(self) -> nx.DiGraph:
-        graph: nx.DiGraph = nx.DiGraph()
-        for action in self.actions:
-            graph.add_node(action.key, action=action)
-            for before in action.after:
-                graph.add_edge(before, action.key)
-        return graph
-
     def waves(self) -> list[list[Action]]:
         """Actions grouped so each wave depends only on earlier ones; each wave in key order."""
-        graph = self.graph()
-        return [
-            sorted((graph.nodes[k]["action"] for k in generation), key=_action_order)
-            for generation in nx.topological_generations(graph)
-        ]
+        by_key = {a.key: a for a in self.actions}
+        generations = topological_generations(by_key, {a.key: a.after for a in self.actions})
+        return [sorted((by_key[k] for k in generation), key=_action_order) for generation in generations]
 
     def to_text(self) -> str:
         """The plan as stable text (golden-tested; printed by ``orc plan`` and ``up --dry-run``)."""
@@ -385,23 +373,61 @@ def plan_down(
 
 def service_order(desired: Desired) -> list[str]:
     """Services with every dependency before its dependents, ties broken by name."""
-    graph: nx.DiGraph = nx.DiGraph()
     names = {s.name for s in desired.services}
-    graph.add_nodes_from(names)
+    requires: dict[str, list[str]] = {name: [] for name in names}
     for service in desired.services:
         for dep in service.depends_on:
             if dep.service in names:
-                graph.add_edge(dep.service, service.name)
+                requires[service.name].append(dep.service)
             elif dep.required:
                 raise StackError(f'service "{service.name}" depends on undefined service "{dep.service}"')
-    try:
-        return list(nx.lexicographical_topological_sort(graph))
-    except nx.NetworkXUnfeasible as exc:
-        members = [edge[0] for edge in nx.find_cycle(graph)]
-        first = members.index(min(members))
-        members = members[first:] + members[:first]
-        cycle = " → ".join([*members, members[0]])
-        raise StackError(f"dependency cycle between services: {cycle}") from exc
+    ordered: list[str] = []
+    ready = sorted(n for n in names if not requires[n])
+    remaining = {n: set(deps) for n, deps in requires.items()}
+    while ready:
+        name = ready.pop(0)
+        ordered.append(name)
+        for other in sorted(remaining):
+            if name in remaining[other]:
+                remaining[other].discard(name)
+                if not remaining[other] and other not in ordered and other not in ready:
+                    ready.append(other)
+                    ready.sort()
+    if len(ordered) < len(names):
+        members = _cycle({n: deps for n, deps in remaining.items() if n not in ordered})
+        raise StackError(f"dependency cycle between services: {' → '.join([*members, members[0]])}")
+    return ordered
+
+
+def topological_generations(nodes: Iterable[str], after: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """Kahn's algorithm by levels: each generation holds the nodes whose prerequisites are all in
+    earlier generations. (Hand-written: importing networkx for this costs the supervisor ~20 MiB.)"""
+    pending = {node: set(after.get(node, ())) for node in nodes}
+    generations: list[list[str]] = []
+    while pending:
+        generation = sorted(node for node, before in pending.items() if not before)
+        if not generation:
+            raise ValueError(f"cycle among {_cycle(pending)}")
+        generations.append(generation)
+        for node in generation:
+            del pending[node]
+        for before in pending.values():
+            before.difference_update(generation)
+    return generations
+
+
+def _cycle(requires: Mapping[str, Iterable[str]]) -> list[str]:
+    """One cycle in a graph where every node has an unmet requirement, smallest name first."""
+    start = min(requires)
+    path = [start]
+    node = start
+    while True:
+        node = min(n for n in requires[node] if n in requires)
+        if node in path:
+            members = path[path.index(node) :]
+            first = members.index(min(members))
+            return members[first:] + members[:first]
+        path.append(node)
 
 
 def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

@@ -285,3 +285,21 @@ def test_many_changes_are_summarised() -> None:
 def test_null_and_missing_keys_are_the_same() -> None:
     assert config_changes({"command": None, "image": "x"}, {"image": "x"}) == []
     assert config_changes({"command": ["a"]}, {"command": None}) == ["command"]
+
+
+def test_three_service_cycle_and_generations() -> None:
+    from orchestrator.planner.plan import topological_generations
+
+    a = svc("a", "app:1", depends_on=(Dependency("c"),))
+    b = svc("b", "app:1", depends_on=(Dependency("a"),))
+    c = svc("c", "app:1", depends_on=(Dependency("b"),))
+    d = svc("d", "app:1")
+    with pytest.raises(StackError, match="dependency cycle between services: a → c → b → a"):
+        plan_up(Desired("demo", (d, a, b, c)), ObservedState())
+    assert topological_generations("xyzw", {"y": ["x"], "z": ["x", "y"], "w": []}) == [
+        ["w", "x"],
+        ["y"],
+        ["z"],
+    ]
+    with pytest.raises(ValueError, match="cycle"):
+        topological_generations("xy", {"x": ["y"], "y": ["x"]})
