@@ -59,11 +59,13 @@ class Box:
         self.prefix = prefix
         self.driver: CgroupDriver = open_driver(DriverOptions(prefix=prefix))
         self.handles: dict[str, CgroupHandle] = {}
-        self.runtime = ForkServerRuntime(
-            root / "state", root / "cache", oom_check=lambda cid: self.driver.oom_killed(self.handles[cid])
-        )
+        self.runtime = ForkServerRuntime(root / "state", root / "cache", oom_check=self.oom_killed)
         self.ids: list[str] = []
         self.leftovers: list[str] = []
+
+    def oom_killed(self, cid: str) -> bool:
+        handle = self.handles.get(cid)
+        return handle is not None and self.driver.oom_killed(handle)
 
     def spec(
         self, name: str, args: tuple[str, ...], limits: CgroupLimits | None = CgroupLimits(), **extra: object
@@ -451,3 +453,21 @@ def test_a_host_mount_made_after_the_blanks_were_forked_is_seen_by_the_container
         assert box.log(cid) == "made after the blanks"
     finally:
         subprocess.run(["umount", str(late)], check=True)
+
+
+def test_create_and_exec_failures_come_back_as_clear_errors(box: Box, tmp_path: Path) -> None:
+    spec = box.spec("nocgroup", ("true",), limits=None, cgroup_dirs=(str(tmp_path / "no-such-cgroup"),))
+    with pytest.raises(ContainerStartError, match="join cgroups: No such file or directory") as info:
+        box.runtime.create(spec)
+    assert info.value.step == "join cgroups"
+    with pytest.raises(Exception, match="no container"):
+        box.runtime.state(spec.id)
+    box.runtime.create(box.spec("nocgroup2", ("true",), limits=None))  # the server is fine
+    box.ids.append(f"{box.prefix}-nocgroup2")
+
+    cid = box.run(box.spec("execfail", ("sleep", "30")))
+    with pytest.raises(ContainerStartError, match="exec: /nope: no such file or directory"):
+        box.runtime.exec(cid, ExecSpec(("/nope",)))
+    handle = box.runtime.exec(cid, ExecSpec(("true",)))
+    status = box.runtime.wait_exec(handle, timeout=10)
+    assert status is not None and status.code == 0

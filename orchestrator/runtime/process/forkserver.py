@@ -156,13 +156,6 @@ def _error_report(exc: BaseException) -> bytes:
     return json.dumps(report).encode()
 
 
-def _read_all(fd: int, timeout: float | None = None) -> bytes:
-    try:
-        return wire.read_until_eof(fd, timeout)
-    except TimeoutError as exc:
-        raise ServerError(f"no answer from the child within {timeout}s", "temporary") from exc
-
-
 def _reset_signals_in_child() -> None:
     # No collections between fork and exec: they would touch (and so copy) every tracked object.
     gc.disable()
@@ -266,7 +259,8 @@ class ForkServer:
             elif op == "create":
                 reply["pid"], reply_fds = self.create(message["spec"], message["rootfs_mount"], fds)
             elif op == "exec":
-                reply["pid"], reply["exec_id"] = self.exec(message["id"], message["exec"], fds)
+                reply["pid"], reply["exec_id"], error_r = self.exec(message["id"], message["exec"], fds)
+                reply_fds = [error_r]
             elif op == "signal":
                 self.signal(message["id"], message["signal"])
             else:
@@ -417,24 +411,12 @@ class ForkServer:
             child_only.pop()
         for fd in child_only:
             os.close(fd)
-        try:
-            try:
-                ready = _read_all(ready_r, timeout=30)
-            finally:
-                os.close(ready_r)
-            if not ready:
-                raise self._child_error(_read_all(err_r, timeout=30), spec.id)
-        except BaseException:
-            os.close(sync_w)
-            os.close(err_r)
-            if console_parent is not None:
-                console_parent.close()
-            raise
         self.records[spec.id] = _Record(spec, pid, mask(caps), program)
         self.children[pid] = (spec.id, None)
-        # The runtime releases the init itself (sync pipe), sees its exec or error (error pipe)
-        # and receives its terminal (console socket): start costs no round trip through here.
-        handed = [sync_w, err_r]
+        # The runtime waits for "ready" itself (ready pipe), releases the init (sync pipe), sees
+        # its exec or error (error pipe) and receives its terminal (console socket): nothing after
+        # the fork costs a round trip through here.
+        handed = [ready_r, sync_w, err_r]
         if console_parent is not None:
             handed.append(console_parent.detach())
         return pid, handed
@@ -597,7 +579,9 @@ class ForkServer:
         except ProcessLookupError:
             pass
 
-    def exec(self, container_id: str, spec: ExecSpec, fds: list[int]) -> tuple[int, str]:
+    def exec(self, container_id: str, spec: ExecSpec, fds: list[int]) -> tuple[int, str, int]:
+        """Fork a process into the container; returns its pid, exec id and the read end of its
+        error pipe, which the runtime reads to EOF (its exec) itself."""
         record = self.records.get(container_id)
         if record is None:
             raise ServerError(f"container {container_id} is not running", "conflict")
@@ -644,13 +628,7 @@ class ForkServer:
         record.execs += 1
         exec_id = f"{container_id}.exec{record.execs}"
         self.children[pid] = (container_id, exec_id)
-        try:
-            report = _read_all(err_r, timeout=60)
-        finally:
-            os.close(err_r)
-        if report:
-            raise self._child_error(report, container_id)
-        return pid, exec_id
+        return pid, exec_id, err_r
 
     def _exec_child(
         self, plan: ExecPlan, cgroup_dirs: tuple[str, ...], pidfd: int, ns_flags: int, keep: tuple[int, ...]

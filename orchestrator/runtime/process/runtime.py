@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from orchestrator.errors import ConflictError, NotFoundError, OrcError, PermanentError, TemporaryError
 
@@ -239,6 +239,7 @@ class ForkServerRuntime:
         self._pending: dict[int, _Pending] = {}
         self._containers: dict[str, _Container] = {}
         self._exec_exits: dict[str, ExitStatus] = {}
+        self._failed_execs: set[str] = set()
         self._closed = False
         self._trash = _Trash()
         try:
@@ -304,12 +305,15 @@ class ForkServerRuntime:
         ):
             try:
                 oom = self._oom(container.spec.id)
-            except (OSError, OrcError):
-                oom = False  # the exit itself must still be recorded
+            except Exception:  # a failing callback must not cost the exit itself (or this thread)
+                oom = False
         exit_status = ExitStatus.from_wait_status(status, oom)
         with self._lock:
             if message.get("exec_id") is not None:
-                self._exec_exits[message["exec_id"]] = exit_status
+                if message["exec_id"] in self._failed_execs:
+                    self._failed_execs.discard(message["exec_id"])
+                else:
+                    self._exec_exits[message["exec_id"]] = exit_status
             elif container is not None and container.exit is None:
                 container.exit = exit_status
                 container.state = ContainerState.STOPPED
@@ -358,18 +362,46 @@ class ForkServerRuntime:
         try:
             mount_point = self.state_dir / spec.id / "rootfs"
             mount_point.mkdir(parents=True, exist_ok=True)
-            reply, handed = self._request(
-                {"op": "create", "spec": spec, "rootfs_mount": str(mount_point)}, fds
-            )
+            try:
+                reply, handed = self._request(
+                    {"op": "create", "spec": spec, "rootfs_mount": str(mount_point)}, fds
+                )
+            except OrcError:
+                shutil.rmtree(self.state_dir / spec.id, ignore_errors=True)
+                raise
         finally:
             for fd in owned:
                 os.close(fd)
-        container = _Container(spec, reply["pid"], sync_w=handed[0], error_r=handed[1])
-        if len(handed) > 2:
-            container.console_socket = socket.socket(fileno=handed[2])
+        ready_r = handed[0]
+        container = _Container(spec, reply["pid"], sync_w=handed[1], error_r=handed[2])
+        if len(handed) > 3:
+            container.console_socket = socket.socket(fileno=handed[3])
         with self._lock:
             self._containers[spec.id] = container
+        try:
+            ready = wire.read_until_eof(ready_r, timeout=30)
+        except TimeoutError:
+            ready = b""
+        finally:
+            os.close(ready_r)
+        if not ready:
+            self._abandon(container)
         return int(reply["pid"])
+
+    def _abandon(self, container: _Container) -> NoReturn:
+        """The init failed before it was ready: raise its error once its exit is recorded."""
+        assert container.error_r is not None
+        try:
+            report = wire.read_until_eof(container.error_r, timeout=30)
+        except TimeoutError:
+            report = b""
+        step, message, error_number = wire.parse_child_report(report)
+        container.close_handover()
+        self.wait(container.spec.id, timeout=10)  # the server reaps it; the id is free after that
+        with self._lock:
+            self._containers.pop(container.spec.id, None)
+        self._trash.discard(self.state_dir / container.spec.id)
+        raise ContainerStartError(f"container {container.spec.id}: {step}: {message}", step, error_number)
 
     def _stdio_fds(self, stdio: Stdio | None, log_path: str | None) -> tuple[list[int], list[int]]:
         stdio = stdio or Stdio()
@@ -494,10 +526,23 @@ class ForkServerRuntime:
             raise InvalidStateError(f"container {container_id}: cannot exec, it is {container.state.value}")
         fds, owned = self._stdio_fds(stdio, None)
         try:
-            reply, _ = self._request({"op": "exec", "id": container_id, "exec": spec}, fds)
+            reply, handed = self._request({"op": "exec", "id": container_id, "exec": spec}, fds)
         finally:
             for fd in owned:
                 os.close(fd)
+        error_r = handed[0]
+        try:
+            report = wire.read_until_eof(error_r, timeout=60)
+        except TimeoutError as exc:
+            raise TemporaryError(f"exec in {container_id}: no exec within 60s") from exc
+        finally:
+            os.close(error_r)
+        if report:
+            with self._lock:
+                self._failed_execs.add(reply["exec_id"])
+                self._exec_exits.pop(reply["exec_id"], None)
+            step, message, error_number = wire.parse_child_report(report)
+            raise ContainerStartError(f"exec in {container_id}: {step}: {message}", step, error_number)
         return ExecHandle(container_id, reply["exec_id"], reply["pid"])
 
     def wait_exec(self, handle: ExecHandle, timeout: float | None = None) -> ExitStatus | None:
