@@ -122,13 +122,18 @@ class KernelRuntime:
         self._host_resolvers = parse_resolv_conf(host_resolv)
         self.services = NetworkServices(self.network, self._host_resolvers)
         await self.services.__aenter__()
+        return self
+
+    def _image_driver(self) -> Any:
+        """The images driver, opened on first use (a project of x-orc rootfs services never
+        loads the registry client)."""
         if self.images is None:
             from orchestrator.runtime.images.driver import LocalImages
             from orchestrator.runtime.images.store import ImageStore
 
             self.images = LocalImages(ImageStore(self.lib_root / "images"))
             self._own_images = True
-        return self
+        return self.images
 
     async def __aexit__(self, *exc: object) -> None:
         if self._own_images and self.images is not None:
@@ -158,9 +163,7 @@ class KernelRuntime:
                 if Path(reference[len(ROOTFS_PREFIX) :]).is_dir():
                     found[reference] = reference
                 continue
-            if self.images is None:
-                continue
-            image = self.images.get(reference)
+            image = self._image_driver().get(reference)
             if image is not None:
                 self._images[reference] = image
                 found[reference] = image.id
@@ -169,9 +172,7 @@ class KernelRuntime:
     async def pull(self, image: str) -> str:
         if image.startswith(ROOTFS_PREFIX):
             raise NotFoundError(f"x-orc rootfs directory {image[len(ROOTFS_PREFIX) :]} does not exist")
-        if self.images is None:
-            raise PermanentError(f"cannot pull {image}: no image store configured")
-        pulled = await self.images.pull(image)
+        pulled = await self._image_driver().pull(image)
         self._images[image] = pulled
         return str(pulled.id)
 
@@ -224,8 +225,8 @@ class KernelRuntime:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         digest = request.image if request.image.startswith(ROOTFS_PREFIX) else ""
         image = self._images.get(request.image)
-        if image is None and not request.image.startswith(ROOTFS_PREFIX) and self.images is not None:
-            image = self.images.get(request.image)
+        if image is None and not request.image.startswith(ROOTFS_PREFIX):
+            image = self._image_driver().get(request.image)
             if image is None:
                 raise NotFoundError(f"image {request.image} is not present")
             self._images[request.image] = image
