@@ -81,7 +81,7 @@ class Orc:
         handle = self.driver.create(PROJECT, f"{self.name}{self.count + 1}", LIMITS)
         t1 = time.perf_counter()
         spec = self.spec(("sleep", "30"), tuple(str(d) for d in handle.directories))
-        time.sleep(0.01)  # let the fork server be idle long enough to prepare a blank init
+        time.sleep(0.05)  # a gap between containers: the fork server prepares a blank init
         t2 = time.perf_counter()
         self.runtime.create(spec)
         self.runtime.start(spec.id)

@@ -58,7 +58,7 @@ from .spec import ContainerSpec, NamespaceMode, SeccompMode, env_dict
 
 # The namespaces of a blank init in the pool: what a container with the default namespaces needs.
 _POOL_FLAGS = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
-_POOL_IDLE_MS = 2
+_POOL_IDLE_MS = 20
 _NS_FLAGS = {"net": CLONE_NEWNET, "pid": CLONE_NEWPID, "ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS}
 
 
