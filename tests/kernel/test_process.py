@@ -226,7 +226,12 @@ def test_half_a_cpu_holds_a_busy_loop_near_fifty_percent(box: Box) -> None:
 
 
 def test_exec_joins_the_containers_namespaces_cgroups_and_user(box: Box, tmp_path: Path) -> None:
-    spec = box.spec("exec", ("sleep", "30"), process=ProcessSpec(args=("sleep", "30"), user=User("tester")))
+    spec = box.spec(
+        "exec",
+        ("sleep", "30"),
+        process=ProcessSpec(args=("sleep", "30"), user=User("tester")),
+        rlimits=(Rlimit("nofile", 512, 512),),
+    )
     cid = box.run(spec)
     out_path = tmp_path / "exec.out"
     with open(out_path, "w") as out:
@@ -244,6 +249,17 @@ def test_exec_joins_the_containers_namespaces_cgroups_and_user(box: Box, tmp_pat
     assert out_path.read_text().split() == ["1000", "exec"]
     with open(f"/proc/{init_pid}/status") as f:
         assert "CapEff:\t0000000000000000" in f.read()  # a non-root user keeps no effective caps
+
+    override = ExecSpec(
+        ("sh", "-c", "id -u; pwd; echo $X; ulimit -n; umask"),
+        env=(("X", "1"),),
+        cwd="/tmp",
+        user=User("nobody"),
+    )
+    with open(out_path, "w") as out:
+        handle = box.runtime.exec(cid, override, Stdio(stdout=out.fileno()))
+    assert box.runtime.wait_exec(handle, timeout=10) is not None
+    assert out_path.read_text().split() == ["65534", "/tmp", "1", "512", "0022"]
 
 
 def test_start_failures_come_back_as_clear_errors(box: Box) -> None:

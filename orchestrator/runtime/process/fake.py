@@ -151,6 +151,9 @@ class RecordingKernel:
     def setsid(self) -> None:
         self._record("setsid")
 
+    def set_umask(self, mask: int) -> None:
+        self._record("set_umask", mask)
+
     def dup2(self, fd: int, target: int) -> None:
         self._record("dup2", fd, target)
 

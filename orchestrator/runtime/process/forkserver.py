@@ -614,6 +614,8 @@ class ForkServer:
             seccomp_program=program,
             stdio=(fds[0], fds[1], fds[2]),
             error_fd=err_w,
+            rlimits=container.rlimits,
+            oom_score_adj=container.oom_score_adj,
         )
         try:
             pid = self._fork(join_pid_namespace=pidfd)

@@ -52,6 +52,7 @@ from .spec import (
     NamespaceMode,
     OverlayRootfs,
     Propagation,
+    Rlimit,
     TmpfsMount,
     User,
     VolumeMount,
@@ -140,6 +141,8 @@ class ExecPlan:
     seccomp_program: bytes | None
     stdio: tuple[int, int, int]
     error_fd: int
+    rlimits: tuple[Rlimit, ...] = ()  # the container's: exec'd processes get its ulimits too
+    oom_score_adj: int | None = None
 
 
 @contextmanager
@@ -404,17 +407,16 @@ def restrict_paths(plan: StartPlan, k: Kernel) -> None:
             _remount_readonly(k, path, MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_REC)
 
 
-def set_limits(plan: StartPlan, k: Kernel) -> None:
-    spec = plan.spec
+def set_limits(k: Kernel, rlimits: tuple[Rlimit, ...], oom_score_adj: int | None) -> None:
     with step("set rlimits"):
-        for limit in spec.rlimits:
+        for limit in rlimits:
             number = getattr(resource, "RLIMIT_" + limit.name.upper(), None)
             if number is None:
                 raise StepError("set rlimits", f"unknown ulimit {limit.name!r}")
             k.setrlimit(number, limit.soft, limit.hard)
-    if spec.oom_score_adj is not None:
+    if oom_score_adj is not None:
         with step("set oom_score_adj"):
-            k.write_text("/proc/self/oom_score_adj", str(spec.oom_score_adj))
+            k.write_text("/proc/self/oom_score_adj", str(oom_score_adj))
 
 
 def lock_down(
@@ -462,6 +464,8 @@ def _exec(
     k: Kernel, args: tuple[str, ...], env: dict[str, str], cwd: str, keep_fd: int, user: ResolvedUser
 ) -> NoReturn:
     env.setdefault("HOME", user.home)
+    with step("set umask"):
+        k.set_umask(0o022)  # as runc and Docker: not whatever the supervisor happened to have
     with step("change to working directory"):
         k.chdir(cwd)
     path = find_executable(k, args[0], env)
@@ -498,7 +502,7 @@ def run_init(plan: StartPlan, k: Kernel) -> NoReturn:
     user = read_user(k, spec.process.user)
     set_identity(plan, k)
     restrict_paths(plan, k)
-    set_limits(plan, k)
+    set_limits(k, spec.rlimits, spec.oom_score_adj)
     lock_down(k, plan.capability_mask, plan.last_cap, spec.no_new_privileges, plan.seccomp_program, user)
     args = spec.process.args
     if spec.init is not None:
@@ -512,5 +516,6 @@ def run_exec(plan: ExecPlan, k: Kernel) -> NoReturn:
     with step("setsid"):
         k.setsid()
     user = read_user(k, plan.user)
+    set_limits(k, plan.rlimits, plan.oom_score_adj)
     lock_down(k, plan.capability_mask, plan.last_cap, plan.no_new_privileges, plan.seccomp_program, user)
     _exec(k, plan.args, dict(plan.env), plan.cwd, plan.error_fd, user)

@@ -278,11 +278,34 @@ def test_exec_sequence_locks_down_then_execs() -> None:
         "set_uid",
         "set_keep_capabilities",
         "set_capabilities",
+        "set_umask",
         "chdir",
         "close_fds_except",
         "execve",
     ]
     assert ("set_gid", 2000) in k.calls and ("close_fds_except", (8,)) in k.calls
+
+
+def test_exec_gets_the_containers_ulimits_and_oom_score_before_dropping_privileges() -> None:
+    k = kernel()
+    exec_plan = ExecPlan(
+        args=("/bin/sh",),
+        env={},
+        cwd="/",
+        user=User(),
+        capability_mask=0,
+        last_cap=40,
+        no_new_privileges=False,
+        seccomp_program=None,
+        stdio=(0, 1, 2),
+        error_fd=8,
+        rlimits=(Rlimit("nofile", 64, 128),),
+        oom_score_adj=300,
+    )
+    with pytest.raises(Executed):
+        run_exec(exec_plan, k)
+    assert first(k.calls, "setrlimit") < first(k.calls, "drop_bounding_capabilities")
+    assert first(k.calls, "write_text", "/proc/self/oom_score_adj", "300") < first(k.calls, "set_uid")
 
 
 def test_secure_join_keeps_symlinks_inside_the_root() -> None:
