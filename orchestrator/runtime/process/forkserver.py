@@ -1,21 +1,23 @@
 """The fork server: a single-threaded process that forks every container init and exec'd process.
 
 Started by ``runtime.ForkServerRuntime`` as ``python -m orchestrator.runtime.process.forkserver
-<socket fd> <seccomp cache dir> <blank inits>`` before any request, it imports the whole start path once, becomes
-a child subreaper, and serves requests (pickled dicts over SOCK_SEQPACKET, fds with SCM_RIGHTS):
+<socket fd> <seccomp cache dir> <blank inits>`` before any request, it imports the whole start
+path once, becomes a child subreaper, and serves requests (pickled dicts over SOCK_SEQPACKET,
+fds with SCM_RIGHTS):
 
 * ``create``: fork the init straight into a new (or joined) pid namespace, so it is PID 1 there
-  and this server's own child; it joins its cgroups (writing ``0``: it moves itself), joins or
-  unshares the other namespaces, reports ready, and blocks on the sync pipe. Reply: its pid.
-* ``start``: release the init and read its CLOEXEC error pipe: EOF means exec succeeded, bytes
-  are its error report.
+  and this server's own child (or hand the plan to a blank init forked ahead of time); the init
+  joins its cgroups (writing ``0``: it moves itself), joins or unshares the other namespaces,
+  reports ready on a pipe and blocks on the sync pipe. Reply: its pid, plus the ready, sync and
+  error pipe ends (and console socket) for the runtime, which does the rest of the handshake.
 * ``exec``: fork a child into the container's pid namespace; it joins the container's cgroups and
-  its other namespaces, locks down and execs. Reply: its pid once it exec'd.
+  its other namespaces, locks down and execs. Reply: its pid and the error pipe's read end.
 * ``signal``, ``ping``. A container's record is dropped when its init is reaped.
 
 Every init and exec'd process is this server's child (and, as a child subreaper, it also inherits
-orphans of containers sharing the host pid namespace): it reaps them on SIGCHLD and sends ``exit`` events with the raw wait status. Children run only code imported
-here before the fork, and end in ``exec`` or ``os._exit``.
+orphans of containers sharing the host pid namespace): it reaps them on SIGCHLD and sends ``exit``
+events with the raw wait status. Children run only code imported here before the fork, and end in
+``exec`` or ``os._exit``.
 """
 
 from __future__ import annotations
@@ -271,6 +273,13 @@ class ForkServer:
             reply = {"req": message.get("req"), "ok": False, "error": str(exc), "kind": "permanent"}
         except OSError as exc:
             reply = {"req": message.get("req"), "ok": False, "error": f"{op}: {exc}", "kind": "permanent"}
+        except Exception as exc:  # a bug in one request must not take every container's parent down
+            reply = {
+                "req": message.get("req"),
+                "ok": False,
+                "error": f"{op}: internal error: {exc!r}",
+                "kind": "permanent",
+            }
         finally:
             for fd in fds:
                 os.close(fd)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
 from orchestrator.errors import ConflictError, NotFoundError, PermanentError
 from orchestrator.runtime.process.fake import FakeProcessRuntime
-from orchestrator.runtime.process.forkserver import discover_cgroup_hierarchies
+from orchestrator.runtime.process.forkserver import discover_cgroup_hierarchies, join_cgroups, resolve_device
 from orchestrator.runtime.process.runtime import (
     ContainerState,
     ExecSpec,
@@ -17,7 +19,7 @@ from orchestrator.runtime.process.runtime import (
     InvalidStateError,
     check_transition,
 )
-from orchestrator.runtime.process.sequence import CgroupHierarchy
+from orchestrator.runtime.process.sequence import CgroupHierarchy, StepError
 from orchestrator.runtime.process.spec import ContainerSpec, DirectoryRootfs, ProcessSpec
 
 
@@ -92,3 +94,26 @@ def test_cgroup_hierarchies_are_read_from_mountinfo() -> None:
         CgroupHierarchy("systemd", "cgroup", "xattr,name=systemd"),
         CgroupHierarchy("unified", "cgroup2", ""),
     )
+
+
+def test_join_cgroups_moves_the_caller_through_tasks_on_v1_and_cgroup_procs_on_v2(tmp_path: Path) -> None:
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    v1.mkdir()
+    v2.mkdir()
+    (v1 / "tasks").write_text("")
+    (v1 / "cgroup.procs").write_text("")
+    (v2 / "cgroup.procs").write_text("")
+    join_cgroups((str(v1), str(v2)))
+    assert (v1 / "tasks").read_text() == "0" and (v1 / "cgroup.procs").read_text() == ""
+    assert (v2 / "cgroup.procs").read_text() == "0"
+    with pytest.raises(StepError, match="join cgroups: No such file or directory") as info:
+        join_cgroups((str(tmp_path / "gone"),))
+    assert info.value.errno == errno.ENOENT
+
+
+def test_devices_are_resolved_from_the_host_node(tmp_path: Path) -> None:
+    null = resolve_device("/dev/null", "/dev/mynull")
+    assert (null.path, null.kind, null.major, null.minor) == ("/dev/mynull", "c", 1, 3)
+    (tmp_path / "plain").write_text("")
+    with pytest.raises(PermanentError, match="not a device node"):
+        resolve_device(str(tmp_path / "plain"), "/dev/x")
