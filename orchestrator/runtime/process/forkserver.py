@@ -81,7 +81,8 @@ class _Record:
 
 
 def discover_cgroup_hierarchies(mountinfo: str) -> tuple[CgroupHierarchy, ...]:
-    """The cgroup filesystems mounted under /sys/fs/cgroup, from /proc/self/mountinfo text."""
+    """The cgroup filesystems mounted under /sys/fs/cgroup, from /proc/self/mountinfo text. A
+    single hierarchy named ``""`` means cgroup2 mounted at /sys/fs/cgroup itself."""
     found = []
     for line in mountinfo.splitlines():
         left, sep, right = line.partition(" - ")
@@ -89,6 +90,8 @@ def discover_cgroup_hierarchies(mountinfo: str) -> tuple[CgroupHierarchy, ...]:
             continue
         mount_point = left.split()[4]
         fstype, _source, options = ([*right.split(), "", "", ""])[:3]
+        if fstype == "cgroup2" and mount_point == "/sys/fs/cgroup":
+            return (CgroupHierarchy("", "cgroup2", ""),)  # a pure v2 host: one tree at the top
         if fstype not in ("cgroup", "cgroup2") or not mount_point.startswith("/sys/fs/cgroup/"):
             continue
         name = mount_point.removeprefix("/sys/fs/cgroup/")

@@ -270,6 +270,9 @@ def mount_system(plan: StartPlan, k: Kernel) -> None:
     if spec.namespaces.cgroup and plan.cgroup_hierarchies:
         with step("mount /sys/fs/cgroup"):
             cgroup_root = sys_dir + "/fs/cgroup"
+            if plan.cgroup_hierarchies[0].name == "":
+                k.mount("cgroup2", cgroup_root, "cgroup2", ro_flags, None)
+                return
             k.mount("tmpfs", cgroup_root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755")
             for hierarchy in plan.cgroup_hierarchies:
                 target = f"{cgroup_root}/{hierarchy.name}"

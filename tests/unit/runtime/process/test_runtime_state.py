@@ -117,3 +117,8 @@ def test_devices_are_resolved_from_the_host_node(tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("")
     with pytest.raises(PermanentError, match="not a device node"):
         resolve_device(str(tmp_path / "plain"), "/dev/x")
+
+
+def test_a_pure_v2_host_has_one_hierarchy_at_the_top() -> None:
+    mountinfo = "30 22 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+    assert discover_cgroup_hierarchies(mountinfo) == (CgroupHierarchy("", "cgroup2", ""),)

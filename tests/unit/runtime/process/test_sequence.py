@@ -334,3 +334,19 @@ def test_without_a_hostname_the_container_is_named_after_its_id() -> None:
     k = kernel()
     run(k, plan(spec(id="0123456789abcdef", hostname=None)))
     assert ("sethostname", "0123456789ab") in k.calls
+
+
+def test_cgroup_filesystems_are_mounted_read_only_per_hierarchy_or_whole_on_v2() -> None:
+    from orchestrator.runtime.process.sequence import CgroupHierarchy
+
+    base = plan(spec())
+    k = kernel()
+    v1 = (CgroupHierarchy("memory", "cgroup", "memory"), CgroupHierarchy("unified", "cgroup2", ""))
+    run(k, StartPlan(**{**base.__dict__, "cgroup_hierarchies": v1}))
+    memory = k.calls[mount_index(k.calls, ROOT + "/sys/fs/cgroup/memory")]
+    assert memory[3:] == ("cgroup", MS_RDONLY | 0x2 | 0x4 | 0x8, "memory")
+    assert k.calls[mount_index(k.calls, ROOT + "/sys/fs/cgroup")][3] == "tmpfs"
+    k = kernel()
+    run(k, StartPlan(**{**base.__dict__, "cgroup_hierarchies": (CgroupHierarchy("", "cgroup2", ""),)}))
+    top = [c for c in k.calls if c[0] == "mount" and c[2] == ROOT + "/sys/fs/cgroup"]
+    assert [c[3] for c in top] == ["cgroup2"]
