@@ -5,6 +5,9 @@ process and talks to it over a SOCK_SEQPACKET socket (pickled messages, fds pass
 SCM_RIGHTS). The server forks every container and exec'd process, so this side may have as many
 threads as it likes. A reader thread here matches replies to requests and records exit events, so
 no exit code is lost: the server is the parent (and child subreaper) of everything it starts.
+The handshakes after a fork (init ready, release, exec seen or error read) use pipes the server
+hands over, so the calling thread waits on them directly. Deleted containers' directories are
+renamed aside and removed by a background thread.
 
 States: created → running → stopped → deleted (created → stopped when the init dies or is killed
 before start). ``check_transition`` guards every change and names both states when refusing.
