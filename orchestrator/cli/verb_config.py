@@ -8,7 +8,6 @@ dependency cycles are reported by the planner's graph when that module is presen
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -43,6 +42,47 @@ def _check_dependencies(project: Any) -> None:
     from orchestrator.planner.graph import DependencyGraph
 
     DependencyGraph.from_stack(project.stack)
+
+
+def config_text(project: Any, fmt: str | None, *, interpolated: bool = True) -> str:
+    """The canonical document as ``docker compose config`` prints it (``$`` doubled when interpolated)."""
+    text = project.json_text() if fmt == "json" else project.yaml_text()
+    return _escape_dollars(text) if interpolated else text
+
+
+def hash_lines(project: Any, selector: str) -> str:
+    """``--hash``: ``name hash`` lines for ``*`` or a comma-separated list of services."""
+    names = sorted(project.config_hashes) if selector == "*" else sorted(selector.split(","))
+    lines = []
+    for name in names:
+        if name not in project.config_hashes:
+            raise UsageError(f"no such service: {name}")
+        lines.append(f"{name} {project.config_hashes[name]}\n")
+    return "".join(lines)
+
+
+def profile_lines(project: Any) -> str:
+    """``--profiles``: every profile named by any service (enabled or not), sorted."""
+    profiles: set[str] = set()
+    for service in [*project.records["services"].values(), *project.disabled_services.values()]:
+        profiles.update(service.get("profiles") or [])
+    return "".join(f"{p}\n" for p in sorted(profiles))
+
+
+def service_lines(project: Any) -> str:
+    """``--services``: enabled services, each after its dependencies."""
+    return "".join(f"{n}\n" for n in _dependency_order(project.records["services"]))
+
+
+def volume_lines(project: Any) -> str:
+    """``--volumes``: the named volumes the enabled services use."""
+    return "".join(f"{n}\n" for n in sorted(project.records["volumes"]))
+
+
+def image_lines(project: Any) -> str:
+    """``--images``: each service's image, or ``<project>-<service>`` for build-only services."""
+    services = project.records["services"]
+    return "".join(f"{services[n].get('image') or f'{project.name}-{n}'}\n" for n in sorted(services))
 
 
 def register(app: typer.Typer) -> None:
@@ -84,65 +124,36 @@ def register(app: typer.Typer) -> None:
 
         if format_ not in (None, "yaml", "json"):
             raise UsageError(f'unsupported format "{format_}"')
-        selection = list(services or [])
-
-        def emit(text: str) -> None:
-            if quiet:
-                return
-            if output:
-                with open(output, "w", encoding="utf-8") as f:
-                    f.write(text)
-            else:
-                typer.echo(text, nl=False)
-
-        if hash_ is not None:
-            project = load_project_from_cli(ctx, resolve_env_files=False)
-            _check_dependencies(project)
-            names = sorted(project.config_hashes) if hash_ == "*" else sorted(hash_.split(","))
-            lines = []
-            for name in names:
-                if name not in project.config_hashes:
-                    raise UsageError(f"no such service: {name}")
-                lines.append(f"{name} {project.config_hashes[name]}\n")
-            emit("".join(lines))
-            return
-        if list_profiles:
-            project = load_project_from_cli(ctx, resolve_env_files=False)
-            _check_dependencies(project)
-            profiles: set[str] = set()
-            for service in [*project.records["services"].values(), *project.disabled_services.values()]:
-                profiles.update(service.get("profiles") or [])
-            emit("".join(f"{p}\n" for p in sorted(profiles)))
-            return
+        listing = list_services or list_volumes or list_images or list_profiles or hash_ is not None
         project = load_project_from_cli(
             ctx,
             interpolate=not no_interpolate,
-            resolve_env_files=not (list_services or list_volumes or list_images),
+            # docker-compose folds env_file into environment only when printing the document
+            resolve_env_files=not listing,
         )
         _check_dependencies(project)
-        if selection:
-            missing = [s for s in selection if s not in project.records["services"]]
-            if missing:
-                raise UsageError(f"no such service: {missing[0]}")
-        if list_services:
-            emit("".join(f"{n}\n" for n in _dependency_order(project.records["services"])))
+        for name in services or []:
+            if name not in project.records["services"]:
+                raise UsageError(f"no such service: {name}")
+        if hash_ is not None:
+            text = hash_lines(project, hash_)
+        elif list_profiles:
+            text = profile_lines(project)
+        elif list_services:
+            text = service_lines(project)
+        elif list_volumes:
+            text = volume_lines(project)
+        elif list_images:
+            text = image_lines(project)
+        else:
+            text = config_text(project, format_, interpolated=not no_interpolate)
+        if quiet:
             return
-        if list_volumes:
-            emit("".join(f"{n}\n" for n in sorted(project.records["volumes"])))
-            return
-        if list_images:
-            lines = []
-            for name in sorted(project.records["services"]):
-                image = project.records["services"][name].get("image") or f"{project.name}-{name}"
-                lines.append(f"{image}\n")
-            emit("".join(lines))
-            return
-        text = project.json_text() if format_ == "json" else project.yaml_text()
-        if not no_interpolate:
-            text = _escape_dollars(text)
-        emit(text)
-
-
-def document_json(document: dict[str, Any]) -> str:
-    """Plain-data document as indented JSON (used by tests and the API)."""
-    return json.dumps(document, indent=2)
+        if output:
+            try:
+                with open(output, "w", encoding="utf-8") as f:
+                    f.write(text)
+            except OSError as exc:
+                raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
+        else:
+            typer.echo(text, nl=False)
