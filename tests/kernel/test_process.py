@@ -369,18 +369,22 @@ def _server_children(box: Box) -> set[int]:
 
 
 def test_idle_server_keeps_blank_inits_ready_and_create_hands_one_over(box: Box) -> None:
-    deadline = time.monotonic() + 5
-    while len(_server_children(box)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    blanks = _server_children(box)
-    assert len(blanks) == 2
-    for pid in blanks:  # forked into their own pid namespace, with the usual namespaces unshared
-        assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
-        assert os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
-    cid = box.run(box.spec("pooled", ("sh", "-c", "echo $$")))
-    assert box.runtime.pid(cid) in blanks
-    assert box.runtime.wait(cid, timeout=10) is not None
-    assert box.log(cid).strip() == "1"
+    # A host mount made meanwhile (other work on a developer machine) replaces the blanks: retry.
+    for attempt in range(3):
+        deadline = time.monotonic() + 5
+        while len(_server_children(box)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        blanks = _server_children(box)
+        assert len(blanks) == 2
+        for pid in blanks:  # forked into their own pid namespace, with the usual namespaces unshared
+            assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+            assert os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
+        cid = box.run(box.spec(f"pooled{attempt}", ("sh", "-c", "echo $$")))
+        assert box.runtime.wait(cid, timeout=10) is not None
+        assert box.log(cid).strip() == "1"
+        if box.runtime.pid(cid) in blanks:
+            return
+    pytest.fail("create never used a blank init")
 
 
 def test_capabilities_privileges_limits_sysctls_and_devices_are_applied(box: Box, tmp_path: Path) -> None:
