@@ -46,12 +46,13 @@ def _roundtrip(port: int, payload: bytes) -> bytes:
     return b"".join(chunks)
 
 
-def test_tcp_and_udp_through_the_proxy() -> None:
+@pytest.mark.parametrize("threaded", [32, 0], ids=["threads", "event-loop"])
+def test_tcp_and_udp_through_the_proxy(threaded: int) -> None:
     async def main() -> None:
         async with anyio.create_task_group() as tg:
             tcp_target = await tg.start(_tcp_echo)
             udp_target = await tg.start(_udp_echo)
-            proxy = PortProxy(tg, udp_idle=0.5, ipv6=False)
+            proxy = PortProxy(tg, udp_idle=0.5, ipv6=False, threaded_connections=threaded)
             bindings = proxy.publish(
                 "c1",
                 "127.0.0.1",
@@ -184,5 +185,25 @@ def test_udp_port_held_by_another_socket_is_a_conflict() -> None:
                 ):
                     proxy.publish("c1", "127.0.0.1", [PortSpec(53, str(taken), "127.0.0.1", "udp")])
                 tg.cancel_scope.cancel()
+
+    anyio.run(main)
+
+
+@pytest.mark.parametrize("threaded", [32, 0], ids=["threads", "event-loop"])
+def test_unpublish_closes_open_connections(threaded: int) -> None:
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            target = await tg.start(_tcp_echo)
+            proxy = PortProxy(tg, ipv6=False, threaded_connections=threaded)
+            [binding] = proxy.publish("c1", "127.0.0.1", [PortSpec(target, None, "127.0.0.1")])
+            client = await anyio.connect_tcp("127.0.0.1", binding.host_port)
+            await client.send(b"hi")
+            assert await client.receive() == b"hi"
+            with anyio.fail_after(5):
+                await proxy.unpublish("c1")  # returns although the connection is idle and open
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError, ConnectionResetError)):
+                    await client.receive()
+            await client.aclose()
+            tg.cancel_scope.cancel()
 
     anyio.run(main)
