@@ -56,3 +56,29 @@ def test_two_processes_never_lease_the_same_address(tmp_path: Path) -> None:
         assert p.exitcode == 0
     addresses = store.read().ipam.networks["p_a"].addresses
     assert len(addresses) == 50 and len(set(addresses.values())) == 50
+
+
+def _create_networks(root: str, project: str, count: int) -> None:
+    from orchestrator.runtime.network.driver import NetworkDriver
+    from orchestrator.runtime.network.fake import RecordingLinkOps, RecordingRunner
+    from orchestrator.runtime.network.firewall import Firewall
+
+    driver = NetworkDriver(
+        links=RecordingLinkOps(routes=[]),
+        firewall=Firewall(RecordingRunner()),
+        store=FileLeaseStore(Path(root)),
+    )
+    for i in range(count):
+        driver.create_network(NetworkSpec(project=project, name=f"{project}_n{i}"))
+
+
+def test_two_supervisors_creating_networks_get_distinct_subnets(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_create_networks, args=(str(tmp_path), f"p{n}", 6)) for n in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    subnets = [s for info in FileLeaseStore(tmp_path).read().networks.values() for s in info.subnets]
+    assert len(subnets) == 12 and len(set(subnets)) == 12
