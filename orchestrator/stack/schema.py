@@ -22,8 +22,8 @@ def _validator() -> Any:
 
     text = resources.files("orchestrator.stack").joinpath("data/compose-spec.json").read_text()
     schema = json.loads(text)
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
+    # the schema declares draft-07 (its $schema URL lacks the trailing '#' jsonschema looks up)
+    return jsonschema.Draft7Validator(schema)
 
 
 def _dotted(path: Any) -> str:
