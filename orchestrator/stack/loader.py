@@ -174,6 +174,11 @@ class _Context:
         fixed: list[Problem] = []
         changed = False
         for problem in error.problems:
+            if problem.path and problem.message.startswith((f"{problem.path}: ", f"{problem.path} ")):
+                # the location is printed in front already
+                message = problem.message[len(problem.path) :].lstrip(": ")
+                problem = Problem(message, problem.file, problem.line, problem.column, problem.path)
+                changed = True
             if problem.line is None and problem.path:
                 found = self._find(problem.path, problem.file)
                 if found:

@@ -9,6 +9,7 @@ that never validates never pays for it), and turning the first schema violation 
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -36,27 +37,33 @@ def _dotted(path: Any) -> str:
     return out
 
 
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "null": "null",
+}
+
+
 def _describe(error: Any) -> str:
     where = _dotted(error.absolute_path)
     validator = error.validator
     if validator == "additionalProperties":
+        patterns = list(error.schema.get("patternProperties", {}))
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        extra = [
-            e
-            for e in extra
-            if not any(__import__("re").match(p, e) for p in error.schema.get("patternProperties", {}))
-        ]
+        extra = [e for e in extra if not any(re.match(p, e) for p in patterns)]
         names = ", ".join(repr(e) for e in extra)
-        return f"{where or '(root)'}: additional properties {names} not allowed"
+        return f"additional properties {names} not allowed"
     if validator == "type":
         expected = error.validator_value
-        if isinstance(expected, list):
-            expected = " or ".join(expected)
-        return f"{where or '(root)'} must be a {expected}"
+        names = expected if isinstance(expected, list) else [expected]
+        return f"{where or '(root)'} must be " + " or ".join(_TYPE_NAMES.get(n, n) for n in names)
     if validator in ("oneOf", "anyOf") and error.context:
         best = min(error.context, key=lambda e: (len(list(e.absolute_path)), e.validator != "type"))
-        inner = _describe(best)
-        return inner
+        return _describe(best)
     return f"{where or '(root)'}: {error.message}"
 
 
@@ -70,4 +77,10 @@ def validate(document: dict[str, Any], filename: str | None = None) -> None:
 
     best = jsonschema.exceptions.best_match([error, *validator.iter_errors(document)])
     path = _dotted(best.absolute_path)
-    raise StackError(Problem(_describe(best), file=filename, path=path or None))
+    message = _describe(best)
+    if best.validator == "additionalProperties" and isinstance(best.instance, dict):
+        extra = [k for k in best.instance if k not in best.schema.get("properties", {})]
+        if extra:
+            # point at the offending key itself
+            path = f"{path}.{extra[0]}" if path else extra[0]
+    raise StackError(Problem(message, file=filename, path=path or None))
