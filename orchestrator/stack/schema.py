@@ -59,8 +59,8 @@ def _describe(error: Any) -> str:
         return f"additional properties {names} not allowed"
     if validator == "type":
         expected = error.validator_value
-        names = expected if isinstance(expected, list) else [expected]
-        return f"{where or '(root)'} must be " + " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+        kinds = expected if isinstance(expected, list) else [expected]
+        return f"{where or '(root)'} must be " + " or ".join(_TYPE_NAMES.get(n, n) for n in kinds)
     if validator in ("oneOf", "anyOf") and error.context:
         best = min(error.context, key=lambda e: (len(list(e.absolute_path)), e.validator != "type"))
         return _describe(best)
