@@ -60,7 +60,7 @@ def _describe(error: Any) -> str:
     if validator == "type":
         expected = error.validator_value
         kinds = expected if isinstance(expected, list) else [expected]
-        return f"{where or '(root)'} must be " + " or ".join(_TYPE_NAMES.get(n, n) for n in kinds)
+        return f"{where or '(root)'} must be " + " or ".join(_TYPE_NAMES.get(str(n), str(n)) for n in kinds)
     if validator in ("oneOf", "anyOf") and error.context:
         best = min(error.context, key=lambda e: (len(list(e.absolute_path)), e.validator != "type"))
         return _describe(best)
