@@ -18,14 +18,17 @@ from typing import Any
 
 import pytest
 
+from orchestrator.errors import NotFoundError
 from orchestrator.runtime.cgroups import CgroupDriver, CgroupHandle, CgroupLimits, DriverOptions, open_driver
 from orchestrator.runtime.process.runtime import (
     ContainerStartError,
     ContainerState,
     ExecSpec,
+    ExitStatus,
     ForkServerRuntime,
     InvalidStateError,
     Stdio,
+    process_start_time,
 )
 from orchestrator.runtime.process.spec import (
     BindMount,
@@ -491,3 +494,30 @@ def test_create_and_exec_failures_come_back_as_clear_errors(box: Box, tmp_path: 
     handle = box.runtime.exec(cid, ExecSpec(("true",)))
     status = box.runtime.wait_exec(handle, timeout=10)
     assert status is not None and status.code == 0
+
+
+def test_a_new_runtime_adopts_a_running_container_and_stops_it(box: Box) -> None:
+    spec = box.spec("orphan", ("sleep", "30"))
+    cid = box.run(spec)
+    pid = box.runtime.pid(cid)
+    started = process_start_time(pid)
+    old = box.runtime
+    old.close()  # the fork server goes; the container keeps running, re-parented
+    assert os.path.exists(f"/proc/{pid}") and process_start_time(pid) == started
+    box.runtime = ForkServerRuntime(box.root / "state", box.root / "cache", oom_check=box.oom_killed)
+    with pytest.raises(NotFoundError):
+        box.runtime.adopt(spec, pid, start_time=(started or 0) + 1)  # a reused pid is refused
+    box.runtime.adopt(spec, pid, start_time=started)
+    assert box.runtime.state(cid) is ContainerState.RUNNING
+    out = box.root / "adopted.out"
+    with open(out, "w") as f:
+        handle = box.runtime.exec(cid, ExecSpec(("hostname",)), Stdio(stdout=f.fileno()))
+    assert box.runtime.wait_exec(handle, timeout=10) == ExitStatus(0, None)
+    assert out.read_text().strip() == "orphan"
+    status = box.runtime.stop(cid, grace_seconds=0.2)  # sleep as PID 1 ignores SIGTERM: SIGKILL
+    assert (status.code, status.known) == (255, False)
+    try:  # dead: gone, or a zombie until its new parent (the host's init) reaps it
+        assert Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        pass
+    box.runtime.delete(cid)

@@ -12,6 +12,8 @@ fds with SCM_RIGHTS):
   error pipe ends (and console socket) for the runtime, which does the rest of the handshake.
 * ``exec``: fork a child into the container's pid namespace; it joins the container's cgroups and
   its other namespaces, locks down and execs. Reply: its pid and the error pipe's read end.
+* ``adopt``: record a running init this server did not fork (its old server died); its exit is
+  watched through a pidfd and reported with an unknown status.
 * ``signal``, ``ping``. A container's record is dropped when its init is reaped.
 
 Every init and exec'd process is this server's child (and, as a child subreaper, it also inherits
@@ -78,6 +80,7 @@ class _Record:
     capability_mask: int
     seccomp_program: bytes | None
     execs: int = 0
+    adopted_pidfd: int | None = None  # an init this server did not fork: watched, signalled by pidfd
 
 
 def discover_cgroup_hierarchies(mountinfo: str) -> tuple[CgroupHierarchy, ...]:
@@ -188,6 +191,8 @@ class ForkServer:
         self.programs: dict[tuple[tuple[object, ...], frozenset[str]], bytes] = {}
         self.pool: list[tuple[int, socket.socket]] = []
         self.pool_size = pool_size
+        self.poller = select.poll()
+        self.adopted: dict[int, str] = {}  # pidfd -> container id
         with open("/proc/sys/kernel/cap_last_cap") as f:
             text = f.read()
         self.last_cap = int(text)
@@ -209,7 +214,7 @@ class ForkServer:
     # --- loop ------------------------------------------------------------------------------------
 
     def serve(self) -> None:
-        poller = select.poll()
+        poller = self.poller
         poller.register(self.sock.fileno(), select.POLLIN)
         poller.register(self.wakeup_r, select.POLLIN)
         poller.register(self.mounts_fd, select.POLLPRI)
@@ -229,6 +234,9 @@ class ForkServer:
             for fd, _events in events:
                 if fd == self.mounts_fd:
                     self._mounts_changed()
+                    continue
+                if fd in self.adopted:
+                    self._adopted_exited(fd)
                     continue
                 if fd == self.wakeup_r:
                     while True:
@@ -268,6 +276,8 @@ class ForkServer:
                 reply_fds = [error_r]
             elif op == "signal":
                 self.signal(message["id"], message["signal"])
+            elif op == "adopt":
+                self.adopt(message["spec"], message["pid"])
             else:
                 raise ServerError(f"unknown request {op!r}")
         except ServerError as exc:
@@ -343,15 +353,19 @@ class ForkServer:
             return self.cache.program(profile_from_docker_json(text, caps))
         return self.cache.program(default_profile(caps))
 
+    def _policy(self, spec: ContainerSpec) -> tuple[frozenset[str], bytes | None]:
+        """The container's capability set and seccomp program."""
+        caps = effective_capabilities(spec.cap_add, spec.cap_drop, spec.privileged, self.known_caps)
+        if not spec.devices_confined and not spec.privileged and "MKNOD" not in spec.cap_add:
+            caps -= {"MKNOD"}
+        return caps, self._seccomp_program(spec, caps, spec.privileged)
+
     def create(self, spec: ContainerSpec, rootfs_mount: str, fds: list[int]) -> tuple[int, list[int]]:
         if spec.id in self.records:
             raise ServerError(f"container {spec.id} already exists", "conflict")
         if len(fds) != 3:
             raise ServerError("create needs three stdio fds")
-        caps = effective_capabilities(spec.cap_add, spec.cap_drop, spec.privileged, self.known_caps)
-        if not spec.devices_confined and not spec.privileged and "MKNOD" not in spec.cap_add:
-            caps -= {"MKNOD"}
-        program = self._seccomp_program(spec, caps, spec.privileged)
+        caps, program = self._policy(spec)
         devices = tuple(resolve_device(d.host_path, d.container_path) for d in spec.devices)
         if spec.init is not None and not os.path.exists(spec.init.host_path):
             raise ServerError(f"init binary {spec.init.host_path} not found (install tini)")
@@ -586,10 +600,35 @@ class ForkServer:
         record = self.records.get(container_id)
         if record is None:
             return  # exited (or never existed): nothing to signal
+        if record.adopted_pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(record.adopted_pidfd, signal_number)
+            return
         try:
             os.kill(record.pid, signal_number)  # still our unreaped child: the pid cannot be reused
         except ProcessLookupError:
             pass
+
+    def adopt(self, spec: ContainerSpec, pid: int) -> None:
+        """Record a running init this server did not fork; its exit is seen through a pidfd."""
+        if spec.id in self.records:
+            raise ServerError(f"container {spec.id} already exists", "conflict")
+        caps, program = self._policy(spec)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as exc:
+            raise ServerError(f"container {spec.id}: its init (pid {pid}) is gone", "notfound") from exc
+        self.records[spec.id] = _Record(spec, pid, mask(caps), program, adopted_pidfd=pidfd)
+        self.adopted[pidfd] = spec.id
+        self.poller.register(pidfd, select.POLLIN)
+
+    def _adopted_exited(self, pidfd: int) -> None:
+        container_id = self.adopted.pop(pidfd)
+        self.poller.unregister(pidfd)
+        os.close(pidfd)
+        record = self.records.pop(container_id, None)
+        pid = record.pid if record is not None else 0
+        self.send({"event": "exit", "id": container_id, "exec_id": None, "pid": pid, "status": None})
 
     def exec(self, container_id: str, spec: ExecSpec, fds: list[int]) -> tuple[int, str, int]:
         """Fork a process into the container; returns its pid, exec id and the read end of its

@@ -77,11 +77,16 @@ class ContainerStartError(PermanentError):
 
 @dataclass(frozen=True)
 class ExitStatus:
-    """How a process ended: ``code`` as a shell reports it (128+signal when killed)."""
+    """How a process ended: ``code`` as a shell reports it (128+signal when killed).
+
+    ``known`` is False for an adopted container (see ``ForkServerRuntime.adopt``): it was not our
+    child, so the kernel told nobody its status; ``code`` is then 255 (137 if the cgroup driver
+    saw an OOM kill)."""
 
     code: int
     signal: int | None
     oom_killed: bool = False
+    known: bool = True
 
     @classmethod
     def from_wait_status(cls, status: int, oom_killed: bool = False) -> ExitStatus:
@@ -133,6 +138,7 @@ class ProcessRuntime(Protocol):
     def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus | None: ...
     def state(self, container_id: str) -> ContainerState: ...
     def pid(self, container_id: str) -> int: ...
+    def adopt(self, spec: ContainerSpec, pid: int, start_time: int | None = None) -> None: ...
     def exec(self, container_id: str, spec: ExecSpec, stdio: Stdio | None = None) -> ExecHandle: ...
     def wait_exec(self, handle: ExecHandle, timeout: float | None = None) -> ExitStatus | None: ...
     def delete(self, container_id: str, force: bool = False) -> None: ...
@@ -217,6 +223,16 @@ def _raise_remote(reply: dict[str, Any]) -> None:
     raise PermanentError(message)
 
 
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return int(text.rsplit(")", 1)[1].split()[19])
+
+
 class ForkServerRuntime:
     """The real ``ProcessRuntime``. ``state_dir`` holds one directory per container (its rootfs
     mount point); ``cache_dir`` holds compiled seccomp programs; ``blank_inits`` is how many
@@ -298,19 +314,17 @@ class ForkServerRuntime:
         with self._lock:
             container = self._containers.get(message["id"])
         oom = False
-        status = message["status"]
-        if (
-            container is not None
-            and message.get("exec_id") is None
-            and self._oom is not None
-            and os.WIFSIGNALED(status)
-            and os.WTERMSIG(status) == signal.SIGKILL
-        ):
+        status = message["status"]  # None: an adopted init, whose wait status nobody can read
+        killed = status is None or (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL)
+        if container is not None and message.get("exec_id") is None and self._oom is not None and killed:
             try:
                 oom = self._oom(container.spec.id)
             except Exception:  # a failing callback must not cost the exit itself (or this thread)
                 oom = False
-        exit_status = ExitStatus.from_wait_status(status, oom)
+        if status is None:
+            exit_status = ExitStatus(137 if oom else 255, signal.SIGKILL if oom else None, oom, known=False)
+        else:
+            exit_status = ExitStatus.from_wait_status(status, oom)
         with self._lock:
             if message.get("exec_id") is not None:
                 if message["exec_id"] in self._failed_execs:
@@ -522,6 +536,26 @@ class ForkServerRuntime:
     def pid(self, container_id: str) -> int:
         return self._get(container_id).pid
 
+    def adopt(self, spec: ContainerSpec, pid: int, start_time: int | None = None) -> None:
+        """Take over a running container this runtime did not start (its fork server died, e.g.
+        with a supervisor that was killed): ``pid`` is its init, ``start_time`` (field 22 of
+        /proc/<pid>/stat, as recorded at start) guards against a reused pid. It becomes
+        ``running``: signals go through a pidfd, exec works as usual, and its exit is noticed
+        through the pidfd, with ``ExitStatus.known`` False since its status went to another parent.
+        """
+        validate_spec(spec)
+        if start_time is not None and process_start_time(pid) != start_time:
+            raise NotFoundError(f"container {spec.id}: its init (pid {pid}) is gone")
+        with self._lock:
+            existing = self._containers.get(spec.id)
+            if existing is not None and existing.state is not ContainerState.DELETED:
+                raise ConflictError(f"container {spec.id} already exists ({existing.state.value})")
+        self._request({"op": "adopt", "spec": spec, "pid": pid})
+        with self._lock:
+            self._containers[spec.id] = _Container(
+                spec, pid, state=ContainerState.RUNNING, start_requested=True
+            )
+
     def exec(self, container_id: str, spec: ExecSpec, stdio: Stdio | None = None) -> ExecHandle:
         """Run a process in the container's namespaces and cgroups; returns once it exec'd."""
         container = self._get(container_id)
@@ -617,4 +651,5 @@ __all__ = [
     "ProcessRuntime",
     "Stdio",
     "check_transition",
+    "process_start_time",
 ]
