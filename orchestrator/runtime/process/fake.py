@@ -210,6 +210,12 @@ class FakeProcessRuntime:
         self.containers[spec.id] = _FakeContainer(spec, self._next_pid)
         return self._next_pid
 
+    def adopt(self, spec: ContainerSpec, pid: int, start_time: int | None = None) -> None:
+        if spec.id in self.containers and self.containers[spec.id].state is not ContainerState.DELETED:
+            raise ConflictError(f"container {spec.id} already exists")
+        self.calls.append(("adopt", spec.id))
+        self.containers[spec.id] = _FakeContainer(spec, pid, ContainerState.RUNNING)
+
     def start(self, container_id: str) -> None:
         container = self._get(container_id)
         check_transition(container_id, container.state, ContainerState.RUNNING)

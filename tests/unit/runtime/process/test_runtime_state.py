@@ -122,3 +122,15 @@ def test_devices_are_resolved_from_the_host_node(tmp_path: Path) -> None:
 def test_a_pure_v2_host_has_one_hierarchy_at_the_top() -> None:
     mountinfo = "30 22 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
     assert discover_cgroup_hierarchies(mountinfo) == (CgroupHierarchy("", "cgroup2", ""),)
+
+
+def test_the_fakes_satisfy_the_protocols() -> None:
+    from orchestrator.runtime.process.fake import RecordingKernel
+    from orchestrator.runtime.process.kernel import Kernel
+    from orchestrator.runtime.process.runtime import ProcessRuntime
+
+    runtime: ProcessRuntime = FakeProcessRuntime()
+    kernel: Kernel = RecordingKernel()
+    runtime.adopt(_spec("old"), 4242)
+    assert runtime.state("old") is ContainerState.RUNNING and runtime.pid("old") == 4242
+    assert kernel.exists("/nope") is False
