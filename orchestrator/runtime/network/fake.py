@@ -38,6 +38,7 @@ class RecordingLinkOps:
         self.links: dict[str, FakeLink] = {}
         self.calls: list[tuple[Any, ...]] = []
         self.fail_on = fail_on  # name of a method that raises, to test rollbacks
+        self.forwarding = False  # net.ipv4.ip_forward
 
     def _maybe_fail(self, method: str) -> None:
         if self.fail_on == method:
@@ -92,6 +93,11 @@ class RecordingLinkOps:
 
     def loopback_up(self, netns: NetnsRef) -> None:
         self.calls.append(("loopback_up", str(netns)))
+
+    def ensure_ipv4_forwarding(self) -> bool:
+        changed = not self.forwarding
+        self.forwarding = True
+        return changed
 
 
 class RecordingRunner:

@@ -83,6 +83,10 @@ class LinkOps(Protocol):
 
     def loopback_up(self, netns: NetnsRef) -> None: ...
 
+    def ensure_ipv4_forwarding(self) -> bool:
+        """Turn on ``net.ipv4.ip_forward`` if it is off (as Docker does); True if it changed."""
+        ...
+
 
 _libc: Any = None
 
@@ -272,3 +276,15 @@ class PyrouteLinkOps:
             raise
         except Exception as exc:
             raise _map_netlink(exc, f"bringing lo up in {netns}") from exc
+
+    def ensure_ipv4_forwarding(self) -> bool:
+        path = "/proc/sys/net/ipv4/ip_forward"
+        try:
+            with open(path) as f:
+                if f.read().strip() == "1":
+                    return False
+            with open(path, "w") as f:
+                f.write("1")
+        except OSError as exc:
+            raise PermanentError(f"cannot enable IPv4 forwarding ({path}): {exc}") from exc
+        return True

@@ -39,6 +39,7 @@ def test_create_network_sequence() -> None:
     assert f'ip saddr 172.18.0.0/16 oifname != "{info.bridge}" masquerade' in script
     assert "ct status & dnat != dnat drop" in script  # other networks cannot open connections in
     assert runner.iptables_rules == []  # FORWARD policy accepts: no shim
+    assert links.forwarding  # a non-internal network turns on net.ipv4.ip_forward
     # idempotent: the same network again changes nothing
     assert driver.create_network(NetworkSpec(project="p", name="p_default")) == info
     assert len(links.calls) == 2
@@ -88,6 +89,7 @@ def test_foreign_link_with_the_bridge_name_is_not_taken_over() -> None:
 def test_internal_network() -> None:
     driver, links, runner = make()
     info = driver.create_network(NetworkSpec(project="p", name="p_back", internal=True))
+    assert not links.forwarding
     script = runner.tables[f"orc_{info.bridge}"]
     assert "masquerade" not in script
     assert f'iifname "{info.bridge}" oifname != "{info.bridge}" drop' in script
