@@ -164,6 +164,10 @@ class NetworkDriver:
         addresses = [
             IfaceAddress(gw, _prefix(sn)) for gw, sn in zip(info.gateways, info.subnets, strict=True)
         ]
+        if not info.internal:
+            # containers reach out (and published ports reach in) through the host's routing;
+            # host-wide and left on at removal, as Docker does
+            self.links.ensure_ipv4_forwarding()
         self.links.add_bridge(info.bridge, info.mtu, addresses)
         table = nft_table_name(info.bridge)
         shim: list[str] = []
