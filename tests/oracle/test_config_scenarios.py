@@ -70,7 +70,7 @@ SCENARIOS = [
         args=("--env-file", "alt.env"),
     ),
     Scenario(
-        "env-file repeated: first wins",
+        "env-file repeated: last wins",
         {"compose.yaml": "services:\n  web:\n    image: ${IMG}\n", "a.env": "IMG=a\n", "b.env": "IMG=b\n"},
         args=("--env-file", "a.env", "--env-file", "b.env"),
     ),
