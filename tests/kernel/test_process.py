@@ -521,3 +521,23 @@ def test_a_new_runtime_adopts_a_running_container_and_stops_it(box: Box) -> None
     except FileNotFoundError:
         pass
     box.runtime.delete(cid)
+
+
+def test_exec_with_a_tty_gets_a_terminal_of_the_container(box: Box) -> None:
+    cid = box.run(box.spec("exectty", ("sleep", "30")))
+    handle = box.runtime.exec(cid, ExecSpec(("sh", "-c", "tty; read line; echo got $line"), tty=True))
+    assert handle.console is not None
+    try:
+        os.write(handle.console, b"hi\n")
+        output = b""
+        deadline = time.monotonic() + 10
+        while b"got hi" not in output and time.monotonic() < deadline:
+            try:
+                output += os.read(handle.console, 4096)
+            except OSError:
+                break
+    finally:
+        os.close(handle.console)
+    status = box.runtime.wait_exec(handle, timeout=10)
+    assert status is not None and status.code == 0
+    assert b"/dev/pts/" in output and b"got hi" in output

@@ -272,8 +272,7 @@ class ForkServer:
             elif op == "create":
                 reply["pid"], reply_fds = self.create(message["spec"], message["rootfs_mount"], fds)
             elif op == "exec":
-                reply["pid"], reply["exec_id"], error_r = self.exec(message["id"], message["exec"], fds)
-                reply_fds = [error_r]
+                reply["pid"], reply["exec_id"], reply_fds = self.exec(message["id"], message["exec"], fds)
             elif op == "signal":
                 self.signal(message["id"], message["signal"])
             elif op == "adopt":
@@ -630,9 +629,10 @@ class ForkServer:
         pid = record.pid if record is not None else 0
         self.send({"event": "exit", "id": container_id, "exec_id": None, "pid": pid, "status": None})
 
-    def exec(self, container_id: str, spec: ExecSpec, fds: list[int]) -> tuple[int, str, int]:
+    def exec(self, container_id: str, spec: ExecSpec, fds: list[int]) -> tuple[int, str, list[int]]:
         """Fork a process into the container; returns its pid, exec id and the read end of its
-        error pipe, which the runtime reads to EOF (its exec) itself."""
+        error pipe, which the runtime reads to EOF (its exec) itself, plus with ``tty`` the
+        socket its terminal's master end arrives on."""
         record = self.records.get(container_id)
         if record is None:
             raise ServerError(f"container {container_id} is not running", "conflict")
@@ -654,6 +654,9 @@ class ForkServer:
         if container.namespaces.cgroup:
             ns_flags |= CLONE_NEWCGROUP
         err_r, err_w = os.pipe()
+        console_parent = console_child = None
+        if spec.tty:
+            console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         plan = ExecPlan(
             args=spec.args,
             env=env,
@@ -667,21 +670,29 @@ class ForkServer:
             error_fd=err_w,
             rlimits=container.rlimits,
             oom_score_adj=container.oom_score_adj,
+            console_fd=console_child.fileno() if console_child is not None else None,
         )
+        keep = [*fds, err_w, pidfd] + ([console_child.fileno()] if console_child is not None else [])
         try:
             pid = self._fork(join_pid_namespace=pidfd)
         except OSError as exc:
             for fd in (err_r, err_w, pidfd):
                 os.close(fd)
+            for sock in (console_parent, console_child):
+                if sock is not None:
+                    sock.close()
             raise ServerError(f"exec in {container_id}: fork failed: {exc.strerror}", "temporary") from exc
         if pid == 0:
-            self._exec_child(plan, container.cgroup_dirs, pidfd, ns_flags, keep=(*fds, err_w, pidfd))
+            self._exec_child(plan, container.cgroup_dirs, pidfd, ns_flags, keep=tuple(keep))
         for fd in (err_w, pidfd):
             os.close(fd)
+        if console_child is not None:
+            console_child.close()
         record.execs += 1
         exec_id = f"{container_id}.exec{record.execs}"
         self.children[pid] = (container_id, exec_id)
-        return pid, exec_id, err_r
+        handed = [err_r] + ([console_parent.detach()] if console_parent is not None else [])
+        return pid, exec_id, handed
 
     def _exec_child(
         self, plan: ExecPlan, cgroup_dirs: tuple[str, ...], pidfd: int, ns_flags: int, keep: tuple[int, ...]

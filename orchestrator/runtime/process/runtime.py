@@ -115,13 +115,18 @@ class ExecSpec:
     cwd: str | None = None
     user: User | None = None
     privileged: bool = False
+    tty: bool = False
 
 
 @dataclass(frozen=True)
 class ExecHandle:
+    """A process started by ``exec``; ``console`` is its terminal's master end with ``tty``
+    (the caller owns it and closes it)."""
+
     container_id: str
     exec_id: str
     pid: int
+    console: int | None = None
 
 
 # Whether the kernel OOM-killed a process of this container (asked of the cgroup driver when an
@@ -568,19 +573,27 @@ class ForkServerRuntime:
             for fd in owned:
                 os.close(fd)
         error_r = handed[0]
+        console_socket = socket.socket(fileno=handed[1]) if len(handed) > 1 else None
+        master = None
         try:
+            if console_socket is not None:
+                master = wire.receive_console(console_socket, error_r, 60)
             report = wire.read_until_eof(error_r, timeout=60)
         except TimeoutError as exc:
             raise TemporaryError(f"exec in {container_id}: no exec within 60s") from exc
         finally:
             os.close(error_r)
+            if console_socket is not None:
+                console_socket.close()
         if report:
+            if master is not None:
+                os.close(master)
             with self._lock:
                 self._failed_execs.add(reply["exec_id"])
                 self._exec_exits.pop(reply["exec_id"], None)
             step, message, error_number = wire.parse_child_report(report)
             raise ContainerStartError(f"exec in {container_id}: {step}: {message}", step, error_number)
-        return ExecHandle(container_id, reply["exec_id"], reply["pid"])
+        return ExecHandle(container_id, reply["exec_id"], reply["pid"], master)
 
     def wait_exec(self, handle: ExecHandle, timeout: float | None = None) -> ExitStatus | None:
         with self._lock:

@@ -143,6 +143,7 @@ class ExecPlan:
     error_fd: int
     rlimits: tuple[Rlimit, ...] = ()  # the container's: exec'd processes get its ulimits too
     oom_score_adj: int | None = None
+    console_fd: int | None = None  # tty: the socket the terminal's master end is sent over
 
 
 @contextmanager
@@ -518,6 +519,14 @@ def run_exec(plan: ExecPlan, k: Kernel) -> NoReturn:
     _stdio(k, plan.stdio)
     with step("setsid"):
         k.setsid()
+    if plan.console_fd is not None:
+        with step("open console"):
+            # A new terminal from the container's devpts (we are in its mount namespace now).
+            master, slave, _number = k.open_pty("/dev/pts/ptmx")
+            k.send_fd(plan.console_fd, master)
+            for target in (0, 1, 2):
+                k.dup2(slave, target)
+            k.set_controlling_terminal(0)
     user = read_user(k, plan.user)
     set_limits(k, plan.rlimits, plan.oom_score_adj)
     lock_down(k, plan.capability_mask, plan.last_cap, plan.no_new_privileges, plan.seccomp_program, user)

@@ -350,3 +350,25 @@ def test_cgroup_filesystems_are_mounted_read_only_per_hierarchy_or_whole_on_v2()
     run(k, StartPlan(**{**base.__dict__, "cgroup_hierarchies": (CgroupHierarchy("", "cgroup2", ""),)}))
     top = [c for c in k.calls if c[0] == "mount" and c[2] == ROOT + "/sys/fs/cgroup"]
     assert [c[3] for c in top] == ["cgroup2"]
+
+
+def test_exec_with_a_tty_opens_a_terminal_in_the_containers_devpts() -> None:
+    k = kernel()
+    exec_plan = ExecPlan(
+        args=("/bin/sh",),
+        env={},
+        cwd="/",
+        user=User(),
+        capability_mask=0,
+        last_cap=40,
+        no_new_privileges=False,
+        seccomp_program=None,
+        stdio=(5, 6, 7),
+        error_fd=8,
+        console_fd=9,
+    )
+    with pytest.raises(Executed):
+        run_exec(exec_plan, k)
+    c = k.calls
+    assert first(c, "setsid") < first(c, "open_pty", "/dev/pts/ptmx") < first(c, "send_fd", 9, 100)
+    assert first(c, "dup2", 101, 0) < first(c, "set_controlling_terminal", 0) < first(c, "set_uid")
