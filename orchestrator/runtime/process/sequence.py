@@ -9,7 +9,7 @@ capability sets → cwd → close inherited fds → exec. Sysctls come before th
 /proc/sys is one of them.
 
 ``run_exec(plan, kernel)`` is the same tail for a process joining a running container (its
-namespaces and cgroups were joined by the fork server's intermediate child).
+namespaces and cgroups were joined by the forked child itself, see ``forkserver``).
 
 Everything here is plain data plus ``Kernel`` calls so unit tests run it against
 ``fake.RecordingKernel``. It is imported by the fork server before any fork and uses nothing that

@@ -229,8 +229,8 @@ class ContainerSpec:
     init: Init | None = None
     stop_signal: int = int(signal.SIGTERM)
     stop_grace_seconds: float = 10.0
-    # The container's cgroup directories (one per v1 hierarchy, one on v2). The init is born in
-    # them: the fork server's intermediate child moves itself in before forking the init.
+    # The container's cgroup directories (one per v1 hierarchy, one on v2). The init moves itself
+    # into them (writing 0 to tasks / cgroup.procs) before it reports ready, so before release.
     cgroup_dirs: tuple[str, ...] = ()
     # False where no device cgroup confines device access (cgroup v2 without an eBPF device
     # program): then MKNOD is left out of the default capabilities, see specs/security-defaults.md.
