@@ -1,11 +1,12 @@
 """The container side of a start and of an exec, in order, against the ``Kernel`` Protocol.
 
-``run_init(plan, kernel)`` runs inside the container's init after the fork server released it:
-cgroup namespace → mount propagation → rootfs → /proc /dev (+nodes, pts, shm, mqueue) /sys
-(+cgroup) → devices → volumes, binds, tmpfs → /etc files → init binary → pivot_root and detach the
-old root → read-only root → user lookup → hostname → sysctls → masked and read-only paths → rlimits,
-oom_score_adj → capability bounding set and no_new_privs → seccomp → groups/gid/uid → final
-capability sets → cwd → close inherited fds → exec. Sysctls come before the read-only paths because
+``run_init(plan, kernel)`` runs inside the container's init after the runtime released it:
+stdio, setsid → cgroup namespace → mount propagation → rootfs → /proc /dev (+nodes, pts and the
+console for a tty, shm, mqueue) /sys (+cgroup) → devices → volumes, binds, tmpfs → /etc files →
+init binary → pivot_root and detach the old root → read-only root → user lookup → hostname →
+sysctls → masked and read-only paths → rlimits, oom_score_adj → capability bounding set and
+no_new_privs → seccomp → groups/gid/uid → final capability sets → umask, cwd → close inherited fds
+→ exec. Sysctls come before the read-only paths because
 /proc/sys is one of them.
 
 ``run_exec(plan, kernel)`` is the same tail for a process joining a running container (its
