@@ -39,6 +39,8 @@ def _dependency_order(services: dict[str, Any]) -> list[str]:
 
 def _check_dependencies(project: Any) -> None:
     """Undefined dependencies and cycles fail ``config`` as they fail docker-compose's."""
+    if not project.has_dependencies():
+        return  # nothing to check: skip binding the model and building the graph
     from orchestrator.planner.graph import DependencyGraph
 
     DependencyGraph.from_stack(project.stack)

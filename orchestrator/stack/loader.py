@@ -72,7 +72,27 @@ class Project:
     disabled_services: dict[str, Any]
     config_hashes: dict[str, str] = field(default_factory=dict)
     records: dict[str, Any] = field(default_factory=dict)
-    stack: Any = None
+    _stack: Any = None
+
+    @property
+    def stack(self) -> Any:
+        """The document bound into frozen model records (:func:`orchestrator.stack.bind.bind`),
+        built on first use: ``orc config`` rarely needs it and the model is costly to import."""
+        if self._stack is None:
+            from orchestrator.stack.bind import bind
+
+            self._stack = bind(
+                self.document,
+                config_hashes=self.config_hashes,
+                working_dir=self.working_dir,
+                compose_files=tuple(self.files),
+            )
+        return self._stack
+
+    def has_dependencies(self) -> bool:
+        """Whether any enabled service depends on another (normalisation made links,
+        ``network_mode: service:x`` and ``volumes_from`` explicit in ``depends_on``)."""
+        return any(s.get("depends_on") for s in self.records["services"].values())
 
     def json_text(self) -> str:
         return render.to_json(encode_project(self.records, yaml_mode=False))
@@ -666,19 +686,7 @@ def _load(ctx: _Context) -> Project:
     project.config_hashes = {
         n: service_config_hash(records["services"][n]) for n in sorted(records["services"])
     }
-    project.stack = _bind_stack(project)
     return project
-
-
-def _bind_stack(project: Project) -> Any:
-    from orchestrator.stack.bind import bind
-
-    return bind(
-        project.document,
-        config_hashes=project.config_hashes,
-        working_dir=project.working_dir,
-        compose_files=tuple(project.files),
-    )
 
 
 # --- records (compose-go's typed project) ---------------------------------------------------------------
