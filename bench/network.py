@@ -195,9 +195,10 @@ def iperf_client(argv_prefix: list[str], host: str, port: int, seconds: int) -> 
     argv = [*argv_prefix, "iperf3", "-c", host, "-p", str(port), "-t", str(seconds), "-J"]
     for _ in range(50):
         done = subprocess.run(argv, capture_output=True, text=True)
-        if done.returncode == 0:
+        try:
             return float(json.loads(done.stdout)["end"]["sum_received"]["bits_per_second"]) / 1e9
-        time.sleep(0.1)  # the server may still be starting
+        except (ValueError, KeyError):
+            time.sleep(0.1)  # the server may still be starting, or finishing the previous test
     raise RuntimeError(f"iperf3 failed: {done.stdout[-500:]} {done.stderr[-500:]}")
 
 
