@@ -431,7 +431,11 @@ def test_capabilities_privileges_limits_sysctls_and_devices_are_applied(box: Box
 
 def test_privileged_and_unconfined_drop_the_filters(box: Box) -> None:
     show = ("grep", "-E", "CapEff|Seccomp:", "/proc/self/status")
-    privileged = box.run(box.spec("priv", show, privileged=True))
+    privileged_script = (
+        "grep -E 'CapEff|Seccomp:' /proc/self/status; grep ' /sys sysfs ' /proc/mounts; "
+        "echo renamed > /proc/sys/kernel/hostname && hostname; ls /dev | grep -c ."
+    )
+    privileged = box.run(box.spec("priv", ("sh", "-c", privileged_script), privileged=True))
     unconfined = box.run(box.spec("unconf", show, seccomp=Seccomp(SeccompMode.UNCONFINED)))
     for cid in (privileged, unconfined):
         assert box.runtime.wait(cid, timeout=10) is not None
@@ -441,6 +445,11 @@ def test_privileged_and_unconfined_drop_the_filters(box: Box) -> None:
     )
     assert f"CapEff:\t{bounding.split()[1]}" in box.log(privileged)
     assert "Seccomp:\t0" in box.log(privileged)
+    lines = box.log(privileged).splitlines()
+    assert lines[2].startswith("sysfs /sys sysfs rw,")  # writable /sys, unmasked /proc/sys
+    assert lines[3] == "renamed"
+    host_nodes = [p for p in Path("/dev").iterdir() if p.is_char_device() or p.is_block_device()]
+    assert int(lines[4]) >= len(host_nodes)  # the host's device nodes, plus pts, shm, symlinks
     assert "CapEff:\t00000000a80425fb" in box.log(unconfined) and "Seccomp:\t0" in box.log(unconfined)
 
 
@@ -536,8 +545,8 @@ def test_exec_with_a_tty_gets_a_terminal_of_the_container(box: Box) -> None:
                 output += os.read(handle.console, 4096)
             except OSError:
                 break
+        status = box.runtime.wait_exec(handle, timeout=10)  # closing the master first would hang up
     finally:
         os.close(handle.console)
-    status = box.runtime.wait_exec(handle, timeout=10)
     assert status is not None and status.code == 0
     assert b"/dev/pts/" in output and b"got hi" in output

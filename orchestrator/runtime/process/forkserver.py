@@ -127,6 +127,31 @@ def resolve_device(host_path: str, container_path: str) -> DeviceNode:
     )
 
 
+# Not copied for privileged containers: the runtime makes its own (devpts instance, symlinks).
+_NOT_HOST_DEVICES = ("/dev/pts", "/dev/ptmx", "/dev/console", "/dev/shm", "/dev/mqueue", "/dev/fd")
+
+
+def host_devices(root: str = "/dev") -> tuple[DeviceNode, ...]:
+    """Every character and block device under the host's /dev (what ``privileged`` gets)."""
+    found: list[DeviceNode] = []
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.path in _NOT_HOST_DEVICES or entry.is_symlink():
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+                continue
+            with contextlib.suppress(PermanentError):
+                found.append(resolve_device(entry.path, entry.path))
+    return tuple(found)
+
+
 def join_cgroups(directories: tuple[str, ...]) -> None:
     """Move the calling (single-threaded) process into ``directories``; its children are born there.
 
@@ -366,6 +391,8 @@ class ForkServer:
             raise ServerError("create needs three stdio fds")
         caps, program = self._policy(spec)
         devices = tuple(resolve_device(d.host_path, d.container_path) for d in spec.devices)
+        if spec.privileged:
+            devices = host_devices() + devices
         if spec.init is not None and not os.path.exists(spec.init.host_path):
             raise ServerError(f"init binary {spec.init.host_path} not found (install tini)")
         join: list[tuple[int, int]] = []

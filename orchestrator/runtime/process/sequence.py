@@ -238,7 +238,11 @@ def mount_system(plan: StartPlan, k: Kernel) -> None:
         dev = _mount_target(k, root, "/dev", True)
         k.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
     with step("create device nodes"):
+        created: set[str] = set()
         for node in DEFAULT_DEVICES + plan.devices:
+            if node.path in created:
+                continue
+            created.add(node.path)
             path = root + node.path
             k.makedirs(posixpath.dirname(path), 0o755)
             k.mknod(path, node.kind, node.major, node.minor, node.mode, node.uid, node.gid)
@@ -262,13 +266,15 @@ def mount_system(plan: StartPlan, k: Kernel) -> None:
         k.mount("mqueue", mqueue, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
     with step("mount /sys"):
         sys_dir = _mount_target(k, root, "/sys", True)
-        ro_flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+        # Privileged containers get /sys and the cgroup filesystems writable, as under Docker.
+        ro_flags = (0 if spec.privileged else MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC
         if spec.namespaces.net.mode is NamespaceMode.NEW:
             k.mount("sysfs", sys_dir, "sysfs", ro_flags, None)
         else:
             # sysfs shows the network namespace of whoever mounts it; without our own, bind the host's.
             k.mount("/sys", sys_dir, None, MS_BIND | MS_REC, None)
-            _remount_readonly(k, sys_dir, MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            if not spec.privileged:
+                _remount_readonly(k, sys_dir, MS_NOSUID | MS_NODEV | MS_NOEXEC)
     if spec.namespaces.cgroup and plan.cgroup_hierarchies:
         with step("mount /sys/fs/cgroup"):
             cgroup_root = sys_dir + "/fs/cgroup"
@@ -280,7 +286,8 @@ def mount_system(plan: StartPlan, k: Kernel) -> None:
                 target = f"{cgroup_root}/{hierarchy.name}"
                 k.makedirs(target, 0o755)
                 k.mount("cgroup", target, hierarchy.fstype, ro_flags, hierarchy.options or None)
-            _remount_readonly(k, cgroup_root, MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            if not spec.privileged:
+                _remount_readonly(k, cgroup_root, MS_NOSUID | MS_NODEV | MS_NOEXEC)
 
 
 def open_console(plan: StartPlan, k: Kernel) -> None:
@@ -506,7 +513,8 @@ def run_init(plan: StartPlan, k: Kernel) -> NoReturn:
     pivot(plan, k)
     user = read_user(k, spec.process.user)
     set_identity(plan, k)
-    restrict_paths(plan, k)
+    if not spec.privileged:  # Docker masks and write-protects nothing for privileged containers
+        restrict_paths(plan, k)
     set_limits(k, spec.rlimits, spec.oom_score_adj)
     lock_down(k, plan.capability_mask, plan.last_cap, spec.no_new_privileges, plan.seccomp_program, user)
     args = spec.process.args
