@@ -372,3 +372,11 @@ def test_exec_with_a_tty_opens_a_terminal_in_the_containers_devpts() -> None:
     c = k.calls
     assert first(c, "setsid") < first(c, "open_pty", "/dev/pts/ptmx") < first(c, "send_fd", 9, 100)
     assert first(c, "dup2", 101, 0) < first(c, "set_controlling_terminal", 0) < first(c, "set_uid")
+
+
+def test_privileged_keeps_sys_writable_and_masks_nothing() -> None:
+    k = kernel()
+    run(k, plan(spec(privileged=True)))
+    sysfs = k.calls[mount_index(k.calls, ROOT + "/sys")]
+    assert not sysfs[4] & MS_RDONLY
+    assert all(c[2] not in ("/sys/firmware", "/proc/kcore", "/proc/sys") for c in k.calls if c[0] == "mount")
