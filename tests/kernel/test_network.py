@@ -80,6 +80,22 @@ class Netns:
         self.children.append(child)
         return child
 
+    def wait_listening(self, port: int, proto: str = "tcp", timeout: float = 10) -> None:
+        """Until something in the namespace listens on ``port`` (its own /proc/net tables)."""
+        needle = f":{port:04X} "
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for table in (proto, proto + "6"):
+                with open(f"/proc/{self.proc.pid}/net/{table}") as f:
+                    if any(needle in line and line.split()[3] in ("0A", "07") for line in f):
+                        return
+            time.sleep(0.01)
+        raise AssertionError(f"nothing listens on {port}/{proto} in the namespace")
+
+    def httpd(self, root: Path) -> None:
+        self.spawn("httpd", "-f", "-p", "80", "-h", str(root))
+        self.wait_listening(80)
+
     def spawn_udp_echo(self, port: int) -> None:
         """A UDP echo server in the namespace (busybox nc -u serves one peer only)."""
         script = (
@@ -92,6 +108,7 @@ class Netns:
         )
         argv = ["nsenter", f"--net={self.path}", "--", sys.executable, "-c", script]
         self.children.append(subprocess.Popen(argv))
+        self.wait_listening(port, "udp")
 
     def close(self) -> None:
         for p in [*self.children, self.proc]:
@@ -242,11 +259,11 @@ def test_dns_by_name_alias_and_isolation(
     www = tmp_path / "www"
     www.mkdir()
     (www / "index.html").write_text("hello from web\n")
-    web.spawn("httpd", "-f", "-p", "80", "-h", str(www))
+    web.httpd(www)
     lonely_www = tmp_path / "lonely"
     lonely_www.mkdir()
     (lonely_www / "index.html").write_text("hello from lonely\n")
-    lonely.spawn("httpd", "-f", "-p", "80", "-h", str(lonely_www))
+    lonely.httpd(lonely_www)
 
     host = HostResolvConf((), (), ())  # no upstream: names orc does not know fail at once
 
@@ -347,7 +364,7 @@ def test_published_tcp_udp_and_conflict(
     www = tmp_path / "www"
     www.mkdir()
     (www / "index.html").write_text("published\n")
-    ns.spawn("httpd", "-f", "-p", "80", "-h", str(www))
+    ns.httpd(www)
     ns.spawn_udp_echo(7)
     tcp_port = _free_port()
     udp_port = _free_port(socket.SOCK_DGRAM)
@@ -483,8 +500,8 @@ def test_internal_peers_talk_and_icc_false_isolates(
     driver.connect(f"{unique_name}-b-1", b.path, [_ep(internal.name, "b")])
     [c_att] = driver.connect(f"{unique_name}-c-1", c.path, [_ep(no_icc.name, "c")])
     driver.connect(f"{unique_name}-d-1", d.path, [_ep(no_icc.name, "d")])
-    a.spawn("httpd", "-f", "-p", "80", "-h", str(www))
-    c.spawn("httpd", "-f", "-p", "80", "-h", str(www))
+    a.httpd(www)
+    c.httpd(www)
     deadline = time.monotonic() + 5
     while not b.can_fetch(f"http://{a_att.ipv4}/") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -506,7 +523,7 @@ def test_dnat_path_from_another_network(
     www = tmp_path / "www"
     www.mkdir()
     (www / "index.html").write_text("via dnat\n")
-    web.spawn("httpd", "-f", "-p", "80", "-h", str(www))
+    web.httpd(www)
     port = _free_port()
 
     async def main() -> None:
