@@ -203,9 +203,17 @@ def test_bridge_veth_addresses_and_routes(
         ["nft", "list", "table", "inet", f"orc_{info.bridge}"], capture_output=True, text=True
     )
     assert f"ip saddr {info.subnets[0]}" in table.stdout and "masquerade" in table.stdout
-    # restarting keeps the address: disconnect then connect again gets a fresh lease but the
-    # same spec on the same state keeps the network (idempotent create)
+    # the same network asked for again is the same network (idempotent create)
     assert driver.create_network(NetworkSpec(project=unique_name, name=f"{unique_name}_front")) == info
+    # the namespace may also be given as an open fd
+    other = make_netns()
+    fd = os.open(other.path, os.O_RDONLY)
+    try:
+        [by_fd] = driver.connect(f"{unique_name}-web-2", fd, [_ep(info.name, "web")])
+    finally:
+        os.close(fd)
+    assert f"{by_fd.ipv4}/" in other.run("ip", "-o", "addr").stdout
+    assert other.run("ping", "-c", "1", "-W", "2", str(att.ipv4)).returncode == 0
 
 
 def test_internal_network_has_no_route_out(
