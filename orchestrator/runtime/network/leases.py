@@ -103,8 +103,16 @@ class FileLeaseStore:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
     def read(self) -> NetworkState:
-        with self.transaction() as state:
-            return state
+        if not self.path.exists():
+            return NetworkState()
+        # a shared lock: readers never see a half-made change (writers replace the file by
+        # rename anyway) and never write
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_SH)
+            try:
+                return self._load()
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 class MemoryLeaseStore:

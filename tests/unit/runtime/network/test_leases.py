@@ -82,3 +82,14 @@ def test_two_supervisors_creating_networks_get_distinct_subnets(tmp_path: Path) 
         assert p.exitcode == 0
     subnets = [s for info in FileLeaseStore(tmp_path).read().networks.values() for s in info.subnets]
     assert len(subnets) == 12 and len(set(subnets)) == 12
+
+
+def test_read_does_not_write(tmp_path: Path) -> None:
+    store = FileLeaseStore(tmp_path)
+    assert store.read().networks == {}
+    assert not (tmp_path / "network" / "state.json").exists()
+    with store.transaction() as state:
+        ipam.reserve_network(state.ipam, NetworkSpec(project="p", name="p_a"))
+    before = (tmp_path / "network" / "state.json").stat().st_mtime_ns
+    assert "p_a" in store.read().ipam.networks
+    assert (tmp_path / "network" / "state.json").stat().st_mtime_ns == before
