@@ -35,6 +35,7 @@ def load_project_from_cli(
     interpolate: bool = True,
     resolve_env_files: bool = True,
     show_warnings: bool = True,
+    services: tuple[str, ...] = (),
 ) -> Project:
     """The project the global options (-f -p --project-directory --profile --env-file) describe."""
     from orchestrator.hostfs import HostFileSource
@@ -52,6 +53,7 @@ def load_project_from_cli(
         interpolate=interpolate,
         resolve_env_files=resolve_env_files,
         home=os.environ.get("HOME"),
+        services=services,
     )
     project = load(load_options, HostFileSource())
     if show_warnings:

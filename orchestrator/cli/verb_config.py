@@ -47,9 +47,25 @@ def _check_dependencies(project: Any) -> None:
 
 
 def config_text(project: Any, fmt: str | None, *, interpolated: bool = True) -> str:
-    """The canonical document as ``docker compose config`` prints it (``$`` doubled when interpolated)."""
+    """The canonical document as ``docker compose config`` prints it (``$`` doubled), or with
+    ``--no-interpolate`` the untyped model as written after merging and normalisation."""
+    if not interpolated:
+        from orchestrator.stack import render
+        from orchestrator.stack.yamlout import dump_yaml
+
+        if fmt == "json":
+            return render.to_json(_sorted_maps(project.model))
+        return dump_yaml(render.yaml_sort_maps(project.model))
     text = project.json_text() if fmt == "json" else project.yaml_text()
-    return _escape_dollars(text) if interpolated else text
+    return _escape_dollars(text)
+
+
+def _sorted_maps(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted_maps(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_maps(v) for v in value]
+    return value
 
 
 def hash_lines(project: Any, selector: str) -> str:
@@ -127,17 +143,20 @@ def register(app: typer.Typer) -> None:
         if format_ not in (None, "yaml", "json"):
             raise UsageError(f'unsupported format "{format_}"')
         listing = list_services or list_volumes or list_images or list_profiles or hash_ is not None
+        # --no-interpolate only changes the printed document and --services
+        raw = no_interpolate and (list_services or not listing)
         project = load_project_from_cli(
             ctx,
-            interpolate=not no_interpolate,
+            interpolate=not raw,
             # docker-compose folds env_file into environment only when printing the document
             resolve_env_files=not listing,
+            services=tuple(services or ()) if not listing else (),
         )
-        _check_dependencies(project)
-        for name in services or []:
-            if name not in project.records["services"]:
-                raise UsageError(f"no such service: {name}")
-        if hash_ is not None:
+        if not raw:
+            _check_dependencies(project)
+        if raw and list_services:
+            text = "".join(f"{n}\n" for n in sorted(project.model.get("services") or {}))
+        elif hash_ is not None:
             text = hash_lines(project, hash_)
         elif list_profiles:
             text = profile_lines(project)
@@ -148,7 +167,7 @@ def register(app: typer.Typer) -> None:
         elif list_images:
             text = image_lines(project)
         else:
-            text = config_text(project, format_, interpolated=not no_interpolate)
+            text = config_text(project, format_, interpolated=not raw)
         if quiet:
             return
         if output:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from orchestrator.errors import Problem, StackError
 from orchestrator.stack.formats import FormatError, parse_device, parse_port, parse_volume
 
 PathT = tuple[str, ...]
+_LENIENT: ContextVar[bool] = ContextVar("orc_canonical_lenient", default=False)
 
 
 def _matches(path: PathT, pattern: PathT) -> bool:
@@ -91,6 +93,8 @@ def _key_value(data: Any, path: PathT) -> Any:
         for e in data:
             before, sep, after = str(e).partition("=")
             if not sep:
+                if _LENIENT.get():
+                    return data
                 raise _fail(path, f"{_dotted(path)}: invalid value {e}, expected key=value")
             out[before] = after
         return out
@@ -155,6 +159,8 @@ def _volume_mount(data: Any, path: PathT) -> Any:
         try:
             volume = parse_volume(data)
         except FormatError as exc:
+            if _LENIENT.get():
+                return data
             raise _fail(path, str(exc)) from exc
         if volume.get("target"):
             volume["target"] = posixpath.normpath(volume["target"])
@@ -186,6 +192,8 @@ def _ports(data: Any, path: PathT) -> Any:
             try:
                 ports.extend(parse_port(str(entry)))
             except FormatError as exc:
+                if _LENIENT.get() and isinstance(entry, str):
+                    return data  # uninterpolated ${...}: compose-go keeps the whole list as written
                 raise StackError(Problem(str(exc), path=f"{_dotted(path)}[{i}]")) from exc
         elif isinstance(entry, dict):
             ports.append(entry)
@@ -289,9 +297,14 @@ _CANONICAL.extend(
 _CANONICAL.append((_S, _mapping_walk(_CANONICAL)))
 
 
-def canonical(document: dict[str, Any]) -> dict[str, Any]:
-    """Short syntax → long syntax, in place."""
-    return _walk(document, (), _CANONICAL)
+def canonical(document: dict[str, Any], *, ignore_parse_errors: bool = False) -> dict[str, Any]:
+    """Short syntax → long syntax, in place. Without interpolation (``--no-interpolate``), strings
+    that do not parse (``${PORT}:80``) are kept as written, as compose-go does."""
+    token = _LENIENT.set(ignore_parse_errors)
+    try:
+        return _walk(document, (), _CANONICAL)
+    finally:
+        _LENIENT.reset(token)
 
 
 def omit_empty(document: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,7 @@ class LoadOptions:
     interpolate: bool = True
     resolve_env_files: bool = True
     home: str | None = None
+    services: Sequence[str] = ()
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Project:
     disabled_services: dict[str, Any]
     config_hashes: dict[str, str] = field(default_factory=dict)
     records: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
     _stack: Any = None
 
     @property
@@ -444,7 +446,7 @@ def _load_file(
                     "please remove it to avoid potential confusion"
                 )
                 del model["version"]
-        model = canon.canonical(model)
+        model = canon.canonical(model, ignore_parse_errors=not ctx.options.interpolate)
         model = canon.omit_empty(model)
         model = enforce_unicity(model)
     return model, processor
@@ -653,7 +655,9 @@ def _load(ctx: _Context) -> Project:
     details = _details(ctx)
     name = _project_name(ctx, details)
     details.environment["COMPOSE_PROJECT_NAME"] = name
-    scope = _Scope(working_dir=details.working_dir, environment=details.environment)
+    # Compose's uninterpolated model (config --no-interpolate) is built with no environment at all
+    environment = details.environment if ctx.options.interpolate else {}
+    scope = _Scope(working_dir=details.working_dir, environment=environment)
     for f in details.files:
         if f == "-":
             raise StackError("reading the Compose file from stdin is not supported")
@@ -661,12 +665,28 @@ def _load(ctx: _Context) -> Project:
     if not model:
         raise StackError(Problem("empty compose file", file=details.files[0]))
     model["name"] = name
-    canon.normalize(model, name, details.environment)
+    canon.normalize(model, name, environment)
+    if not ctx.options.interpolate:
+        # --no-interpolate: Compose prints the untyped model (values may still hold ${...})
+        return Project(
+            name=name,
+            working_dir=details.working_dir,
+            files=list(details.files),
+            environment=details.environment,
+            document={},
+            warnings=ctx.warnings,
+            profiles=details.profiles,
+            disabled_services={},
+            records={"services": {}, "volumes": {}, "networks": {}, "secrets": {}, "configs": {}},
+            model=model,
+        )
     records, disabled = _bind_records(model, details.profiles)
     _check_consistency(records, disabled)
     if ctx.options.resolve_env_files:
         _resolve_service_environment(ctx, records, details.environment)
     _resolve_labels(ctx, records)
+    if ctx.options.services:
+        _select_services(records, list(ctx.options.services))
     _drop_unused_resources(records)
     _check_container_names(records)
     project = Project(
@@ -1002,6 +1022,28 @@ def _drop_unused_resources(records: dict[str, Any]) -> None:
         ("configs", configs),
     ):
         records[key] = {k: v for k, v in records[key].items() if k in used}
+
+
+def _select_services(records: dict[str, Any], names: list[str]) -> None:
+    """``config web``: the named services and what they depend on, nothing else."""
+    services = records["services"]
+    selected: set[str] = set()
+    pending = list(names)
+    while pending:
+        name = pending.pop()
+        if name in selected:
+            continue
+        if name not in services:
+            raise UsageError(f"no such service: {name}")
+        selected.add(name)
+        pending.extend((services[name].get("depends_on") or {}).keys())
+    for name in list(services):
+        if name not in selected:
+            del services[name]
+            continue
+        depends_on = services[name].get("depends_on")
+        if depends_on:
+            services[name]["depends_on"] = {d: v for d, v in depends_on.items() if d in selected}
 
 
 def _check_container_names(records: dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ class Scenario:
     env: dict[str, str] = field(default_factory=dict)
     cwd: str = "."
     mode: tuple[str, ...] = ("--format", "json")
+    services: tuple[str, ...] = ()
 
 
 WEB = "services:\n  web:\n    image: busybox\n"
@@ -245,6 +246,30 @@ SCENARIOS = [
         mode=("--hash", "*"),
     ),
     Scenario(
+        "no interpolation, json",
+        {
+            "compose.yaml": "services:\n  web:\n    image: x${TAG:-1}\n    ports: ['${P:-80}:80', '90:90']\n"
+            "    environment: [A=1, HOME]\n    volumes: ['${X}:/x']\n    cpus: ${C:-1.5}\n"
+            "  db:\n    image: pg\n    profiles: [x]\nvolumes:\n  v: {}\n"
+        },
+        mode=("--no-interpolate", "--format", "json"),
+    ),
+    Scenario(
+        "no interpolation, yaml",
+        {"compose.yaml": "services:\n  web:\n    image: x${TAG:-1}\n    command: echo $$HOME\n"},
+        mode=("--no-interpolate",),
+    ),
+    Scenario(
+        "selected services and their dependencies",
+        {
+            "compose.yaml": "services:\n  web:\n    image: x\n    depends_on: [db]\n    volumes: [ww:/w]\n"
+            "  db:\n    image: pg\n  other:\n    image: o\n    volumes: [vv:/v]\n    depends_on: [web]\n"
+            "volumes:\n  vv: {}\n  ww: {}\n"
+        },
+        services=("web",),
+    ),
+    Scenario("unknown selected service", {"compose.yaml": WEB}, services=("nope",)),
+    Scenario(
         "yaml output",
         {
             "compose.yaml": WEB
@@ -276,7 +301,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tu
         cwd.mkdir(parents=True, exist_ok=True)
         env = {**clean_environment(), **scenario.env}
         proc = subprocess.run(
-            [binary, *scenario.args, "config", *scenario.mode],
+            [binary, *scenario.args, "config", *scenario.mode, *scenario.services],
             cwd=cwd,
             env=env,
             capture_output=True,
@@ -305,6 +330,7 @@ def _orc(scenario: Scenario, cwd: Path) -> tuple[bool, str]:
         if flag == "-p":
             name = value
     mode = scenario.mode
+    raw = "--no-interpolate" in mode
     try:
         project = load(
             LoadOptions(
@@ -316,17 +342,21 @@ def _orc(scenario: Scenario, cwd: Path) -> tuple[bool, str]:
                 project_name=name,
                 resolve_env_files=mode in ((), ("--format", "json")),
                 home=os.environ.get("HOME"),
+                interpolate=not raw,
+                services=scenario.services,
             ),
             HostFileSource(),
         )
-        verb_config._check_dependencies(project)
+        if not raw:
+            verb_config._check_dependencies(project)
     except OrcError as err:
         return False, str(err)
     if mode == ("--hash", "*"):
         return True, verb_config.hash_lines(project, "*")
     if mode == ("--profiles",):
         return True, verb_config.profile_lines(project)
-    return True, verb_config.config_text(project, "json" if mode else "yaml")
+    fmt = "json" if "json" in mode else "yaml"
+    return True, verb_config.config_text(project, fmt, interpolated=not raw)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
