@@ -36,13 +36,15 @@ PEER_COMPOSE = {
     "docker": ["docker-compose"],
     "podman": ["podman-compose"],
 }
+# The busybox image the peers setup made in each engine.
+PEER_IMAGES = {"docker": "busybox:local", "podman": "localhost/busybox:latest"}
 # Where the peers setup puts podman-compose when it is not on PATH.
 PEER_FALLBACKS = {"podman-compose": ["/tmp/peers/bin/podman-compose"]}
 
 
-def generate(n: int, rootfs: Path | None) -> str:
+def generate(n: int, rootfs: Path | None, image: str = "busybox:local") -> str:
     text = subprocess.run(
-        [sys.executable, str(GEN_STACK), str(n), "busybox:local"], capture_output=True, text=True, check=True
+        [sys.executable, str(GEN_STACK), str(n), image], capture_output=True, text=True, check=True
     ).stdout
     if rootfs is None:
         return text
@@ -164,15 +166,13 @@ def bench_peer(peer: str, n: int, runs: int, results: dict[str, list[float]]) ->
         with tempfile.TemporaryDirectory(prefix="orcbench") as tmp:
             work = Path(tmp)
             project = "peerb" + uuid.uuid4().hex[:6]
-            (work / "compose.yaml").write_text(generate(n, None))
+            (work / "compose.yaml").write_text(generate(n, None, PEER_IMAGES[peer]))
             argv = [*command, "-f", str(work / "compose.yaml"), "-p", project]
             try:
-                results.setdefault(f"{peer} up -d ({n})", []).append(
-                    timed([*argv, "up", "-d"], work, dict(os.environ))
-                )
-                results.setdefault(f"{peer} down ({n})", []).append(
-                    timed([*argv, "down"], work, dict(os.environ))
-                )
+                up = timed([*argv, "up", "-d"], work, dict(os.environ))
+                results.setdefault(f"{peer} up -d ({n})", []).append(up)
+                down = timed([*argv, "down"], work, dict(os.environ))
+                results.setdefault(f"{peer} down ({n})", []).append(down)
             except RuntimeError as exc:
                 print(f"<!-- {peer} failed: {str(exc)[:300]} -->")
                 subprocess.run([*argv, "down", "-t", "0"], cwd=work, capture_output=True, timeout=600)

@@ -20,6 +20,7 @@ import ipaddress
 import os
 import shutil
 import signal
+import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +40,7 @@ from orchestrator.reconciler.ports import (
     NetworkInfo,
     StartedContainer,
 )
-from orchestrator.runtime.cgroups import CgroupHandle, CgroupLimits, DriverOptions, open_driver
+from orchestrator.runtime.cgroups import CgroupHandle, CgroupLimits, DeviceRule, DriverOptions, open_driver
 from orchestrator.runtime.network import ipam
 from orchestrator.runtime.network.dnsfiles import hosts_file, parse_resolv_conf, resolv_conf
 from orchestrator.runtime.network.driver import NetworkDriver
@@ -51,13 +52,18 @@ from orchestrator.runtime.process.spec import (
     DEFAULT_PATH,
     BindMount,
     ContainerSpec,
+    Device,
     EtcFiles,
+    Init,
     Mount,
     Namespace,
     NamespaceMode,
     Namespaces,
     OverlayRootfs,
     ProcessSpec,
+    Rlimit,
+    Seccomp,
+    SeccompMode,
     TmpfsMount,
     User,
     VolumeMount,
@@ -67,6 +73,7 @@ from orchestrator.state.proc import pid_start_time, same_process
 from orchestrator.state.records import ContainerRecord, EndpointRecord
 
 _WAIT_THREADS = 4096
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024  # Docker's /dev/shm
 
 
 class KernelRuntime:
@@ -276,7 +283,17 @@ class KernelRuntime:
         # veths, same addresses (Docker keeps its sandbox the same way).
         kept = bool(networks) and os.path.ismount(netns_file)
         if not kept:
-            (etc / "hosts").write_text(hosts_file(hostname, []))
+            (etc / "hosts").write_text(
+                hosts_file(
+                    hostname,
+                    [],
+                    extra_hosts=[
+                        f"{h.hostname}:{h.address}"
+                        for h in service.extra_hosts
+                        if h.address != "host-gateway"
+                    ],
+                )
+            )
         resolver = None
         if networks:
             info = self._network_info.get(networks[0].network) or await self._run(
@@ -317,7 +334,16 @@ class KernelRuntime:
                     for a in attachments
                 ]
                 addresses = [a.ipv4 for a in attachments if a.ipv4]
-                (etc / "hosts").write_text(hosts_file(hostname, addresses, [name, service.name]))
+                gateway = attachments[0].gateway4 if attachments else None
+                (etc / "hosts").write_text(
+                    hosts_file(
+                        hostname,
+                        addresses,
+                        [name, service.name],
+                        [f"{h.hostname}:{h.address}" for h in service.extra_hosts],
+                        host_gateway=gateway,
+                    )
+                )
                 if service.ports and addresses:
                     await self.services.unpublish(name)  # a previous run's ports
                     await self.services.publish(name, addresses[0], [_port(p) for p in service.ports])
@@ -406,6 +432,12 @@ class KernelRuntime:
             privileged=service.privileged,
             sysctls=tuple(sorted(service.sysctls.items())),
             oom_score_adj=service.oom_score_adj,
+            no_new_privileges=_no_new_privileges(service.security_opt),
+            seccomp=_seccomp(service),
+            devices=tuple(Device(d.source, d.target, d.permissions) for d in service.devices),
+            rlimits=tuple(Rlimit(name, u.soft, u.hard) for name, u in sorted(service.ulimits.items())),
+            init=Init() if service.init else None,
+            shm_size_bytes=service.shm_size or DEFAULT_SHM_SIZE,
             stop_signal=stop_signal,
             stop_grace_seconds=service.effective_stop_grace_period,
             cgroup_dirs=tuple(str(d) for d in handle.directories),
@@ -650,7 +682,23 @@ def cgroup_limits(service: Service) -> CgroupLimits:
         cpuset_cpus=service.cpuset,
         pids_limit=service.effective_pids_limit,
         unconfined_devices=service.privileged,
+        extra_devices=tuple(_device_rule(d.source, d.permissions) for d in service.devices),
     )
+
+
+def _device_rule(path: str, permissions: str) -> DeviceRule:
+    """The cgroup rule that lets a container use the host device ``path``."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise PermanentError(f"device {path}: {exc.strerror}") from exc
+    if stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        raise PermanentError(f"device {path} is not a character or block device")
+    return DeviceRule(kind, os.major(st.st_rdev), os.minor(st.st_rdev), permissions or "rwm")
 
 
 def _arguments(service: Service, config: Any) -> list[str]:
@@ -689,6 +737,22 @@ def _network_endpoints(
             )
         )
     return endpoints
+
+
+def _no_new_privileges(options: Sequence[str]) -> bool:
+    return any(
+        o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true") for o in options
+    )
+
+
+def _seccomp(service: Service) -> Seccomp:
+    for option in service.security_opt:
+        key, _, value = option.replace("=", ":", 1).partition(":")
+        if key == "seccomp":
+            if value == "unconfined":
+                return Seccomp(SeccompMode.UNCONFINED)
+            return Seccomp(SeccompMode.CUSTOM, value)
+    return Seccomp()
 
 
 def _namespaces(service: Service, join_netns: str | None = None) -> Namespaces:
