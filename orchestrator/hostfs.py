@@ -14,7 +14,7 @@ class HostFileSource:
     """Reads files from the host filesystem by absolute path."""
 
     def read_text(self, path: str) -> str:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        with open(path, encoding="utf-8") as f:
             return f.read()
 
     def exists(self, path: str) -> bool:

@@ -150,13 +150,13 @@ class _Context:
         try:
             return self.source.read_text(path)
         except FileNotFoundError as exc:
-            raise StackError(Problem(f"open {path}: no such file or directory", file=path)) from exc
+            raise StackError(Problem("no such file or directory", file=path)) from exc
         except IsADirectoryError as exc:
-            raise StackError(Problem(f"read {path}: is a directory", file=path)) from exc
+            raise StackError(Problem("is a directory, not a file", file=path)) from exc
         except UnicodeDecodeError as exc:
-            raise StackError(Problem(f"{path}: not UTF-8 text", file=path)) from exc
+            raise StackError(Problem(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path)) from exc
         except OSError as exc:
-            raise StackError(Problem(f"{path}: {exc.strerror or exc}", file=path)) from exc
+            raise StackError(Problem(str(exc.strerror or exc), file=path)) from exc
 
     def documents(self, path: str) -> list[YamlDocument]:
         if path not in self.doc_cache:

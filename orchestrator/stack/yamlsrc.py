@@ -38,6 +38,7 @@ except ImportError:  # pragma: no cover - libyaml is present in our venv
 
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 200
 RESET_TAG = "!reset"
 OVERRIDE_TAG = "!override"
 _STR = "tag:yaml.org,2002:str"
@@ -210,6 +211,8 @@ class _Builder:
 
     def build(self, node: Node, path: Path, seen: dict[int, int], stack: tuple[int, ...]) -> Any:
         self._count(node, path, seen)
+        if len(stack) > MAX_DEPTH:
+            raise self.problem(node, f"document is nested deeper than {MAX_DEPTH} levels", path)
         seen[id(node)] = seen.get(id(node), 0) + 1
         if id(node) in stack:
             raise self.problem(node, "recursive alias: a node contains itself", path)
