@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -135,7 +136,10 @@ def box(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[Box]
     assert b.leftovers == [], f"left behind: {b.leftovers}"
     leftovers = sorted(p.name for p in (tmp_path / "state").iterdir() if p.name != "seccomp-cache")
     assert leftovers == [], f"container directories left behind: {leftovers}"
-    assert b.runtime._server.poll() is not None, "fork server still running"
+    server = b.runtime._server
+    if server is not None:
+        assert server.poll() is not None, "fork server still running"
+    assert not (tmp_path / "state" / "forkserver.sock").exists(), "fork server still listening"
 
 
 @pytest.fixture(scope="session")
@@ -367,20 +371,34 @@ def test_containers_can_join_each_others_namespaces_or_use_the_hosts(box: Box) -
 
 
 def _server_children(box: Box) -> set[int]:
+    assert box.runtime._server is not None
     server = box.runtime._server.pid
     return {int(p) for p in Path(f"/proc/{server}/task/{server}/children").read_text().split()}
+
+
+def _ready_blanks(box: Box) -> set[int]:
+    """Children of the fork server that already unshared their network namespace."""
+    ours = os.readlink("/proc/self/ns/net")
+    ready = set()
+    for pid in _server_children(box):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") != ours:
+                ready.add(pid)
+        except OSError:
+            continue
+    return ready
 
 
 def test_idle_server_keeps_blank_inits_ready_and_create_hands_one_over(box: Box) -> None:
     # A host mount made meanwhile (other work on a developer machine) replaces the blanks: retry.
     for attempt in range(3):
         deadline = time.monotonic() + 5
-        while len(_server_children(box)) < 2 and time.monotonic() < deadline:
+        blanks = _ready_blanks(box)
+        while len(blanks) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
-        blanks = _server_children(box)
+            blanks = _ready_blanks(box)
         assert len(blanks) == 2
-        for pid in blanks:  # forked into their own pid namespace, with the usual namespaces unshared
-            assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+        for pid in blanks:  # forked into their own pid namespace
             assert os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
         cid = box.run(box.spec(f"pooled{attempt}", ("sh", "-c", "echo $$")))
         assert box.runtime.wait(cid, timeout=10) is not None
@@ -550,3 +568,40 @@ def test_exec_with_a_tty_gets_a_terminal_of_the_container(box: Box) -> None:
         os.close(handle.console)
     assert status is not None and status.code == 0
     assert b"/dev/pts/" in output and b"got hi" in output
+
+
+def test_a_runtime_that_died_is_replaced_without_losing_containers_or_exit_codes(box: Box) -> None:
+    survivor = box.run(box.spec("survivor", ("sleep", "30")))
+    quick = box.run(box.spec("quick", ("sh", "-c", "sleep 0.3; exit 7")))
+    old = box.runtime
+    old._sock.shutdown(socket.SHUT_RDWR)  # the supervisor "dies": no shutdown request is sent
+    old._sock.close()
+    old._reader.join(timeout=5)
+    time.sleep(0.6)  # "quick" exits while no runtime listens; the server keeps its status
+    assert old._server is not None and old._server.poll() is None, "the fork server must outlive it"
+    box.runtime = ForkServerRuntime(box.root / "state", box.root / "cache", oom_check=box.oom_killed)
+    try:
+        assert box.runtime._server is None  # connected to the same server
+        assert box.runtime.containers() == {survivor: ContainerState.RUNNING, quick: ContainerState.STOPPED}
+        assert box.runtime.wait(quick, timeout=0) == ExitStatus(7, None)
+        handle = box.runtime.exec(survivor, ExecSpec(("true",)))
+        assert box.runtime.wait_exec(handle, timeout=10) == ExitStatus(0, None)
+        assert box.runtime.stop(survivor, grace_seconds=0.2) == ExitStatus(137, 9)  # known: still its child
+    finally:
+        old._trash.close()
+    box.runtime.delete(quick)
+    box.runtime.delete(survivor)
+    box.ids = []
+    box.runtime.close()
+    old._server.wait(timeout=10)  # it exits on the new runtime's shutdown; reap it here
+    box.runtime = ForkServerRuntime(box.root / "state", box.root / "cache")  # for the fixture
+
+
+def test_a_second_runtime_on_the_same_directory_gets_its_own_server(box: Box) -> None:
+    second = ForkServerRuntime(box.root / "state", box.root / "cache")
+    try:
+        assert second._server is not None and second._server.pid != box.runtime._server.pid  # type: ignore[union-attr]
+        cid = box.run(box.spec("first-runtime", ("true",)))
+        assert box.runtime.wait(cid, timeout=10) == ExitStatus(0, None)
+    finally:
+        second.close()

@@ -175,6 +175,22 @@ def join_cgroups(directories: tuple[str, ...]) -> None:
             raise StepError("join cgroups", f"{exc.strerror} ({target})", exc.errno or 0) from exc
 
 
+def _listen(path: str) -> socket.socket | None:
+    """A socket only root can reach, where a restarted runtime finds this server again; None if
+    the path cannot be used (too long for a Unix socket, read-only directory)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        listener.bind(path)
+        os.chmod(path, 0o600)
+        listener.listen(1)
+    except OSError:
+        listener.close()
+        return None
+    return listener
+
+
 def _error_report(exc: BaseException) -> bytes:
     if isinstance(exc, StepError):
         report = {"step": exc.step, "message": exc.message, "errno": exc.errno}
@@ -207,8 +223,10 @@ def _fail_child(error_fd: int, exc: BaseException) -> NoReturn:
 
 
 class ForkServer:
-    def __init__(self, sock: socket.socket, kernel: Kernel, cache: BpfCache, pool_size: int = 2) -> None:
-        self.sock = sock
+    def __init__(
+        self, sock: socket.socket | None, kernel: Kernel, cache: BpfCache, pool_size: int = 2
+    ) -> None:
+        self.sock: socket.socket | None = sock
         self.kernel = kernel
         self.cache = cache
         self.records: dict[str, _Record] = {}
@@ -218,6 +236,9 @@ class ForkServer:
         self.pool_size = pool_size
         self.poller = select.poll()
         self.adopted: dict[int, str] = {}  # pidfd -> container id
+        self.listener: socket.socket | None = None
+        self.queued_exits: list[dict[str, Any]] = []
+        self.shutting_down = False
         with open("/proc/sys/kernel/cap_last_cap") as f:
             text = f.read()
         self.last_cap = int(text)
@@ -238,20 +259,33 @@ class ForkServer:
 
     # --- loop ------------------------------------------------------------------------------------
 
-    def serve(self) -> None:
+    def serve(self, listen_path: str | None = None) -> None:
+        """Serve until the runtime says ``shutdown`` (its ``close``). If the runtime vanishes
+        without it (its process died) while containers still run, keep serving them: reap,
+        queue their exits, and wait on ``listen_path`` for the next runtime to connect."""
         poller = self.poller
-        poller.register(self.sock.fileno(), select.POLLIN)
+        if self.sock is not None:
+            poller.register(self.sock.fileno(), select.POLLIN)
         poller.register(self.wakeup_r, select.POLLIN)
         poller.register(self.mounts_fd, select.POLLPRI)
+        if listen_path is not None:
+            self.listener = _listen(listen_path)
+            if self.listener is not None:
+                poller.register(self.listener.fileno(), select.POLLIN)
         try:
             self._serve(poller)
         finally:
             self._drain_pool()
+            if self.listener is not None and listen_path is not None:
+                self.listener.close()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(listen_path)
 
     def _serve(self, poller: select.poll) -> None:
         while True:
             # Refill the pool of blank inits only when idle, so a fork never delays a request.
-            idle_ms = _POOL_IDLE_MS if len(self.pool) < self.pool_size else None
+            connected = self.sock is not None
+            idle_ms = _POOL_IDLE_MS if connected and len(self.pool) < self.pool_size else None
             events = poller.poll(idle_ms)
             if not events:
                 self._add_blank()
@@ -271,21 +305,52 @@ class ForkServer:
                         except BlockingIOError:
                             break
                     self.reap()
+                    if self.sock is None and not self.records and not self.children:
+                        return  # orphaned, and nothing left to watch over
+                    continue
+                if self.listener is not None and fd == self.listener.fileno():
+                    self._accept(poller)
+                    continue
+                if self.sock is None or fd != self.sock.fileno():
                     continue
                 try:
                     data, fds = wire.receive(self.sock)
                 except OSError:
                     data, fds = b"", []
                 if not data:
-                    return
+                    if self.shutting_down or self.listener is None or not (self.records or self.children):
+                        return
+                    # The runtime died without closing: keep the containers' parent alive.
+                    poller.unregister(self.sock.fileno())
+                    self.sock.close()
+                    self.sock = None
+                    self._discard_pool()
+                    continue
                 self.handle(pickle_loads(data), fds)
                 self.reap()
 
+    def _accept(self, poller: select.poll) -> None:
+        assert self.listener is not None
+        try:
+            conn, _addr = self.listener.accept()
+        except OSError:
+            return
+        if self.sock is not None:
+            conn.close()  # one runtime at a time
+            return
+        self.sock = conn
+        poller.register(conn.fileno(), select.POLLIN)
+
     def send(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
+        if self.sock is None:
+            if message.get("event") == "exit":
+                self.queued_exits.append(message)  # for the next runtime, with its "list"
+            return
         try:
             socket.send_fds(self.sock, [pickle_dumps(message)], fds or [])
         except OSError:
-            pass  # the runtime went away; containers keep running
+            if message.get("event") == "exit":
+                self.queued_exits.append(message)
 
     def handle(self, message: dict[str, Any], fds: list[int]) -> None:
         op = message.get("op")
@@ -300,6 +365,14 @@ class ForkServer:
                 reply["pid"], reply["exec_id"], reply_fds = self.exec(message["id"], message["exec"], fds)
             elif op == "signal":
                 self.signal(message["id"], message["signal"])
+            elif op == "list":
+                reply["containers"] = [
+                    {"spec": r.spec, "pid": r.pid, "adopted": r.adopted_pidfd is not None}
+                    for r in self.records.values()
+                ]
+                reply["exits"], self.queued_exits = self.queued_exits, []
+            elif op == "shutdown":
+                self.shutting_down = True
             elif op == "adopt":
                 self.adopt(message["spec"], message["pid"])
             else:
@@ -339,11 +412,20 @@ class ForkServer:
                     self.pool.remove(blank)
                 continue  # else an orphan from a container sharing the host pid namespace
             container_id, exec_id = owner
+            event: dict[str, Any] = {
+                "event": "exit",
+                "id": container_id,
+                "exec_id": exec_id,
+                "pid": pid,
+                "status": status,
+            }
             if exec_id is None:
                 # Nothing more can happen to a dead container here: exec and signals are refused
                 # as for an unknown one, and its id is free once the runtime deletes it.
-                self.records.pop(container_id, None)
-            self.send({"event": "exit", "id": container_id, "exec_id": exec_id, "pid": pid, "status": status})
+                record = self.records.pop(container_id, None)
+                if record is not None and self.sock is None:
+                    event["spec"] = record.spec  # the next runtime learns of it from this alone
+            self.send(event)
 
     # --- requests --------------------------------------------------------------------------------
 
@@ -605,8 +687,11 @@ class ForkServer:
         os.lseek(self.mounts_fd, 0, os.SEEK_SET)
         while os.read(self.mounts_fd, 65536):
             pass  # reading it through re-arms the notification
+        self._discard_pool()
+
+    def _discard_pool(self) -> None:
         for _pid, sock in self.pool:
-            sock.close()
+            sock.close()  # the blank reads EOF and exits; reap() collects it
         self.pool.clear()
 
     def _drain_pool(self) -> None:
@@ -654,7 +739,16 @@ class ForkServer:
         os.close(pidfd)
         record = self.records.pop(container_id, None)
         pid = record.pid if record is not None else 0
-        self.send({"event": "exit", "id": container_id, "exec_id": None, "pid": pid, "status": None})
+        event: dict[str, Any] = {
+            "event": "exit",
+            "id": container_id,
+            "exec_id": None,
+            "pid": pid,
+            "status": None,
+        }
+        if record is not None and self.sock is None:
+            event["spec"] = record.spec
+        self.send(event)
 
     def exec(self, container_id: str, spec: ExecSpec, fds: list[int]) -> tuple[int, str, list[int]]:
         """Fork a process into the container; returns its pid, exec id and the read end of its
@@ -747,8 +841,12 @@ def pickle_dumps(message: dict[str, Any]) -> bytes:
 
 
 def main(argv: list[str]) -> int:
+    """``forkserver <socket fd> <seccomp cache dir> [<blank inits> [<listen path>]]``"""
     sock = socket.socket(fileno=int(argv[1]))
     set_child_subreaper()
+    # The supervisor's terminal and process group are not ours: a Ctrl-C there must not kill the
+    # parent of every container. (Children restore the default before exec.)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     server = ForkServer(
         sock, LinuxKernel(), BpfCache(Path(argv[2])), pool_size=int(argv[3]) if len(argv) > 3 else 2
     )
@@ -756,7 +854,7 @@ def main(argv: list[str]) -> int:
     # so forked children share them instead of copying them.
     gc.collect()
     gc.freeze()
-    server.serve()
+    server.serve(argv[4] if len(argv) > 4 else None)
     return 0
 
 

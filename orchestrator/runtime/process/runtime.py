@@ -147,6 +147,7 @@ class ProcessRuntime(Protocol):
     def exec(self, container_id: str, spec: ExecSpec, stdio: Stdio | None = None) -> ExecHandle: ...
     def wait_exec(self, handle: ExecHandle, timeout: float | None = None) -> ExitStatus | None: ...
     def delete(self, container_id: str, force: bool = False) -> None: ...
+    def containers(self) -> dict[str, ContainerState]: ...
     def close(self) -> None: ...
 
 
@@ -255,8 +256,7 @@ class ForkServerRuntime:
         self.cache_dir = cache_dir or state_dir / "seccomp-cache"
         self._oom = oom_check
         state_dir.mkdir(parents=True, exist_ok=True)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._sock = ours
+        os.chmod(state_dir, 0o700)  # holds the fork server's socket: root's only
         self._send_lock = threading.Lock()
         self._lock = threading.Condition()
         self._requests = itertools.count(1)
@@ -266,6 +266,27 @@ class ForkServerRuntime:
         self._failed_execs: set[str] = set()
         self._closed = False
         self._trash = _Trash()
+        self._server: subprocess.Popen[bytes] | None = None
+        self._listen_path = self.state_dir / "forkserver.sock"
+        reconnected = self._connect(self._listen_path)
+        if reconnected is not None:
+            self._sock = reconnected
+            self._start_reader()
+            try:
+                reply, _ = self._request({"op": "list"}, timeout=30.0)
+            except TemporaryError:  # it serves another runtime (or just went away): start our own
+                self._reader.join(timeout=5)
+                reconnected.close()
+                self._closed = False
+                reconnected = None
+        if reconnected is None:
+            self._sock = self._spawn(python, blank_inits)
+            self._start_reader()
+            reply, _ = self._request({"op": "list"}, timeout=30.0)
+        self._take_over(reply)
+
+    def _spawn(self, python: str, blank_inits: int) -> socket.socket:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._server = subprocess.Popen(
                 [
@@ -275,16 +296,54 @@ class ForkServerRuntime:
                     str(theirs.fileno()),
                     str(self.cache_dir),
                     str(blank_inits),
+                    str(self._listen_path),
                 ],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
+                start_new_session=True,  # no terminal signals from the supervisor's session
             )
         finally:
             theirs.close()
+        return ours
+
+    def _start_reader(self) -> None:
         self._reader = threading.Thread(target=self._read_loop, name="orc-forkserver-reader", daemon=True)
         self._reader.start()
-        self._request({"op": "ping"}, timeout=30.0)
+
+    @staticmethod
+    def _connect(path: Path) -> socket.socket | None:
+        """The fork server a previous runtime (that died) left running, if there is one."""
+        if not path.exists():
+            return None
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            sock.close()
+            return None
+        return sock
+
+    def _take_over(self, reply: dict[str, Any]) -> None:
+        """Containers a previous runtime started (running, or exited while nobody listened)."""
+        with self._lock:
+            for entry in reply.get("containers", []):
+                spec = entry["spec"]
+                self._containers[spec.id] = _Container(
+                    spec, entry["pid"], state=ContainerState.RUNNING, start_requested=True
+                )
+            for message in reply.get("exits", []):
+                if message.get("exec_id") is None and message["id"] not in self._containers:
+                    self._containers[message["id"]] = _Container(
+                        message["spec"], message["pid"], state=ContainerState.RUNNING, start_requested=True
+                    )
+        for message in reply.get("exits", []):
+            self._on_exit(message)
+
+    def containers(self) -> dict[str, ContainerState]:
+        """Every container this runtime knows, with its state (after a restart: what it took over)."""
+        with self._lock:
+            return {cid: c.state for cid, c in self._containers.items()}
 
     # --- wire ---------------------------------------------------------------------------------
 
@@ -629,19 +688,25 @@ class ForkServerRuntime:
 
     def close(self) -> None:
         """Stop the fork server. Started containers keep running (they are re-parented); created
-        ones that were never started exit (their sync pipe closes)."""
+        ones that were never started exit (their sync pipe closes). If instead this process dies
+        without ``close``, the server stays, still the containers' parent, and a new runtime on
+        the same ``state_dir`` takes them over with their exit codes."""
         with self._lock:
             containers = list(self._containers.values())
         for container in containers:
             container.close_handover()
+        if not self._closed:
+            with contextlib.suppress(OrcError):
+                self._request({"op": "shutdown"}, timeout=10.0)
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
-        try:
-            self._server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._server.kill()
-            self._server.wait()
+        if self._server is not None:
+            try:
+                self._server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait()
         self._reader.join(timeout=5)
         self._trash.close()
 
