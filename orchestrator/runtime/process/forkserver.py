@@ -1,7 +1,7 @@
 """The fork server: a single-threaded process that forks every container init and exec'd process.
 
 Started by ``runtime.ForkServerRuntime`` as ``python -m orchestrator.runtime.process.forkserver
-<socket fd> <seccomp cache dir> <blank inits>`` before any request, it imports the whole start
+<socket fd> <seccomp cache dir> <blank inits> <listen path>`` before any request, it imports the whole start
 path once, becomes a child subreaper, and serves requests (pickled dicts over SOCK_SEQPACKET,
 fds with SCM_RIGHTS):
 
@@ -14,7 +14,13 @@ fds with SCM_RIGHTS):
   its other namespaces, locks down and execs. Reply: its pid and the error pipe's read end.
 * ``adopt``: record a running init this server did not fork (its old server died); its exit is
   watched through a pidfd and reported with an unknown status.
-* ``signal``, ``ping``. A container's record is dropped when its init is reaped.
+* ``list`` (containers it serves, and exits queued while no runtime was connected), ``signal``,
+  ``ping``, ``shutdown`` (the runtime's ``close``). A container's record is dropped when its init
+  is reaped.
+
+If the runtime's socket closes without ``shutdown`` (its process died) while containers run, the
+server stays their parent: it reaps them, queues their exits and listens on a Unix socket in the
+state directory for the next runtime.
 
 Every init and exec'd process is this server's child (and, as a child subreaper, it also inherits
 orphans of containers sharing the host pid namespace): it reaps them on SIGCHLD and sends ``exit``

@@ -7,7 +7,9 @@ threads as it likes. A reader thread here matches replies to requests and record
 no exit code is lost: the server is the parent (and child subreaper) of everything it starts.
 The handshakes after a fork (init ready, release, exec seen or error read) use pipes the server
 hands over, so the calling thread waits on them directly. Deleted containers' directories are
-renamed aside and removed by a background thread.
+renamed aside and removed by a background thread. A runtime whose process died leaves its server
+running; the next runtime on the same state directory connects to it and takes the containers
+over (``adopt`` is for inits whose server died too).
 
 States: created → running → stopped → deleted (created → stopped when the init dies or is killed
 before start). ``check_transition`` guards every change and names both states when refusing.
