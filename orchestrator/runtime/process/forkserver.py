@@ -1,9 +1,9 @@
 """The fork server: a single-threaded process that forks every container init and exec'd process.
 
 Started by ``runtime.ForkServerRuntime`` as ``python -m orchestrator.runtime.process.forkserver
-<socket fd> <seccomp cache dir> <blank inits> <listen path>`` before any request, it imports the whole start
-path once, becomes a child subreaper, and serves requests (pickled dicts over SOCK_SEQPACKET,
-fds with SCM_RIGHTS):
+<socket fd> <seccomp cache dir> <blank inits> <listen path>`` before any request, it imports the
+whole start path once, becomes a child subreaper, and serves requests (pickled dicts over
+SOCK_SEQPACKET, fds with SCM_RIGHTS):
 
 * ``create``: fork the init straight into a new (or joined) pid namespace, so it is PID 1 there
   and this server's own child (or hand the plan to a blank init forked ahead of time); the init
