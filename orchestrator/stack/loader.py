@@ -729,15 +729,18 @@ def _bind_records(model: dict[str, Any], profiles: list[str]) -> tuple[dict[str,
     records["volumes"] = {
         k: render.decode(v, "VolumeTop", f"volumes.{k}") for k, v in (model.get("volumes") or {}).items()
     }
-    records["secrets"] = {
-        k: render.decode(v, "FileObject", f"secrets.{k}") for k, v in (model.get("secrets") or {}).items()
-    }
+    secrets: dict[str, Any] = {}
+    for k, v in (model.get("secrets") or {}).items():
+        # the value of `environment:` travels as x-#value and becomes the (unprinted) content
+        value = dict(v) if isinstance(v, dict) else v
+        content = value.pop("x-#value", None) if isinstance(value, dict) else None
+        secrets[k] = render.decode(value, "FileObject", f"secrets.{k}")
+        if content is not None:
+            secrets[k]["content"] = content
+    records["secrets"] = secrets
     records["configs"] = {
         k: render.decode(v, "FileObject", f"configs.{k}") for k, v in (model.get("configs") or {}).items()
     }
-    for name, secret in (model.get("secrets") or {}).items():
-        if isinstance(secret, dict) and "x-#value" in secret:
-            records["secrets"][name]["content"] = secret["x-#value"]
     records["models"] = dict(model.get("models") or {})
     enabled: dict[str, Any] = {}
     disabled: dict[str, Any] = {}

@@ -670,6 +670,8 @@ def _encode_struct(value: dict[str, Any], name: str, yaml_mode: bool) -> Any:
     out: dict[str, Any] = {}
     for key, typ, omitempty in STRUCTS[name]:
         item = value.get(key)
+        # Go structs without field tags print their field names; go-yaml lower-cases them
+        out_key = key.lower() if yaml_mode else key
         if yaml_mode:
             if (name, key) in _YAML_ONLY_OMIT:
                 if item is None:
@@ -685,11 +687,11 @@ def _encode_struct(value: dict[str, Any], name: str, yaml_mode: bool) -> Any:
             item = {}
         if item is None:
             if isinstance(typ, tuple) and typ[0] == "map":
-                out[key] = None if not yaml_mode else {}
+                out[out_key] = None if not yaml_mode else {}
                 continue
-            out[key] = _zero_of(typ)
+            out[out_key] = _zero_of(typ)
             continue
-        out[key] = encode(item, typ, yaml_mode)
+        out[out_key] = encode(item, typ, yaml_mode)
     if yaml_mode and "#extensions" in value:
         for k in yaml_sorted(value["#extensions"]):
             out[k] = yaml_sort_maps(value["#extensions"][k])

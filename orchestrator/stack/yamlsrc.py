@@ -258,11 +258,9 @@ class _Builder:
             if key_node.tag == _MERGE or (key_node.tag == _PLAIN and key_node.value == "<<"):
                 key = "<<"
             else:
-                key = key_node.value if not isinstance(key_value, str) else key_value
-                if key_value is None and key_node.tag == _PLAIN:
-                    key = key_node.value if key_node.value else ""
-                if not isinstance(key_value, str) and key_value is not None:
-                    # non-string keys are rejected by compose-go; keep the text for the message
+                key = key_node.value
+                if not isinstance(key_value, str):
+                    # null, boolean and number keys are rejected by compose-go
                     raise self.problem(
                         key_node,
                         f"non-string key {'at top level' if not path else 'in ' + format_path(path)}: {key_node.value}",

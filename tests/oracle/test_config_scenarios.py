@@ -40,6 +40,228 @@ class Scenario:
 
 WEB = "services:\n  web:\n    image: busybox\n"
 
+# most of the service, network, volume, secret and config attributes Compose knows
+KITCHEN_SINK = """\
+name: big
+x-common: &common
+  restart: unless-stopped
+  logging:
+    driver: json-file
+    options: {max-size: 10m, max-file: 3}
+services:
+  api:
+    <<: *common
+    image: api:1.0
+    build:
+      context: ./api
+      dockerfile: Dockerfile.dev
+      args: {VERSION: 1.2, DEBUG: true, EMPTY: null}
+      labels: [a=b]
+      cache_from: [api:cache]
+      secrets: [tok]
+      ssh: [default]
+      target: dev
+      shm_size: 256m
+      extra_hosts: {h1: 10.0.0.1}
+      ulimits: {nofile: 1024}
+      platforms: [linux/amd64]
+    deploy:
+      mode: replicated
+      replicas: 2
+      labels: {tier: api}
+      update_config: {parallelism: 2, delay: 10s, failure_action: rollback, monitor: 1m, max_failure_ratio: 0.3, order: start-first}
+      rollback_config: {parallelism: 1}
+      resources:
+        limits: {cpus: '1.5', memory: 512M, pids: 100}
+        reservations:
+          cpus: 0.25
+          memory: 128M
+          devices:
+            - driver: nvidia
+              capabilities: [gpu]
+              device_ids: ['0']
+            - capabilities: [gpu]
+      restart_policy: {condition: on-failure, delay: 5s, max_attempts: 3, window: 120s}
+      placement: {constraints: [node.role==worker], preferences: [{spread: node.labels.zone}], max_replicas_per_node: 1}
+      endpoint_mode: vip
+    blkio_config:
+      weight: 300
+      weight_device: [{path: /dev/sda, weight: 400}]
+      device_read_bps: [{path: /dev/sda, rate: 12mb}]
+    healthcheck:
+      test: ["CMD", "curl", "-f", "http://localhost"]
+      interval: 1m30s
+      timeout: 10s
+      retries: 3
+      start_period: 40s
+      start_interval: 5s
+    stop_grace_period: 1m
+    stop_signal: SIGTERM
+    tmpfs: [/run, "/tmp:size=64m"]
+    volumes:
+      - type: tmpfs
+        target: /cache
+        tmpfs: {size: 1000000, mode: 01777}
+      - type: volume
+        source: data
+        target: /data
+        volume: {nocopy: true, subpath: sub}
+      - type: bind
+        source: ./conf
+        target: /conf
+        read_only: true
+        bind: {propagation: rslave, create_host_path: false}
+    networks:
+      front:
+        aliases: [api.local]
+        ipv4_address: 172.16.238.10
+        priority: 100
+      back: {}
+    extra_hosts:
+      somehost: "162.242.195.82"
+      otherhost: ["50.31.209.229", "::1"]
+    ulimits: {nproc: 65535, nofile: {soft: 20000, hard: 40000}}
+    sysctls: [net.core.somaxconn=1024, net.ipv4.tcp_syncookies=0]
+    environment:
+      INT: 1
+      FLOAT: 1.50
+      BOOL: true
+      NUL:
+      STR: "x"
+      BIG: 12345678901234
+    labels:
+      com.example.num: 5
+      com.example.float: 0.1
+    ports:
+      - target: 80
+        published: 8080
+        protocol: tcp
+        mode: host
+        name: web
+        app_protocol: http
+      - "3000-3002:3000-3002"
+      - "49153-49155:22"
+    expose: ["3000", 4000, "5000-5001"]
+    user: "1000"
+    working_dir: /app
+    dns: 8.8.8.8
+    dns_search: example.com
+    dns_opt: [use-vc]
+    cap_add: [NET_ADMIN, SYS_PTRACE, NET_ADMIN]
+    cap_drop: [ALL]
+    security_opt: [no-new-privileges:true]
+    devices:
+      - source: /dev/ttyUSB0
+        target: /dev/ttyUSB0
+        permissions: rwm
+      - /dev/sda:/dev/xvda:r
+    cpus: 1.5
+    cpu_shares: 512
+    cpuset: "0,1"
+    mem_limit: 512m
+    mem_reservation: 128M
+    memswap_limit: 1g
+    mem_swappiness: 60
+    oom_score_adj: -500
+    pids_limit: 100
+    shm_size: 64M
+    init: true
+    privileged: false
+    read_only: true
+    stdin_open: true
+    tty: true
+    hostname: api
+    domainname: example.com
+    mac_address: 02:42:ac:11:65:43
+    secrets:
+      - tok
+      - source: db_pass
+        target: /run/secrets/db
+        uid: "103"
+        gid: "103"
+        mode: 0440
+    configs:
+      - source: cfg
+        target: /etc/cfg
+    depends_on:
+      db:
+        condition: service_healthy
+        restart: true
+    post_start:
+      - command: ["echo", "hi"]
+        user: root
+    pre_stop:
+      - command: echo bye
+    develop:
+      watch:
+        - path: ./src
+          action: sync
+          target: /app/src
+          ignore: node_modules/
+        - path: package.json
+          action: rebuild
+    pull_policy: always
+    annotations: {a.b: c}
+    group_add: [mail]
+    storage_opt: {size: 1G}
+    runtime: runc
+    platform: linux/amd64
+    isolation: default
+    cgroup_parent: m-executor-abcd
+    oom_kill_disable: false
+    credential_spec: {file: my-credential-spec.json}
+    gpus: all
+  db:
+    image: postgres:16
+    healthcheck:
+      disable: true
+    network_mode: "service:cache"
+    volumes_from: [cache:ro]
+    links: [cache:web]
+    entrypoint: ["/entry.sh"]
+    command: []
+    env_file: [db.env]
+    label_file: [db.labels]
+  cache:
+    image: redis
+    healthcheck:
+      test: ["NONE"]
+    network_mode: host
+    scale: 2
+networks:
+  front:
+    driver: bridge
+    driver_opts: {com.docker.network.bridge.name: br0}
+    enable_ipv6: true
+    ipam:
+      driver: default
+      config:
+        - subnet: 172.16.238.0/24
+          gateway: 172.16.238.1
+          ip_range: 172.16.238.128/25
+          aux_addresses: {host1: 172.16.238.5}
+    labels: {a: b}
+  back:
+    external: true
+    name: shared_back
+volumes:
+  data:
+    driver: local
+    driver_opts: {type: none, o: bind, device: ./data}
+    labels: [x=y]
+secrets:
+  tok:
+    file: ./tok.txt
+  db_pass:
+    environment: HOME
+configs:
+  cfg:
+    content: |
+      hello
+      world
+"""
+KITCHEN_FILES = {"compose.yaml": KITCHEN_SINK, "db.env": "A=1\nB=two\n", "db.labels": "lbl=1\n"}
+
 SCENARIOS = [
     Scenario("plain", {"compose.yaml": WEB}),
     Scenario("discovery walks up", {"compose.yaml": WEB, "sub/dir/.keep": ""}, cwd="sub/dir"),
@@ -269,6 +491,9 @@ SCENARIOS = [
         services=("web",),
     ),
     Scenario("unknown selected service", {"compose.yaml": WEB}, services=("nope",)),
+    Scenario("kitchen sink, json", KITCHEN_FILES),
+    Scenario("kitchen sink, yaml", KITCHEN_FILES, mode=()),
+    Scenario("kitchen sink, hashes", KITCHEN_FILES, mode=("--hash", "*")),
     Scenario(
         "yaml output",
         {
