@@ -290,13 +290,45 @@ def _port_indexer(value: Any, where: str) -> str:
     if isinstance(value, dict):
         if "target" not in value:
             raise StackError(Problem(f"service ports {where} is missing a target port", path=where))
+        # Go's Sprintf("%s:%s:%d/%s"): a published port written as a number does not collide
+        # with the same port written as a string, exactly as in compose-go
         return (
-            f"{value.get('host_ip', '0.0.0.0')}:{value.get('published')}:{value.get('target')}"
-            f"/{value.get('protocol', 'tcp')}"
+            f"{_go_verb_s(value.get('host_ip', '0.0.0.0'))}:{_go_verb_s(value.get('published'))}:"
+            f"{_go_verb_d(value.get('target'))}/{_go_verb_s(value.get('protocol', 'tcp'))}"
         )
     if isinstance(value, str):
         return value
     return ""
+
+
+def _go_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "[]interface {}"
+    return "map[string]interface {}"
+
+
+def _go_verb_s(value: Any) -> str:
+    if value is None:
+        return "%!s(<nil>)"
+    if isinstance(value, str):
+        return value
+    return f"%!s({_go_type(value)}={_go_sprint(value)})"
+
+
+def _go_verb_d(value: Any) -> str:
+    if value is None:
+        return "%!d(<nil>)"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return f"%!d({_go_type(value)}={_go_sprint(value)})"
 
 
 def _env_file_indexer(value: Any, where: str) -> str:

@@ -491,6 +491,14 @@ SCENARIOS = [
         services=("web",),
     ),
     Scenario("unknown selected service", {"compose.yaml": WEB}, services=("nope",)),
+    Scenario(
+        "ports de-duplicated by key, number and string differ",
+        {
+            "a.yaml": "services:\n  web:\n    image: x\n    ports: [{published: 9200, target: 9200}, '80:80']\n",
+            "b.yaml": "services:\n  web:\n    ports: ['9200:9200', '80:80', {published: '81', target: 81}]\n",
+        },
+        args=("-f", "a.yaml", "-f", "b.yaml"),
+    ),
     Scenario("kitchen sink, json", KITCHEN_FILES),
     Scenario("kitchen sink, yaml", KITCHEN_FILES, mode=()),
     Scenario("kitchen sink, hashes", KITCHEN_FILES, mode=("--hash", "*")),
