@@ -103,6 +103,19 @@ def rss_kib(pids: list[int]) -> int:
     return total
 
 
+def pss_kib(pids: list[int]) -> int:
+    """Proportional set size: shared pages (the fork server and its forked helpers) counted once."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
 def crash_to_running(state: Path, name: str, runs: int) -> list[float]:
     path = state / "containers" / f"{name}.json"
     times = []
@@ -143,6 +156,8 @@ def bench_orc(
                     supervisor = json.loads((state / "project.json").read_text())["supervisor_pid"]
                     time.sleep(1.0)
                     extra[f"orc RSS with {n} containers (KiB)"] = rss_kib(orc_processes(supervisor))
+                    extra[f"orc PSS with {n} containers (KiB)"] = pss_kib(orc_processes(supervisor))
+                    extra[f"orc supervisor alone RSS with {n} containers (KiB)"] = rss_kib([supervisor])
                     extra[f"orc processes with {n} containers"] = len(orc_processes(supervisor))
                     if n <= 30:
                         results.setdefault("orc crash → running (ms)", []).extend(
