@@ -17,17 +17,18 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import Problem, StackError
 
-Path = tuple[str | int, ...]
+DocPath = tuple[str | int, ...]
 
 
 @cache
 def compose_schema() -> dict[str, Any]:
-    text = resources.files("orchestrator.stack").joinpath("data/compose-spec.json").read_text()
+    # a plain path (not importlib.resources, whose import costs more than reading the file)
+    text = (Path(__file__).parent / "data" / "compose-spec.json").read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
@@ -41,7 +42,7 @@ def _regex(pattern: str) -> re.Pattern[str]:
 class Violation:
     """One schema violation: where, which keyword, and a readable message."""
 
-    path: Path
+    path: DocPath
     keyword: str
     message: str
     key: str | None = None  # the offending key for additionalProperties
@@ -89,7 +90,7 @@ def _json_equal(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def dotted(path: Path) -> str:
+def dotted(path: DocPath) -> str:
     out = ""
     for part in path:
         if isinstance(part, int):
@@ -113,7 +114,7 @@ class Validator:
             node = node[part.replace("~1", "/").replace("~0", "~")]
         return node
 
-    def errors(self, value: Any, schema: Any, path: Path = ()) -> Iterator[Violation]:
+    def errors(self, value: Any, schema: Any, path: DocPath = ()) -> Iterator[Violation]:
         if schema is True or schema == {}:
             return
         if schema is False:
@@ -160,7 +161,7 @@ class Validator:
         if "oneOf" in schema:
             yield from self._one_of(value, schema["oneOf"], path)
 
-    def _object(self, value: dict[str, Any], schema: dict[str, Any], path: Path) -> Iterator[Violation]:
+    def _object(self, value: dict[str, Any], schema: dict[str, Any], path: DocPath) -> Iterator[Violation]:
         for name in schema.get("required", ()):
             if name not in value:
                 yield Violation(path, "required", f"{name} is required")
@@ -184,7 +185,7 @@ class Validator:
                 elif isinstance(additional, dict):
                     yield from self.errors(item, additional, (*path, key))
 
-    def _one_of(self, value: Any, branches: list[Any], path: Path) -> Iterator[Violation]:
+    def _one_of(self, value: Any, branches: list[Any], path: DocPath) -> Iterator[Violation]:
         failures: list[list[Violation]] = []
         passed = 0
         for branch in branches:
@@ -206,7 +207,7 @@ def _short(value: Any) -> str:
     return text if len(text) < 60 else text[:57] + "..."
 
 
-def _best(violations: list[Violation], path: Path) -> Violation:
+def _best(violations: list[Violation], path: DocPath) -> Violation:
     """Among the failures of every alternative, the one that says most (deepest, not a type clash)."""
     if not violations:
         return Violation(path, "oneOf", "does not match any allowed form")
