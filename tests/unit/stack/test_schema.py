@@ -48,7 +48,7 @@ def test_agrees_on_examples(document: Any) -> None:
 
 
 def _corpus_documents() -> list[Any]:
-    docs = []
+    docs: list[Any] = []
     for path in sorted(CORPUS.rglob("*.y*ml")) if CORPUS.is_dir() else []:
         try:
             docs.extend(d.value for d in parse_documents(path.read_text(), str(path)))
