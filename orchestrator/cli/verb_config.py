@@ -41,9 +41,13 @@ def _check_dependencies(project: Any) -> None:
     """Undefined dependencies and cycles fail ``config`` as they fail docker-compose's."""
     if not project.has_dependencies():
         return  # nothing to check: skip binding the model and building the graph
+    from orchestrator.errors import StackError
     from orchestrator.planner.graph import DependencyGraph
 
-    DependencyGraph.from_stack(project.stack)
+    try:
+        DependencyGraph.from_stack(project.stack)
+    except StackError as err:
+        raise project.locate(err) from err
 
 
 def config_text(project: Any, fmt: str | None, *, interpolated: bool = True) -> str:

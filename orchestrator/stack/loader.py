@@ -75,6 +75,12 @@ class Project:
     records: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     _stack: Any = None
+    _locator: Any = None
+
+    def locate(self, error: StackError) -> StackError:
+        """``error`` with file:line:col added to problems that only name a dotted path
+        (for checks run after loading, such as the dependency graph's)."""
+        return self._locator.locate(error) if self._locator is not None else error
 
     @property
     def stack(self) -> Any:
@@ -154,7 +160,9 @@ class _Context:
         except IsADirectoryError as exc:
             raise StackError(Problem("is a directory, not a file", file=path)) from exc
         except UnicodeDecodeError as exc:
-            raise StackError(Problem(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path)) from exc
+            raise StackError(
+                Problem(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=path)
+            ) from exc
         except OSError as exc:
             raise StackError(Problem(str(exc.strerror or exc), file=path)) from exc
 
@@ -679,6 +687,7 @@ def _load(ctx: _Context) -> Project:
             disabled_services={},
             records={"services": {}, "volumes": {}, "networks": {}, "secrets": {}, "configs": {}},
             model=model,
+            _locator=ctx,
         )
     records, disabled = _bind_records(model, details.profiles)
     _check_consistency(records, disabled)
@@ -699,6 +708,7 @@ def _load(ctx: _Context) -> Project:
         profiles=details.profiles,
         disabled_services=disabled,
         records=records,
+        _locator=ctx,
     )
     project.document = render.plain_json(encode_project(records, yaml_mode=False))
     from orchestrator.stack.confighash import service_config_hash
