@@ -58,6 +58,13 @@ def load_request(ctx: typer.Context) -> LoadRequest:
     )
 
 
+def project_payload(loaded: Any) -> dict[str, Any]:
+    """The loaded project as the supervisor takes it (the canonical document, bound there)."""
+    from orchestrator.reconciler.desired import document_payload
+
+    return document_payload(loaded)
+
+
 def roots(ctx: typer.Context) -> Roots:
     from orchestrator.daemon.handle import Roots
 

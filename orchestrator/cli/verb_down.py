@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.lifecycle import finish, load_request, print_event, project_handle
+from orchestrator.cli.lifecycle import finish, print_event, project_handle, project_payload
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         """Stop and remove containers, networks."""
         handle, loaded = project_handle(ctx, need_files=False)
         result = handle.down(
-            load_request(ctx) if loaded is not None else None,
+            project_payload(loaded) if loaded is not None else None,
             {"volumes": volumes, "remove_orphans": remove_orphans},
             timeout,
             on_event=print_event,

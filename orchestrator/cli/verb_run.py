@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.lifecycle import load_request, print_event, project_handle
+from orchestrator.cli.lifecycle import print_event, project_handle, project_payload
 from orchestrator.errors import UsageError
 
 
@@ -37,12 +37,12 @@ def register(app: typer.Typer) -> None:
             if not key:
                 raise UsageError(f"invalid --env {item!r}: expected KEY=VALUE")
             environment[key] = value if sep else ""
-        handle, _ = project_handle(ctx)
+        handle, loaded = project_handle(ctx)
         result = handle.request(
             "run",
             start=True,
             on_event=print_event,
-            load=load_request(ctx).to_json(),
+            project=project_payload(loaded),
             service=service,
             command=list(command) if command else None,
             environment=environment,

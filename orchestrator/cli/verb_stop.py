@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.lifecycle import finish, load_request, print_event, project_handle
+from orchestrator.cli.lifecycle import finish, print_event, project_handle, project_payload
 
 
 def register(app: typer.Typer) -> None:
@@ -24,10 +24,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Stop services."""
         handle, loaded = project_handle(ctx, need_files=False)
-        load = load_request(ctx).to_json() if loaded is not None else None
+        project = project_payload(loaded) if loaded is not None else None
         finish(
             handle.request(
-                "stop", services=list(services or []), timeout=timeout, load=load, on_event=print_event
+                "stop", services=list(services or []), timeout=timeout, project=project, on_event=print_event
             )
         )
 
@@ -37,13 +37,13 @@ def register(app: typer.Typer) -> None:
         services: Annotated[list[str] | None, typer.Argument(metavar="[SERVICE...]")] = None,
     ) -> None:
         """Start services."""
-        handle, _ = project_handle(ctx)
+        handle, loaded = project_handle(ctx)
         finish(
             handle.request(
                 "start",
                 start=True,
                 services=list(services or []),
-                load=load_request(ctx).to_json(),
+                project=project_payload(loaded),
                 on_event=print_event,
             )
         )
@@ -57,14 +57,14 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Restart service containers."""
-        handle, _ = project_handle(ctx)
+        handle, loaded = project_handle(ctx)
         finish(
             handle.request(
                 "restart",
                 start=True,
                 services=list(services or []),
                 timeout=timeout,
-                load=load_request(ctx).to_json(),
+                project=project_payload(loaded),
                 on_event=print_event,
             )
         )

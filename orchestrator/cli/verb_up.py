@@ -101,10 +101,10 @@ def register(app: typer.Typer) -> None:
         if dry_run:
             print_plan(ctx, list(services or []), options)
             return
-        from orchestrator.cli.lifecycle import load_request
+        from orchestrator.cli.lifecycle import project_payload
 
-        handle, _ = project_handle(ctx)
-        result = handle.up(load_request(ctx), list(services or []), options, on_event=print_event)
+        handle, loaded = project_handle(ctx)
+        result = handle.up(project_payload(loaded), list(services or []), options, on_event=print_event)
         finish(result)
         if detach or no_start:
             return

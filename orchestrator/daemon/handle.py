@@ -54,6 +54,16 @@ class LoadRequest:
         return asdict(self)
 
 
+def _source(load: LoadRequest | dict[str, Any] | None) -> dict[str, Any]:
+    """The request fields naming the project's definition: the loader's inputs (the supervisor
+    loads the files) or, faster, the document the caller already loaded (``project``)."""
+    if load is None:
+        return {}
+    if isinstance(load, LoadRequest):
+        return {"load": load.to_json()}
+    return {"project": load}
+
+
 class ProjectHandle:
     def __init__(self, roots: Roots, name: str, cgroup_prefix: str = "orc") -> None:
         self.roots = roots
@@ -91,7 +101,7 @@ class ProjectHandle:
 
     def up(
         self,
-        load: LoadRequest,
+        load: LoadRequest | dict[str, Any],
         services: Sequence[str] = (),
         options: dict[str, Any] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
@@ -100,14 +110,14 @@ class ProjectHandle:
             "up",
             start=True,
             on_event=on_event,
-            load=load.to_json(),
+            **_source(load),
             services=list(services),
             options=options or {},
         )
 
     def down(
         self,
-        load: LoadRequest | None,
+        load: LoadRequest | dict[str, Any] | None,
         options: dict[str, Any] | None = None,
         timeout: float | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
@@ -120,7 +130,7 @@ class ProjectHandle:
             "down",
             start=True,
             on_event=on_event,
-            load=load.to_json() if load else None,
+            **_source(load),
             options=options or {},
             timeout=timeout,
         )

@@ -224,8 +224,14 @@ class Supervisor:
         return {"container": record.name, "exit_code": record.exit_code, "output": output}
 
     def _spec_from(self, request: dict[str, Any]) -> ProjectSpec | None:
-        if request.get("load"):
+        spec: ProjectSpec | None = None
+        if request.get("project"):
+            from orchestrator.reconciler.desired import from_document
+
+            spec = from_document(request["project"])
+        elif request.get("load"):
             spec = load_spec(request["load"])
+        if spec is not None:
             if spec.name != self.project:
                 raise UsageError(f"this supervisor runs project {self.project}, not {spec.name}")
             self._spec = spec

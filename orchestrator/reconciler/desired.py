@@ -45,6 +45,39 @@ def from_loaded(project: Any) -> ProjectSpec:
     )
 
 
+def from_document(payload: Mapping[str, Any]) -> ProjectSpec:
+    """The spec of a project the CLI already loaded and sent as its canonical document (with
+    the config hashes and ``x-*`` keys per service): binding it is much cheaper than loading."""
+    from orchestrator.stack.bind import bind
+
+    files = tuple(payload.get("files") or ())
+    stack = bind(
+        payload["document"],
+        config_hashes=payload["config_hashes"],
+        working_dir=payload.get("working_dir"),
+        compose_files=files,
+    )
+    return project_spec(
+        payload["name"], stack, payload["document"], payload["working_dir"], files, payload.get("extensions")
+    )
+
+
+def document_payload(project: Any) -> dict[str, Any]:
+    """What :func:`from_document` needs, from a loaded project (JSON-able)."""
+    return {
+        "name": project.name,
+        "working_dir": project.working_dir,
+        "files": list(project.files),
+        "document": project.document,
+        "config_hashes": dict(project.config_hashes),
+        "extensions": {
+            name: record.get("#extensions") or {}
+            for name, record in (project.records.get("services") or {}).items()
+            if isinstance(record, Mapping)
+        },
+    }
+
+
 def project_spec(
     name: str,
     stack: Stack,

@@ -79,3 +79,18 @@ def test_config_change_changes_hash_and_config() -> None:
     assert before is not None and after is not None
     assert before.config_hash != after.config_hash
     assert after.config["environment"] == {"A": "2"}
+
+
+def test_document_payload_round_trip_matches_loading() -> None:
+    import json
+
+    from orchestrator.reconciler.desired import document_payload, from_document
+
+    project = load(
+        LoadOptions(cwd="/srv/demo", environ={}), MemoryFileSource({"/srv/demo/compose.yaml": COMPOSE})
+    )
+    payload = json.loads(json.dumps(document_payload(project)))  # as it crosses the control socket
+    assert from_document(payload).desired == from_loaded(project).desired
+    assert (
+        from_document(payload).behaviour("db").healthcheck == from_loaded(project).behaviour("db").healthcheck
+    )
