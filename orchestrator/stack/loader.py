@@ -402,6 +402,11 @@ class _Scope:
     skip_include: bool = False
     validate: bool = True
     defaults: bool = True
+    resource_dir: str | None = None
+
+    def files_dir(self) -> str:
+        """Where files named by ``extends.file`` and ``include`` are looked up."""
+        return self.resource_dir or self.working_dir
 
 
 def _lookup(env: Mapping[str, str]) -> Callable[[str], str | None]:
@@ -508,7 +513,7 @@ def _service_extends(
     base_services = services
     processor: Processor | None = None
     if ref_file is not None:
-        local = _abs(ref_file, scope.working_dir)
+        local = _abs(ref_file, scope.files_dir())
         base_services, processor = _extends_base_from_file(ctx, name, ref, filename, local, scope)
         filename = local
     elif ref not in services:
@@ -590,13 +595,15 @@ def _apply_include(ctx: _Context, document: dict[str, Any], scope: _Scope, inclu
         env_files_raw = entry.get("env_file")
         env_files = [env_files_raw] if isinstance(env_files_raw, str) else list(env_files_raw or [])
         resolved: list[str] = []
+        explicit_directory = False
         for i, p in enumerate(paths):
-            p = _abs(str(p), scope.working_dir)
+            p = _abs(str(p), scope.files_dir())
             if i == 0:
                 if not project_directory:
                     project_directory = posixpath.dirname(p)
                 elif not str(project_directory).startswith("/"):
                     project_directory = _abs(str(project_directory), scope.working_dir)
+                    explicit_directory = True
                 if p in included:
                     chain = "\n include ".join([*included[1:], p])
                     raise StackError(
@@ -623,7 +630,13 @@ def _apply_include(ctx: _Context, document: dict[str, Any], scope: _Scope, inclu
         environment = dict(scope.environment)
         for k, v in from_files.items():
             environment.setdefault(k, v)
-        inner = _Scope(working_dir=project_directory, environment=environment)
+        # compose-go resolves the included file's relative paths against the project directory
+        # when it exists, otherwise against its parent (ResourceLoader.Dir); files named by
+        # extends/include inside it are still looked up from the project directory itself
+        paths_dir = project_directory
+        if explicit_directory and not ctx.source.is_dir(project_directory):
+            paths_dir = posixpath.dirname(project_directory)
+        inner = _Scope(working_dir=paths_dir, environment=environment, resource_dir=project_directory)
         for p in resolved:
             if not ctx.source.exists(p):
                 raise StackError(Problem(f"open {p}: no such file or directory", path=where))

@@ -499,6 +499,34 @@ SCENARIOS = [
         },
         args=("-f", "a.yaml", "-f", "b.yaml"),
     ),
+    Scenario(
+        "COMPOSE_* variables from .env",
+        {
+            ".env": "COMPOSE_FILE=one.yaml:two.yaml\nCOMPOSE_PROJECT_NAME=fromdotenv\nCOMPOSE_PROFILES=extra\n",
+            "one.yaml": WEB,
+            "two.yaml": "services:\n  more:\n    image: y\n    profiles: [extra]\n",
+        },
+    ),
+    Scenario(
+        "include with env_file and project_directory",
+        {
+            "compose.yaml": "include:\n  - path: inc/compose.yaml\n    project_directory: other\n    env_file: inc/vars.env\n"
+            "services:\n  web:\n    image: busybox\n",
+            "inc/compose.yaml": "services:\n  side:\n    image: ${SIDE}\n    build: ./ctx\n",
+            "inc/vars.env": "SIDE=sidecar\n",
+        },
+    ),
+    Scenario(
+        "extends with reset",
+        {
+            "compose.yaml": "services:\n  base:\n    image: busybox\n    ports: ['80:80']\n    environment: {A: '1'}\n"
+            "  web:\n    extends: base\n    ports: !reset []\n    environment: !override {B: '2'}\n",
+        },
+    ),
+    Scenario(
+        "required variable in .env",
+        {"compose.yaml": WEB, ".env": "A=${NOPE:?must be set}\n"},
+    ),
     Scenario("kitchen sink, json", KITCHEN_FILES),
     Scenario("kitchen sink, yaml", KITCHEN_FILES, mode=()),
     Scenario("kitchen sink, hashes", KITCHEN_FILES, mode=("--hash", "*")),
