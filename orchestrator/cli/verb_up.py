@@ -149,7 +149,7 @@ def _attach(handle: Any, services: list[str], timeout: float | None) -> None:
         return any(r.status in ("running", "restarting") for r in handle.containers(include_stopped=False))
 
     try:
-        for entry in follow_logs(lambda: handle.log_sources(services), keep_going=running):
+        for entry in follow_logs(lambda: handle.log_sources(services), keep_going=running, from_start=True):
             sys.stdout.write(format_entry(entry, prefix_width=width))
             sys.stdout.flush()
     except KeyboardInterrupt:

@@ -282,17 +282,21 @@ def follow_logs(
     sleep: Callable[[float], None] = time.sleep,
     poll_interval: float = 0.1,
     until_ns: int | None = None,
+    from_start: bool = False,
 ) -> Iterator[LogEntry]:
     """New entries as they are written, for containers ``sources()`` lists at each poll (so
     containers that appear later, or are recreated, are picked up). Stops when ``keep_going()``
-    turns false or an entry reaches ``until_ns``. Start from the current end of each file;
-    print history first with :func:`read_logs`."""
+    turns false (after one last read, so the final lines are not lost) or an entry reaches
+    ``until_ns``. Starts at the current end of each file (print history first with
+    :func:`read_logs`), or at the start of each current file with ``from_start``."""
     cursors: dict[str, _Cursor] = {}
     for name, path in sources():
         cursor = _Cursor(name, path)
-        cursor.start_at_end()
+        if not from_start:
+            cursor.start_at_end()
         cursors[name] = cursor
-    while keep_going():
+    while True:
+        going = keep_going()
         for name, path in sources():
             if name not in cursors:
                 cursors[name] = _Cursor(name, path)
@@ -301,6 +305,8 @@ def follow_logs(
             if until_ns is not None and entry.time_ns >= until_ns:
                 return
             yield entry
+        if not going:
+            return
         if not batch:
             sleep(poll_interval)
 

@@ -169,3 +169,27 @@ def test_follow_sees_new_lines_rotation_and_new_containers(tmp_path: Path) -> No
     assert ("web-1", "history") not in seen
     assert seen == [("web-1", "a")] + [("web-1", f"burst {i}") for i in range(6)] + [("db-1", "db up")]
     assert len(log_files(path)) >= 3  # the burst rotated more than once between two polls
+
+
+def test_follow_from_start_and_last_read_after_stop(tmp_path: Path) -> None:
+    clock = ticking()
+    path = tmp_path / "job.log"
+    writer = LogWriter(path, clock_ns=lambda: next(clock))
+    writer.write("stdout", b"early\n")
+    calls = 0
+
+    def keep_going() -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            writer.write("stdout", b"last words\n")  # written just as the container exits
+            return False
+        return True
+
+    seen = [
+        e.text
+        for e in follow_logs(
+            lambda: [("job-1", path)], keep_going=keep_going, sleep=lambda s: None, from_start=True
+        )
+    ]
+    assert seen == ["early\n", "last words\n"]
