@@ -190,3 +190,53 @@ def test_supervisor_killed_then_adopted(stack: tuple[Orc, str, int], tmp_path: P
     assert orc("exec", "db", "echo", "hi").stdout == "hi\n"
     orc("down")
     assert cgroup_dirs(project) == []
+
+
+def test_service_from_an_image(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> None:
+    """An image (an OCI layout: busybox + one layer, with Entrypoint/Cmd/Env/WorkingDir/User) is
+    pulled into orc's store by `up` and run with Docker's rules for its config."""
+    import tarfile
+
+    from tests.integration.images.support import (
+        Entry,
+        ImageSpec,
+        make_layer,
+        tar_of_dir,
+        tar_of_entries,
+        write_layout,
+    )
+
+    base = make_layer(tar_of_dir(busybox_rootfs), "gzip")
+    extra = make_layer(
+        tar_of_entries(
+            [Entry("app/", tarfile.DIRTYPE, mode=0o755), Entry("app/hello.txt", data=b"from the layer\n")]
+        ),
+        "gzip",
+    )
+    config = {
+        "Entrypoint": ["/bin/sh", "-c"],
+        "Cmd": ["echo hi; trap 'exit 0' TERM; sleep 100000 & wait"],
+        "Env": ["PATH=/usr/bin:/bin", "GREETING=hello"],
+        "WorkingDir": "/app",
+        "User": "1000:1000",
+    }
+    write_layout(tmp_path / "layout", [ImageSpec([base, extra], config=config)], "v1")
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    (project_dir / "compose.yaml").write_text(
+        f"name: {unique_name}\nservices:\n  app:\n    image: oci:{tmp_path / 'layout'}:v1\n"
+    )
+    orc = Orc(tmp_path / "root", project_dir, unique_name)
+    try:
+        assert "pull oci:" in orc("plan").stdout
+        orc("up", "-d")
+        deadline = time.monotonic() + 10
+        while "hi" not in orc("logs", "--no-log-prefix").stdout and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert orc("logs", "--no-log-prefix").stdout == "hi\n"
+        out = orc("run", "--rm", "app", "echo $GREETING from $(pwd) as $(id -u); cat hello.txt").stdout
+        assert out == "hello from /app as 1000\nfrom the layer\n"
+        assert orc("plan").stdout.startswith(f"project {unique_name}: nothing to do")  # image now local
+    finally:
+        orc("down", "-t", "1", check=False)
+    assert cgroup_dirs(unique_name) == []
