@@ -87,6 +87,8 @@ class Supervisor:
         self._spec: ProjectSpec | None = None
         self._done = anyio.Event()
         self._socket_inode = -1
+        # One change at a time: two `up`s (or `up` and `down`) must not plan against each other.
+        self._changing = anyio.Lock()
         self.reconciler: Reconciler | None = None
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
@@ -189,7 +191,8 @@ class Supervisor:
                     await _send(stream, protocol.event(item.to_json()))
 
             group.start_soon(forward)
-            report = await self._run(op, request, spec)
+            async with self._changing:
+                report = await self._run(op, request, spec)
             await anyio.sleep(0)  # let the last events through
             group.cancel_scope.cancel()
         finished = op == "down" and not request.get("services")
@@ -205,22 +208,26 @@ class Supervisor:
         spec = self._spec_from(request)
         if spec is None:
             raise UsageError("run needs the project's files")
-        record = await self.reconciler.run_one_off(
-            spec,
-            str(request["service"]),
-            request.get("name_suffix") or os.urandom(6).hex(),
-            command=request.get("command"),
-            environment=request.get("environment") or {},
-            with_dependencies=not request.get("no_deps"),
-            detach=bool(request.get("detach")),
-        )
+        async with self._changing:
+            record = await self.reconciler.run_one_off(
+                spec,
+                str(request["service"]),
+                request.get("name_suffix") or os.urandom(6).hex(),
+                command=request.get("command"),
+                environment=request.get("environment") or {},
+                with_dependencies=not request.get("no_deps"),
+                detach=True,
+            )
+        if not request.get("detach"):
+            record = await self.reconciler.wait_exit(record.name)
         output = ""
         if not request.get("detach") and record.log_path:
             from orchestrator.state.logs import container_entries
 
             output = "".join(e.text for e in container_entries(Path(record.log_path)))
         if request.get("rm") and not request.get("detach"):
-            await self.reconciler.remove_container(record.name)
+            async with self._changing:
+                await self.reconciler.remove_container(record.name)
         return {"container": record.name, "exit_code": record.exit_code, "output": output}
 
     def _spec_from(self, request: dict[str, Any]) -> ProjectSpec | None:

@@ -318,6 +318,13 @@ class Reconciler:
                 await watcher.wait()
         return self._records.get(name, record)
 
+    async def wait_exit(self, name: str) -> ContainerRecord:
+        """Wait until the container's watcher has seen its last exit (no restart follows)."""
+        watcher = self._watch_done.get(name)
+        if watcher is not None:
+            await watcher.wait()
+        return self._record(name)
+
     async def remove_container(self, name: str) -> None:
         record = self._record(name)
         await self._stop(record)

@@ -160,3 +160,26 @@ def test_events_stream(tmp_path: Path) -> None:
         ("die", "demo-web-1"),
         ("stop", "demo-web-1"),
     ]
+
+
+def test_concurrent_ups_are_serialised(tmp_path: Path) -> None:
+    import threading
+
+    def script(path: Path) -> None:
+        results: list[dict[str, Any]] = []
+        threads = [
+            threading.Thread(
+                target=lambda: results.append(call(path, "up", load=load_request(tmp_path), options={}))
+            )
+            for _ in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert all(r["failed"] == {} for r in results)
+        assert sorted(len(r["done"]) for r in results) == [0, 0, 5]  # one did the work, the others found none
+        call(path, "down", load=load_request(tmp_path))
+
+    runtime = run_supervised(tmp_path, script)
+    assert runtime.calls.count("create demo-web-1") == 1
