@@ -239,7 +239,19 @@ class KernelRuntime:
             self._images[request.image] = image
         if image is not None:
             digest = str(image.id)
+        healthcheck = None
+        check = image.config.healthcheck if image is not None else None
+        if check is not None and check.test:
+            healthcheck = {
+                "test": list(check.test),
+                "interval": check.interval_ns / 1e9 or None,
+                "timeout": check.timeout_ns / 1e9 or None,
+                "start_period": check.start_period_ns / 1e9 or None,
+                "start_interval": check.start_interval_ns / 1e9 or None,
+                "retries": check.retries or None,
+            }
         return CreatedContainer(
+            healthcheck=healthcheck,
             container_id=os.urandom(32).hex(),
             image_digest=digest,
             rootfs=str(directory),

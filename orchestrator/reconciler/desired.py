@@ -143,6 +143,20 @@ def behaviour_of(service: Service) -> ServiceBehaviour:
         window=policy.window or None,
     )
     healthcheck = None
+    timings: dict[str, float | int] = {}
+    if service.healthcheck is not None:
+        check = service.healthcheck
+        timings = {
+            key: value
+            for key, value in (
+                ("interval", check.interval),
+                ("timeout", check.timeout),
+                ("start_period", check.start_period),
+                ("start_interval", check.start_interval),
+                ("retries", check.retries),
+            )
+            if value is not None
+        }
     if service.healthcheck is not None and not service.healthcheck.disabled and service.healthcheck.test:
         check = service.healthcheck
         healthcheck = HealthCheck.from_compose(
@@ -160,6 +174,8 @@ def behaviour_of(service: Service) -> ServiceBehaviour:
         log_options = LogOptions.from_compose(dict(service.logging.options))
     return ServiceBehaviour(
         healthcheck=healthcheck,
+        healthcheck_disabled=service.healthcheck is not None and service.healthcheck.disabled,
+        healthcheck_timings=timings,
         restart=restart,
         stop_signal=service.stop_signal or "SIGTERM",
         stop_grace_period=service.effective_stop_grace_period,

@@ -88,6 +88,8 @@ class FakeRuntime:
         self.networks: set[str] = set()
         self.volumes: set[str] = set()
         self.described: dict[str, tuple[str, ...]] = {}
+        # The HEALTHCHECK each image carries (Compose's shape, durations in seconds).
+        self.image_healthchecks: dict[str, dict[str, object]] = {}
         self._pids = itertools.count(1000)
         self._ids = itertools.count(1)
         self.on_call: Callable[[str], None] | None = None
@@ -154,7 +156,11 @@ class FakeRuntime:
             raise NotFoundError(f"image {request.image} is not present")
         container_id = f"{next(self._ids):064x}"
         self.containers[request.name] = _Container(container_id, request.service)
-        return CreatedContainer(container_id, image_digest=self.images[request.image])
+        return CreatedContainer(
+            container_id,
+            image_digest=self.images[request.image],
+            healthcheck=self.image_healthchecks.get(request.image),
+        )
 
     async def start(self, record: ContainerRecord) -> StartedContainer:
         self._record_call(f"start {record.name}")

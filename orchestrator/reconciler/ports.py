@@ -41,11 +41,14 @@ class ContainerRequest:
 
 @dataclass(frozen=True)
 class CreatedContainer:
+    """``healthcheck`` is the image's HEALTHCHECK in Compose's shape (durations in seconds)."""
+
     container_id: str
     image_digest: str = ""
     rootfs: str | None = None
     log_path: str | None = None
     cgroup_dirs: tuple[str, ...] = ()
+    healthcheck: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,12 @@ from orchestrator.state.logs import LogOptions
 
 @dataclass(frozen=True)
 class ServiceBehaviour:
+    """``healthcheck`` is the service's own; without one the image's HEALTHCHECK applies (unless
+    ``healthcheck_disabled``), with the service's ``healthcheck_timings`` over the image's."""
+
     healthcheck: HealthCheck | None = None
+    healthcheck_disabled: bool = False
+    healthcheck_timings: Mapping[str, float | int] = field(default_factory=dict)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     stop_signal: str = "SIGTERM"
     stop_grace_period: float = 10.0

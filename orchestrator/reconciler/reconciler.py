@@ -34,7 +34,7 @@ from orchestrator.planner.restart import RestartTracker
 from orchestrator.reconciler.board import FAIL, OK, ContainerBoard, ContainerView, gate_verdict
 from orchestrator.reconciler.clock import Clock, SystemClock
 from orchestrator.reconciler.events import Event, EventBus
-from orchestrator.reconciler.health import STARTING, monitor_health
+from orchestrator.reconciler.health import STARTING, HealthCheck, monitor_health
 from orchestrator.reconciler.ports import ContainerRequest, ContainerRuntime, ExecResult
 from orchestrator.reconciler.project import ProjectSpec, ServiceBehaviour
 from orchestrator.state.records import ContainerRecord, NetworkRecord, ProjectRecord
@@ -489,6 +489,10 @@ class Reconciler:
             cgroup_dirs=list(created.cgroup_dirs),
             config=_jsonable(service),
         )
+        if behaviour.healthcheck is None and not behaviour.healthcheck_disabled and created.healthcheck:
+            # The image's HEALTHCHECK, with the service's own timings over the image's.
+            image_check = HealthCheck.from_compose({**created.healthcheck, **behaviour.healthcheck_timings})
+            behaviour = replace(behaviour, healthcheck=image_check)
         self._behaviours[name] = behaviour
         self._trackers[name] = RestartTracker(behaviour.restart)
         self._save(record)

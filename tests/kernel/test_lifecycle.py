@@ -219,6 +219,7 @@ def test_service_from_an_image(tmp_path: Path, busybox_rootfs: Path, unique_name
         "Env": ["PATH=/usr/bin:/bin", "GREETING=hello"],
         "WorkingDir": "/app",
         "User": "1000:1000",
+        "Healthcheck": {"Test": ["CMD", "true"], "Interval": 200_000_000, "Retries": 3},
     }
     write_layout(tmp_path / "layout", [ImageSpec([base, extra], config=config)], "v1")
     project_dir = tmp_path / "project"
@@ -234,6 +235,12 @@ def test_service_from_an_image(tmp_path: Path, busybox_rootfs: Path, unique_name
         while "hi" not in orc("logs", "--no-log-prefix").stdout and time.monotonic() < deadline:
             time.sleep(0.1)
         assert orc("logs", "--no-log-prefix").stdout == "hi\n"
+        while time.monotonic() < deadline:  # the image's HEALTHCHECK runs without a service one
+            health = json.loads(orc("ps", "--format", "json").stdout)["Health"]
+            if health == "healthy":
+                break
+            time.sleep(0.1)
+        assert health == "healthy"
         out = orc("run", "--rm", "app", "echo $GREETING from $(pwd) as $(id -u); cat hello.txt").stdout
         assert out == "hello from /app as 1000\nfrom the layer\n"
         assert orc("plan").stdout.startswith(f"project {unique_name}: nothing to do")  # image now local

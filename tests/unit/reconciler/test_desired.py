@@ -94,3 +94,20 @@ def test_document_payload_round_trip_matches_loading() -> None:
     assert (
         from_document(payload).behaviour("db").healthcheck == from_loaded(project).behaviour("db").healthcheck
     )
+
+
+def test_healthcheck_timings_only_and_disabled() -> None:
+    spec = spec_of(
+        """
+services:
+  a:
+    image: x
+    healthcheck: {interval: 3s, retries: 7}
+  b:
+    image: x
+    healthcheck: {disable: true}
+"""
+    )
+    a, b = spec.behaviour("a"), spec.behaviour("b")
+    assert a.healthcheck is None and dict(a.healthcheck_timings) == {"interval": 3.0, "retries": 7}
+    assert b.healthcheck is None and b.healthcheck_disabled

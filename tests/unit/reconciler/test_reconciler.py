@@ -313,3 +313,29 @@ def test_run_one_off_starts_dependencies_and_waits_for_exit() -> None:
     w = run_world(body, scripts=scripts)
     assert w.at("start demo-db-1") == [0.0]
     assert w.at("start demo-api-run-abc123") == [1.0]  # after db became healthy
+
+
+def test_image_healthcheck_applies_with_service_timings_unless_disabled() -> None:
+    base = three_tier()
+    behaviours = dict(base.behaviours)
+    behaviours["db"] = ServiceBehaviour(healthcheck_timings={"interval": 2.0})
+    spec = replace(base, behaviours=behaviours)
+
+    async def body(w: World) -> None:
+        w.runtime.image_healthchecks["postgres:16"] = {"test": ["CMD-SHELL", "pg_isready"], "interval": 5.0}
+        assert (await w.reconciler.up(spec)).ok
+
+    w = run_world(body)
+    assert w.at("start demo-api-1") == [2.0]  # the image's check, at the service's interval
+
+    behaviours["db"] = ServiceBehaviour(healthcheck_disabled=True)
+    disabled = replace(base, behaviours=behaviours)
+
+    async def body_disabled(w: World) -> None:
+        w.runtime.image_healthchecks["postgres:16"] = {"test": ["CMD-SHELL", "pg_isready"]}
+        report = await w.reconciler.up(disabled)
+        assert report.failed == {
+            "start demo-api-1": "dependency db: container demo-db-1 has no healthcheck configured"
+        }
+
+    run_world(body_disabled)
