@@ -183,6 +183,9 @@ class Supervisor:
         if op == "run":
             await _send(stream, protocol.ok(await self._run_one_off(request)))
             return
+        if op in ("kill", "pause", "unpause", "top", "port"):
+            await _send(stream, protocol.ok(await self._container_op(op, request)))
+            return
         spec = self._spec_from(request)
         async with self.bus.subscribe() as events, anyio.create_task_group() as group:
 
@@ -202,6 +205,40 @@ class Supervisor:
         await _send(stream, protocol.ok(report_json(report)))
         if finished:
             self._done.set()
+
+    async def _container_op(self, op: str, request: dict[str, Any]) -> dict[str, Any]:
+        assert self.reconciler is not None
+        services = tuple(request.get("services") or ())
+        if op == "kill":
+            async with self._changing:
+                killed = await self.reconciler.kill_services(
+                    self.project, services, request.get("signal") or "SIGKILL"
+                )
+            return {"containers": killed}
+        if op in ("pause", "unpause"):
+            async with self._changing:
+                changed = await self.reconciler.pause_services(self.project, services, op == "pause")
+            return {"containers": changed}
+        await self.reconciler.observe(None, self.project)
+        if op == "top":
+            running = [
+                r
+                for r in self.reconciler.containers_of(self.project, services)
+                if r.status in ("running", "paused")
+            ]
+            return {"containers": {r.name: await self.reconciler.runtime.top(r) for r in running}}
+        # port
+        matches = [
+            r
+            for r in self.reconciler.containers_of(self.project, (str(request["service"]),))
+            if r.number == int(request.get("index", 1))
+        ]
+        if not matches:
+            raise UsageError(
+                f"service {request['service']} has no container number {request.get('index', 1)}"
+            )
+        target, protocol_name = int(request["target"]), str(request.get("protocol") or "tcp")
+        return {"addresses": self.reconciler.runtime.port(matches[0], target, protocol_name)}
 
     async def _run_one_off(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.reconciler is not None
@@ -285,6 +322,8 @@ class Supervisor:
                 self.reconciler._timeout_override = None
         if op == "stop":
             return await self.reconciler.stop_services(self.project, spec, services, timeout)
+        if op == "rm":
+            return await self.reconciler.remove_services(self.project, services, bool(request.get("stop")))
         if op in ("start", "restart"):
             if spec is None:
                 raise UsageError(f"{op} needs the project's files")

@@ -645,6 +645,35 @@ class KernelRuntime:
             return ExecResult(-1, output, timed_out=True)
         return ExecResult(status.code, output)
 
+    async def _handle_of(self, record: ContainerRecord) -> CgroupHandle:
+        handle = self._handles.get(record.name) or await self._run(
+            self.cgroups.open, record.project, record.name
+        )
+        if handle is None:
+            raise NotFoundError(f"container {record.name} has no cgroup (is it running?)")
+        return handle
+
+    async def pause(self, record: ContainerRecord) -> None:
+        await self._run(self.cgroups.freeze, await self._handle_of(record))
+
+    async def unpause(self, record: ContainerRecord) -> None:
+        await self._run(self.cgroups.thaw, await self._handle_of(record))
+
+    async def top(self, record: ContainerRecord) -> list[tuple[int, str]]:
+        processes = []
+        for pid in await self._run(self.cgroups.pids, await self._handle_of(record)):
+            try:
+                cmdline = (
+                    Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
+            except OSError:
+                continue
+            processes.append((pid, cmdline.strip()))
+        return sorted(processes)
+
+    def port(self, record: ContainerRecord, target: int, protocol: str) -> list[str]:
+        return list(self.services.port(record.name, target, protocol))
+
     def alive(self, record: ContainerRecord) -> bool:
         if record.pid is None or record.pid_start_time is None:
             return False

@@ -90,6 +90,8 @@ class FakeRuntime:
         self.described: dict[str, tuple[str, ...]] = {}
         # The HEALTHCHECK each image carries (Compose's shape, durations in seconds).
         self.image_healthchecks: dict[str, dict[str, object]] = {}
+        # Ports each container publishes (by container name), for `port`.
+        self.published: dict[str, tuple[int, ...]] = {}
         self._pids = itertools.count(1000)
         self._ids = itertools.count(1)
         self.on_call: Callable[[str], None] | None = None
@@ -240,6 +242,19 @@ class FakeRuntime:
             await self.clock.sleep(script.health_delay)
         code = script.health.get(container.probes, script.health_default)
         return ExecResult(code, "ok" if code == 0 else "probe failed")
+
+    async def pause(self, record: ContainerRecord) -> None:
+        self._record_call(f"pause {record.name}")
+
+    async def unpause(self, record: ContainerRecord) -> None:
+        self._record_call(f"unpause {record.name}")
+
+    async def top(self, record: ContainerRecord) -> list[tuple[int, str]]:
+        process = self._container(record).process
+        return [(process.pid, "fake-process")] if process is not None and process.status is None else []
+
+    def port(self, record: ContainerRecord, target: int, protocol: str) -> list[str]:
+        return [f"0.0.0.0:{10000 + target}"] if target in self.published.get(record.name, ()) else []
 
     def describe(self, project: str, service: str, source: object | None, networks: tuple[str, ...]) -> None:
         self.described[service] = networks

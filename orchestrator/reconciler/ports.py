@@ -101,6 +101,20 @@ class ContainerRuntime(Protocol):
     async def remove(self, record: ContainerRecord) -> None: ...
     async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult: ...
 
+    async def pause(self, record: ContainerRecord) -> None:
+        """Freeze every process of the container (cgroup freezer)."""
+        ...
+
+    async def unpause(self, record: ContainerRecord) -> None: ...
+
+    async def top(self, record: ContainerRecord) -> list[tuple[int, str]]:
+        """(host pid, command line) of every process in the container."""
+        ...
+
+    def port(self, record: ContainerRecord, target: int, protocol: str) -> list[str]:
+        """Host addresses (``ip:port``) publishing the container's ``target`` port."""
+        ...
+
     def describe(self, project: str, service: str, source: object | None, networks: tuple[str, ...]) -> None:
         """The definition of ``service`` (the model object) and its real network names, for
         containers created by an earlier supervisor."""

@@ -318,6 +318,64 @@ class Reconciler:
                 await watcher.wait()
         return self._records.get(name, record)
 
+    def containers_of(
+        self, project: str, services: Sequence[str] = (), one_off: bool = False
+    ) -> list[ContainerRecord]:
+        """The known containers of ``services`` (all when empty), by name."""
+        return sorted(
+            (
+                r
+                for r in self._records.values()
+                if r.project == project
+                and (not services or r.service in services)
+                and (one_off or not r.one_off)
+            ),
+            key=lambda r: r.name,
+        )
+
+    async def kill_services(self, project: str, services: Sequence[str], signal: str) -> list[str]:
+        """Send ``signal`` to the running containers of ``services``; their restart policy applies."""
+        await self.observe(None, project)
+        killed = []
+        for record in self.containers_of(project, services):
+            if record.status == "running":
+                await self.runtime.kill(record, signal)
+                self._publish("container", "kill", record.name, record.service, signal=signal)
+                killed.append(record.name)
+        return killed
+
+    async def remove_services(
+        self, project: str, services: Sequence[str], stop_first: bool
+    ) -> ExecutionReport:
+        """``rm``: remove the stopped containers of ``services`` (running ones too with ``stop_first``)."""
+        observed = await self.observe(None, project)
+        actions = []
+        for container in observed.containers:
+            if services and container.service not in services:
+                continue
+            if container.running and not stop_first:
+                continue
+            actions.append(Action("remove", container.name, "rm", container.service, container.number))
+        return await self.execute(Plan(project, tuple(actions)), None)
+
+    async def pause_services(self, project: str, services: Sequence[str], pause: bool) -> list[str]:
+        await self.observe(None, project)
+        changed = []
+        for record in self.containers_of(project, services):
+            if pause and record.status == "running":
+                await self.runtime.pause(record)
+                record.status = "paused"
+            elif not pause and record.status == "paused":
+                await self.runtime.unpause(record)
+                record.status = "running"
+            else:
+                continue
+            self._save(record)
+            self.board.update(record.name, status=record.status)
+            self._publish("container", "pause" if pause else "unpause", record.name, record.service)
+            changed.append(record.name)
+        return changed
+
     async def wait_exit(self, name: str) -> ContainerRecord:
         """Wait until the container's watcher has seen its last exit (no restart follows)."""
         watcher = self._watch_done.get(name)
@@ -530,6 +588,8 @@ class Reconciler:
         if record.status not in RUNNING_STATES:
             return
         behaviour = self._behaviour_of(record)
+        if record.status == "paused":
+            await self.runtime.unpause(record)  # a frozen process cannot act on its stop signal
         self._publish("container", "kill", record.name, record.service, signal=behaviour.stop_signal)
         grace = self._timeout_override if self._timeout_override is not None else behaviour.stop_grace_period
         await self.runtime.stop(record, behaviour.stop_signal, grace)

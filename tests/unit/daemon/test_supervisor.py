@@ -183,3 +183,52 @@ def test_concurrent_ups_are_serialised(tmp_path: Path) -> None:
 
     runtime = run_supervised(tmp_path, script)
     assert runtime.calls.count("create demo-web-1") == 1
+
+
+def test_kill_rm_pause_top_port(tmp_path: Path) -> None:
+    def script(path: Path) -> None:
+        call(path, "up", load=load_request(tmp_path), options={})
+        assert call(path, "pause", services=["web"])["containers"] == ["demo-web-1"]
+        state = json.loads((tmp_path / "run" / "demo" / "containers" / "demo-web-1.json").read_text())
+        assert state["status"] == "paused"
+        assert call(path, "pause", services=["web"])["containers"] == []  # already paused
+        assert call(path, "unpause")["containers"] == ["demo-web-1"]
+        top = call(path, "top", services=["db"])["containers"]
+        assert list(top) == ["demo-db-1"] and top["demo-db-1"][0][1] == "fake-process"
+        assert call(path, "port", service="web", target=80)["addresses"] == ["0.0.0.0:10080"]
+        with pytest.raises(SupervisorError, match="no container number 2"):
+            call(path, "port", service="web", index=2, target=80)
+        assert call(path, "kill", services=["web"], signal="SIGKILL")["containers"] == ["demo-web-1"]
+        assert call(path, "rm", services=["db"])["done"] == []  # running: left alone without --stop
+        removed = call(path, "rm")
+        assert removed["done"] == ["remove demo-web-1"]
+        assert call(path, "rm", stop=True)["done"] == ["remove demo-db-1"]
+        call(path, "down")
+
+    runtime_holder: dict[str, Any] = {}
+
+    def with_ports(path: Path) -> None:
+        runtime_holder["runtime"].published["demo-web-1"] = (80,)
+        script(path)
+
+    (tmp_path / "compose.yaml").write_text(COMPOSE)
+    runtime = FakeRuntime(SystemClock(), images={"busybox:1": "sha256:b1"})
+    runtime_holder["runtime"] = runtime
+
+    @contextlib.asynccontextmanager
+    async def factory() -> AsyncIterator[FakeRuntime]:
+        yield runtime
+
+    supervisor = Supervisor("demo", tmp_path / "run", tmp_path / "lib", factory)
+
+    async def main() -> None:
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as group:
+                ready = anyio.Event()
+                group.start_soon(supervisor.serve, ready.set)
+                await ready.wait()
+                await anyio.to_thread.run_sync(with_ports, socket_path(tmp_path / "run", "demo"))
+                supervisor._done.set()
+
+    anyio.run(main)
+    assert "pause demo-web-1" in runtime.calls and "kill demo-web-1 SIGKILL" in runtime.calls
