@@ -144,3 +144,21 @@ def test_parse_when() -> None:
     assert parse_when("1764000000", now) == 1_764_000_000_000_000_000
     assert parse_when("10m", now) == int((now - 600) * 1e9)
     assert parse_when(None, now) is None
+
+
+def test_ls_lists_recorded_projects(project: Path) -> None:
+    FileStateStore(project / "root" / "run").save_project(
+        ProjectRecord(name="demo", config_files=[str(project / "compose.yaml")], created_at=time.time())
+    )
+    record(project, "db", status="running", pid=os.getpid(), pid_start_time=pid_start_time(os.getpid()))
+    record(project, "web")
+    assert orc(project, "ls").stdout.splitlines()[1].split() == [
+        "demo",
+        "exited(1),",
+        "running(1)",
+        str(project / "compose.yaml"),
+    ]
+    assert orc(project, "ls", "-q").stdout == "demo\n"
+    FileStateStore(project / "root" / "run").delete_container("demo", "demo-db-1")
+    assert orc(project, "ls", "-q").stdout == ""  # nothing running
+    assert json.loads(orc(project, "ls", "-a", "--format", "json").stdout)[0]["Status"] == "exited(1)"
