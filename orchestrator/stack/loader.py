@@ -27,7 +27,7 @@ from orchestrator.stack.dotenv import DotEnvError, parse_dotenv
 from orchestrator.stack.interpolate import interpolate_document, substitute
 from orchestrator.stack.merge import enforce_unicity, extend_service, merge_documents
 from orchestrator.stack.source import FileSource
-from orchestrator.stack.yamlsrc import YamlDocument, format_path, parse_documents
+from orchestrator.stack.yamlsrc import GoTime, YamlDocument, YamlTimestamp, format_path, parse_documents
 
 DEFAULT_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 DEFAULT_OVERRIDE_NAMES = (
@@ -783,6 +783,8 @@ def _sorted_maps(value: Any) -> Any:
         return {k: _sorted_maps(value[k]) for k in sorted(value)}
     if isinstance(value, list):
         return [_sorted_maps(v) for v in value]
+    if isinstance(value, YamlTimestamp):
+        return GoTime(value.go_text())
     return value
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import Problem, StackError
+from orchestrator.stack.yamlsrc import YamlTimestamp
 
 DocPath = tuple[str | int, ...]
 
@@ -122,6 +123,9 @@ class Validator:
             return
         if "$ref" in schema:
             yield from self.errors(value, self._resolve(schema["$ref"]), path)
+            return
+        if isinstance(value, YamlTimestamp):
+            yield Violation(path, "type", "is an unquoted date/time (invalid jsonType time.Time); quote it")
             return
         kind = schema.get("type")
         if kind is not None:

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from orchestrator.stack.render import Float32, RawJSON, format_go_float
-from orchestrator.stack.yamlsrc import resolve_plain
+from orchestrator.stack.yamlsrc import GoTime, YamlTimestamp, resolve_plain
 
 _OLD_BOOL = {"y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF"}
 _BASE60 = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
@@ -22,11 +22,11 @@ _FLOW = set(",?[]{}")
 
 
 def _printable(ch: str) -> bool:
+    # libyaml's emitter: tab, CR and NEL are not "printable" and force double quotes
     o = ord(ch)
     return (
-        o in (0x9, 0xA, 0xD)
+        o == 0xA
         or 0x20 <= o <= 0x7E
-        or o == 0x85
         or 0xA0 <= o <= 0xD7FF
         or 0xE000 <= o <= 0xFFFD
         or 0x10000 <= o <= 0x10FFFF
@@ -159,6 +159,8 @@ def _scalar(value: Any, indent: int, key: bool = False) -> str:
         value = str(value).strip('"')
     if isinstance(value, Float32):
         return value.go_text()
+    if isinstance(value, GoTime):
+        return str(value)
     if isinstance(value, float):
         if value != value:
             return ".nan"
@@ -168,7 +170,8 @@ def _scalar(value: Any, indent: int, key: bool = False) -> str:
     if isinstance(value, int):
         return str(value)
     text = str(value)
-    resolves_to_str = isinstance(resolve_plain(text), str) and text != ""
+    resolved = resolve_plain(text)
+    resolves_to_str = isinstance(resolved, str) and not isinstance(resolved, YamlTimestamp) and text != ""
     plain, single, block = _analyze(text)
     if "\n" in text and not key:
         if block:

@@ -76,6 +76,37 @@ class YamlDocument:
     override_paths: list[Path] = field(default_factory=list)
 
 
+_TIMESTAMP_RE = re.compile(
+    r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
+    r"(?:(?:[Tt][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2}))"
+    r"|(?: [0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]+)?))?$"
+)
+
+
+class YamlTimestamp(str):
+    """An unquoted date/time: go-yaml decodes it as a time value, which Compose's schema then
+    rejects ("invalid jsonType time.Time") wherever the schema looks at it."""
+
+    def go_text(self) -> str:
+        """How Go prints the time value (RFC 3339, UTC when no zone was given)."""
+        m = re.match(
+            r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[Tt ]([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})"
+            r"(?:\.([0-9]+))?(Z|[+-][0-9]{2}:[0-9]{2})?)?$",
+            self,
+        )
+        if m is None:
+            return str(self)
+        year, month, day, hour, minute, second, fraction, zone = m.groups()
+        text = f"{year}-{int(month):02d}-{int(day):02d}T{int(hour or 0):02d}:{int(minute or 0):02d}:{int(second or 0):02d}"
+        if fraction and fraction.rstrip("0"):
+            text += "." + fraction[:9].rstrip("0")
+        return text + (zone if zone and zone != "+00:00" else "Z")
+
+
+class GoTime(str):
+    """A time value as Go prints it: a plain YAML scalar, a JSON string."""
+
+
 _FLOAT_RE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _SPECIAL = {
     "~": None,
@@ -141,6 +172,8 @@ def resolve_plain(text: str) -> Any:
     if text in _SPECIAL:
         return _SPECIAL[text]
     first = text[0]
+    if first.isdigit() and _TIMESTAMP_RE.match(text):
+        return YamlTimestamp(text)
     if first.isdigit() or first in "+-.":
         plain = text.replace("_", "")
         value = go_parse_int(plain)

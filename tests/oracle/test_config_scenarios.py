@@ -527,6 +527,24 @@ SCENARIOS = [
         "required variable in .env",
         {"compose.yaml": WEB, ".env": "A=${NOPE:?must be set}\n"},
     ),
+    Scenario(
+        "unquoted date in a value fails",
+        {"compose.yaml": WEB + "    environment:\n      BUILT: 2023-01-01\n"},
+    ),
+    Scenario("unquoted date in an extension, json", {"compose.yaml": WEB + "x-meta:\n  at: 2023-01-01\n"}),
+    Scenario(
+        "unquoted date in an extension, yaml",
+        {"compose.yaml": WEB + "x-meta:\n  at: 2023-1-2 3:04:05.50\n"},
+        mode=(),
+    ),
+    Scenario(
+        "yaml quoting of special characters",
+        {
+            "compose.yaml": WEB
+            + "    environment:\n      T: \"tab\\there\"\n      D: '2023-01-01'\n      H: '#x'\n      U: caf\u00e9\n"
+        },
+        mode=(),
+    ),
     Scenario("kitchen sink, json", KITCHEN_FILES),
     Scenario("kitchen sink, yaml", KITCHEN_FILES, mode=()),
     Scenario("kitchen sink, hashes", KITCHEN_FILES, mode=("--hash", "*")),

@@ -81,6 +81,9 @@ def test_service_record_field_order_and_nulls() -> None:
         ("- x", "'- x'"),
         ("has 'quote'", "has 'quote'"),
         ("null", '"null"'),
+        ("tab\there", '"tab\\there"'),
+        ("2023-01-01", '"2023-01-01"'),
+        ("caf\u00e9", "caf\u00e9"),
     ],
 )
 def test_yaml_scalar_styles(value: str, text: str) -> None:

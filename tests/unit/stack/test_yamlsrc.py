@@ -7,7 +7,7 @@ import time
 import pytest
 
 from orchestrator.errors import StackError
-from orchestrator.stack.yamlsrc import MAX_FILE_BYTES, parse_documents, resolve_plain
+from orchestrator.stack.yamlsrc import MAX_FILE_BYTES, YamlTimestamp, parse_documents, resolve_plain
 
 
 @pytest.mark.parametrize(
@@ -47,6 +47,14 @@ from orchestrator.stack.yamlsrc import MAX_FILE_BYTES, parse_documents, resolve_
 def test_plain_scalars_resolve_like_yaml_1_2(text: str, value: object) -> None:
     assert resolve_plain(text) == value
     assert type(resolve_plain(text)) is type(value)
+
+
+def test_unquoted_dates_are_timestamps() -> None:
+    stamp = resolve_plain("2023-01-02")
+    assert isinstance(stamp, YamlTimestamp)
+    assert stamp.go_text() == "2023-01-02T00:00:00Z"
+    assert YamlTimestamp("2023-1-2 3:04:05.50").go_text() == "2023-01-02T03:04:05.5Z"
+    assert not isinstance(resolve_plain("2023-01-02x"), YamlTimestamp)
 
 
 def test_quoted_and_tagged_scalars_stay_strings() -> None:
