@@ -8,6 +8,7 @@ from the files and the recorded state, changing nothing.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from typing import Annotated, Any
@@ -101,9 +102,23 @@ def register(app: typer.Typer) -> None:
         if dry_run:
             print_plan(ctx, list(services or []), options)
             return
-        from orchestrator.cli.lifecycle import project_payload
+        from orchestrator.cli.lifecycle import cgroup_prefix, guess_project_name, project_payload, roots
+        from orchestrator.daemon.client import call
+        from orchestrator.daemon.handle import ProjectHandle
 
-        handle, loaded = project_handle(ctx)
+        # Boot the supervisor while the files load: the two take about as long as each other.
+        guess = guess_project_name(ctx)
+        booting = ProjectHandle(roots(ctx), guess, cgroup_prefix()).begin_supervisor() if guess else None
+        try:
+            handle, loaded = project_handle(ctx)
+        except BaseException:
+            if booting is not None:
+                with contextlib.suppress(Exception):
+                    call(booting(), "exit")
+            raise
+        socket = booting() if booting is not None else None
+        if socket is not None and handle.name != guess:
+            call(socket, "exit")
         result = handle.up(project_payload(loaded), list(services or []), options, on_event=print_event)
         finish(result)
         if detach or no_start:

@@ -47,6 +47,14 @@ def running_supervisor(run_root: Path, project: str) -> Path | None:
 
 def spawn_supervisor(run_root: Path, lib_root: Path, project: str, cgroup_prefix: str = "orc") -> Path:
     """Start a detached supervisor for ``project`` and return its socket once it listens."""
+    return start_supervisor(run_root, lib_root, project, cgroup_prefix)()
+
+
+def start_supervisor(
+    run_root: Path, lib_root: Path, project: str, cgroup_prefix: str = "orc"
+) -> Callable[[], Path]:
+    """Start a detached supervisor for ``project``; the returned call waits until it listens
+    and returns its socket (so the caller can do other work while it boots)."""
     log = run_root / project / "supervisor.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
@@ -83,21 +91,25 @@ def spawn_supervisor(run_root: Path, lib_root: Path, project: str, cgroup_prefix
             os._exit(127)
     os.close(write_end)
     os.waitpid(pid, 0)
-    try:
-        ready, _, _ = select.select([read_end], [], [], READY_TIMEOUT)
-        answer = os.read(read_end, 64) if ready else b""
-    finally:
-        os.close(read_end)
-    if answer.startswith(b"ready"):
-        return socket_path(run_root, project)
-    tail = ""
-    try:
-        tail = log.read_text()[-2000:].strip()
-    except OSError:
-        pass
-    raise PermanentError(
-        f"the supervisor of project {project} did not start" + (f":\n{tail}" if tail else "")
-    )
+
+    def wait_ready() -> Path:
+        try:
+            ready, _, _ = select.select([read_end], [], [], READY_TIMEOUT)
+            answer = os.read(read_end, 64) if ready else b""
+        finally:
+            os.close(read_end)
+        if answer.startswith(b"ready"):
+            return socket_path(run_root, project)
+        tail = ""
+        try:
+            tail = log.read_text()[-2000:].strip()
+        except OSError:
+            pass
+        raise PermanentError(
+            f"the supervisor of project {project} did not start" + (f":\n{tail}" if tail else "")
+        )
+
+    return wait_ready
 
 
 def call(

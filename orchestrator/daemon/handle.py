@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.daemon.client import call, running_supervisor, spawn_supervisor, wait_gone
+from orchestrator.daemon.client import call, running_supervisor, spawn_supervisor, start_supervisor, wait_gone
 from orchestrator.errors import NotFoundError, UsageError
 from orchestrator.state.proc import same_process
 from orchestrator.state.records import ContainerRecord
@@ -85,6 +85,30 @@ class ProjectHandle:
             if path is None:
                 path = spawn_supervisor(self.roots.run, self.roots.lib, self.name, self.cgroup_prefix)
         return path
+
+    def begin_supervisor(self) -> Callable[[], Path] | None:
+        """Start the supervisor without waiting for it (None if one runs already); the returned
+        call waits until it listens. The project lock is held until then."""
+        if self.supervisor() is not None:
+            return None
+        lock = self.store.lock(self.name, timeout=30.0)
+        lock.__enter__()
+        try:
+            if self.supervisor() is not None:
+                lock.__exit__(None, None, None)
+                return None
+            waiting = start_supervisor(self.roots.run, self.roots.lib, self.name, self.cgroup_prefix)
+        except BaseException:
+            lock.__exit__(None, None, None)
+            raise
+
+        def finish() -> Path:
+            try:
+                return waiting()
+            finally:
+                lock.__exit__(None, None, None)
+
+        return finish
 
     def request(
         self,

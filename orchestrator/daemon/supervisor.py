@@ -169,6 +169,17 @@ class Supervisor:
         if op == "ping":
             await _send(stream, protocol.ok({"pid": os.getpid(), "project": self.project}))
             return
+        if op == "exit":
+            # Started for a project that turned out to be another (the CLI guessed its name).
+            if self.store.list_containers(self.project):
+                raise UsageError(f"project {self.project} has containers: use down")
+            self._release_socket()
+            record = self.store.load_project(self.project)
+            if record is None or not record.networks:
+                self.store.delete_project(self.project)
+            await _send(stream, protocol.ok({}))
+            self._done.set()
+            return
         if op == "events":
             async with self.bus.subscribe() as events:
                 async for item in events:
