@@ -85,6 +85,12 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[
             float | None, typer.Option("--timeout", "-t", help="Shutdown timeout in seconds")
         ] = None,
+        wait: Annotated[
+            bool, typer.Option("--wait", help="Wait for services to be running|healthy; implies -d")
+        ] = False,
+        wait_timeout: Annotated[
+            float | None, typer.Option("--wait-timeout", help="Maximum seconds to wait with --wait")
+        ] = None,
     ) -> None:
         """Create and start containers."""
         options = {
@@ -121,7 +127,9 @@ def register(app: typer.Typer) -> None:
             call(socket, "exit")
         result = handle.up(project_payload(loaded), list(services or []), options, on_event=print_event)
         finish(result)
-        if detach or no_start:
+        if wait:
+            _wait_ready(handle, list(services or []), wait_timeout)
+        if detach or no_start or wait:
             return
         _attach(handle, list(services or []), timeout)
 
@@ -151,6 +159,27 @@ def register(app: typer.Typer) -> None:
                 "pull": pull,
             },
         )
+
+
+def _wait_ready(handle: Any, services: list[str], timeout: float | None) -> None:
+    """``--wait``: until every container of the services runs (and is healthy where it has a
+    health check); a container that exits or turns unhealthy fails the command at once."""
+    from orchestrator.errors import PermanentError, TemporaryError
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        records = [
+            r for r in handle.containers() if not r.one_off and (not services or r.service in services)
+        ]
+        bad = [r for r in records if r.status == "exited" or r.health == "unhealthy"]
+        if bad:
+            what = ", ".join(f"{r.name} is {r.health or f'exited ({r.exit_code})'}" for r in bad)
+            raise PermanentError(f"not ready: {what}")
+        if records and all(r.status == "running" and r.health in (None, "healthy") for r in records):
+            return
+        if deadline is not None and time.monotonic() > deadline:
+            raise TemporaryError(f"timeout waiting for services to be ready ({timeout:g}s)")
+        time.sleep(0.05)
 
 
 def _attach(handle: Any, services: list[str], timeout: float | None) -> None:

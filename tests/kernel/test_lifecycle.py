@@ -112,7 +112,7 @@ def test_three_tier_up_ps_logs_exec_down(stack: tuple[Orc, str, int], tmp_path: 
     orc, project, port = stack
     plan = orc("plan").stdout
     assert f"create {project}-web-1: new service" in plan
-    orc("up", "-d")
+    orc("up", "--wait", "--wait-timeout", "60")
 
     rows = [json.loads(line) for line in orc("ps", "--format", "json").stdout.splitlines()]
     assert {(r["Service"], r["State"]) for r in rows} == {
