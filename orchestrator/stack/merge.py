@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.errors import Problem, StackError
 from orchestrator.stack.formats import FormatError, parse_volume
+from orchestrator.stack.yamlsrc import YamlTimestamp
 
 PathT = tuple[str, ...]
 
@@ -24,6 +25,8 @@ def _matches(path: PathT, pattern: PathT) -> bool:
 
 
 def _go_sprint(value: Any) -> str:
+    if isinstance(value, YamlTimestamp):
+        return value.go_string()
     if value is True:
         return "true"
     if value is False:

@@ -19,6 +19,7 @@ from typing import Any
 from orchestrator.errors import Problem, StackError
 from orchestrator.stack.interpolate import to_boolean
 from orchestrator.stack.merge import format_go_float
+from orchestrator.stack.yamlsrc import YamlTimestamp
 
 # A field: (key, type, omitempty). Types are names in STRUCTS, scalar names, or tuples
 # ("list", T), ("map", T), ("ptr", T).
@@ -163,6 +164,8 @@ def _err(path: str, message: str) -> StackError:
 
 def go_sprint(value: Any) -> str:
     """Go's ``fmt.Sprint`` for YAML scalars."""
+    if isinstance(value, YamlTimestamp):
+        return value.go_string()
     if value is None:
         return "<nil>"
     if value is True:

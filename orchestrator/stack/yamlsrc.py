@@ -102,6 +102,15 @@ class YamlTimestamp(str):
             text += "." + fraction[:9].rstrip("0")
         return text + (zone if zone and zone != "+00:00" else "Z")
 
+    def go_string(self) -> str:
+        """Go's ``fmt.Sprint`` of the time value: ``2023-01-01 00:00:00 +0000 UTC``."""
+        rfc = self.go_text()
+        date, _, rest = rfc.partition("T")
+        if rest.endswith("Z"):
+            return f"{date} {rest[:-1]} +0000 UTC"
+        clock, zone = rest[:-6], rest[-6:].replace(":", "")
+        return f"{date} {clock} {zone} {zone}"
+
 
 class GoTime(str):
     """A time value as Go prints it: a plain YAML scalar, a JSON string."""
