@@ -28,6 +28,19 @@ def _status(record: Any, now: float) -> str:
     return record.status.capitalize()
 
 
+def _publisher(port: str) -> dict[str, Any]:
+    """``127.0.0.1:8080->80/tcp`` as Compose's Publishers entry."""
+    host, _, rest = port.partition("->")
+    target, _, protocol = rest.partition("/")
+    url, _, published = host.rpartition(":")
+    return {
+        "URL": url.strip("[]"),
+        "TargetPort": int(target),
+        "PublishedPort": int(published),
+        "Protocol": protocol,
+    }
+
+
 def _ago(seconds: int) -> str:
     if seconds < 60:
         return f"{seconds} second{'s' * (seconds != 1)}"
@@ -78,14 +91,15 @@ def register(app: typer.Typer) -> None:
                             "Image": r.image,
                             "Status": _status(r, now),
                             "Networks": ",".join(n.network for n in r.networks),
-                            "Publishers": [],
+                            "Ports": ", ".join(r.ports),
+                            "Publishers": [_publisher(p) for p in r.ports],
                         },
                         separators=(",", ":"),
                     )
                 )
             return
-        rows = [("NAME", "IMAGE", "SERVICE", "STATUS")]
-        rows += [(r.name, r.image, r.service, _status(r, now)) for r in records]
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        rows = [("NAME", "IMAGE", "SERVICE", "STATUS", "PORTS")]
+        rows += [(r.name, r.image, r.service, _status(r, now), ", ".join(r.ports)) for r in records]
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
         for row in rows:
             typer.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())

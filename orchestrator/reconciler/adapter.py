@@ -332,13 +332,17 @@ class KernelRuntime:
             os.close(err_write)
         self._start_pump(record, out_read, err_read)
         endpoints: list[EndpointRecord] = []
+        ports: list[str] = []
         try:
             if kept:
                 endpoints = list(record.networks)
                 addresses = [e.ipv4 for e in endpoints if e.ipv4]
                 if service.ports and addresses:
                     await self.services.unpublish(name)
-                    await self.services.publish(name, addresses[0], [_port(p) for p in service.ports])
+                    bindings = await self.services.publish(
+                        name, addresses[0], [_port(p) for p in service.ports]
+                    )
+                    ports = [f"{b}->{b.target}/{b.protocol}" for b in bindings]
             elif networks:
                 attachments = await self._run(self.network.connect, name, f"/proc/{pid}/ns/net", networks)
                 endpoints = [
@@ -358,7 +362,10 @@ class KernelRuntime:
                 )
                 if service.ports and addresses:
                     await self.services.unpublish(name)  # a previous run's ports
-                    await self.services.publish(name, addresses[0], [_port(p) for p in service.ports])
+                    bindings = await self.services.publish(
+                        name, addresses[0], [_port(p) for p in service.ports]
+                    )
+                    ports = [f"{b}->{b.target}/{b.protocol}" for b in bindings]
                 await self._run(_keep_netns, pid, netns_file)
             elif service.network_mode == "none":
                 await self._run(self.network.prepare_mode, "none", f"/proc/{pid}/ns/net")
@@ -373,7 +380,7 @@ class KernelRuntime:
             with contextlib.suppress(Exception):
                 await self._run(self.cgroups.remove, self._handles.pop(name), True)
             raise
-        return StartedContainer(pid, pid_start_time(pid), tuple(endpoints))
+        return StartedContainer(pid, pid_start_time(pid), tuple(endpoints), tuple(ports))
 
     def _create_cgroup(self, project: str, name: str, limits: CgroupLimits) -> CgroupHandle:
         # The driver prepares a project's parent cgroups on first use; two threads doing that at

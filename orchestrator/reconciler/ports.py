@@ -53,9 +53,12 @@ class CreatedContainer:
 
 @dataclass(frozen=True)
 class StartedContainer:
+    """``ports`` are the published ports as bound: ``host_ip:host_port->target/protocol``."""
+
     pid: int
     pid_start_time: int | None
     networks: tuple[EndpointRecord, ...] = ()
+    ports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

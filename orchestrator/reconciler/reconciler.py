@@ -577,6 +577,7 @@ class Reconciler:
         record.exit_code = None
         record.oom_killed = False
         record.networks = list(started.networks) or record.networks
+        record.ports = list(started.ports)
         record.health = STARTING if behaviour.healthcheck else None
         self._started_at[record.name] = self.clock.now()
         self._save(record)

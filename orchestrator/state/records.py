@@ -71,6 +71,8 @@ class ContainerRecord:
     rootfs: str | None = None
     log_path: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # Published ports as bound by the last start: "127.0.0.1:8080->80/tcp".
+    ports: list[str] = field(default_factory=list)
     # The canonical service config the container was created from, so a later plan can name
     # what changed (``config changed: environment.FOO``), not only that the hash differs.
     config: dict[str, Any] | None = None

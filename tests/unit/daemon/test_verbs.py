@@ -113,7 +113,7 @@ def test_ps_table_json_and_liveness(project: Path) -> None:
         project, "web", status="running", pid=2**22 + 7, pid_start_time=1
     )  # recorded running, process gone
     table = orc(project, "ps", "-a").stdout.splitlines()
-    assert table[0].split() == ["NAME", "IMAGE", "SERVICE", "STATUS"]
+    assert table[0].split() == ["NAME", "IMAGE", "SERVICE", "STATUS", "PORTS"]
     assert "Up" in table[1] and table[1].startswith(alive.name)
     assert "Exited" in table[2]
     running = [json.loads(line) for line in orc(project, "ps", "--format", "json").stdout.splitlines()]
