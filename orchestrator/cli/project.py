@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from orchestrator.cli.app import global_options
+from orchestrator.errors import OrcError
 
 if TYPE_CHECKING:
     from orchestrator.stack.loader import Project
@@ -55,7 +56,13 @@ def load_project_from_cli(
         home=os.environ.get("HOME"),
         services=services,
     )
-    project = load(load_options, HostFileSource())
+    try:
+        project = load(load_options, HostFileSource())
+    except OrcError as err:
+        # what was noticed before the failure (unset variables...) still helps
+        if show_warnings:
+            print_warnings(list(getattr(err, "warnings", [])))
+        raise
     if show_warnings:
         print_warnings(project.warnings)
     return project

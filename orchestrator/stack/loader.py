@@ -669,7 +669,12 @@ def load(options: LoadOptions, source: FileSource) -> Project:
     try:
         return _load(ctx)
     except StackError as exc:
-        raise ctx.locate(exc) from exc.__cause__
+        located = ctx.locate(exc)
+        located.warnings = list(ctx.warnings)  # type: ignore[attr-defined]
+        raise located from exc.__cause__
+    except UsageError as exc:
+        exc.warnings = list(ctx.warnings)  # type: ignore[attr-defined]
+        raise
 
 
 def _load(ctx: _Context) -> Project:
