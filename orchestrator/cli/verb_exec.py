@@ -1,12 +1,13 @@
 """``orc exec``: run a command in a running service container, through its supervisor.
 
-Non-interactive: the command's output (stdout and stderr together) is printed when it ends and
-its exit code becomes orc's.
+The CLI hands its own stdin, stdout and stderr to the supervisor over the control socket
+(SCM_RIGHTS), so the command reads and writes them directly: output streams as it comes and pipes
+work (``echo hi | orc exec -T web cat``). No pseudo-terminal is allocated yet (``-T`` is accepted
+and is what happens anyway). The command's exit code becomes orc's.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -22,17 +23,37 @@ def register(app: typer.Typer) -> None:
         service: Annotated[str, typer.Argument(metavar="SERVICE")],
         command: Annotated[list[str], typer.Argument(metavar="COMMAND [ARGS...]")],
         index: Annotated[int, typer.Option("--index", help="Index of the container")] = 1,
+        env: Annotated[
+            list[str] | None, typer.Option("--env", "-e", help="Set environment variables")
+        ] = None,
+        user: Annotated[str | None, typer.Option("--user", "-u", help="Run the command as this user")] = None,
+        workdir: Annotated[str | None, typer.Option("--workdir", "-w", help="Working directory")] = None,
+        privileged: Annotated[bool, typer.Option("--privileged", help="Give extended privileges")] = False,
         no_tty: Annotated[bool, typer.Option("--no-TTY", "-T", help="Disable pseudo-TTY allocation")] = False,
         detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background")] = False,
     ) -> None:
         """Execute a command in a running container."""
         if detach:
             raise UsageError("exec --detach is not supported yet")
+        environment: dict[str, str] = {}
+        for item in env or []:
+            key, sep, value = item.partition("=")
+            if not key:
+                raise UsageError(f"invalid --env {item!r}: expected KEY=VALUE")
+            environment[key] = value if sep else ""
         handle, _ = project_handle(ctx, need_files=False)
         record = handle.container_for(service, index)
-        result = handle.request("exec", container=record.name, argv=list(command))
-        sys.stdout.write(str(result.get("output", "")))
-        sys.stdout.flush()
+        result = handle.request(
+            "exec",
+            container=record.name,
+            argv=list(command),
+            attach=True,
+            env=environment,
+            user=user,
+            workdir=workdir,
+            privileged=privileged,
+            pass_fds=(0, 1, 2),
+        )
         code = int(result.get("exit_code", 0))
         if code:
             raise typer.Exit(code)

@@ -117,6 +117,7 @@ def call(
     op: str,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     socket_timeout: float | None = None,
+    pass_fds: tuple[int, int, int] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """Send one request and return its result; events go to ``on_event`` as they arrive."""
@@ -127,7 +128,14 @@ def call(
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise TemporaryError(f"cannot reach the supervisor at {path}: {exc.strerror}") from exc
-        sock.sendall(protocol.encode({"op": op, **fields}))
+        request = protocol.encode({"op": op, **fields})
+        if pass_fds is not None:
+            # The whole request travels in the one message that carries the descriptors.
+            if len(request) > 65536:
+                raise PermanentError("request too large to pass descriptors with")
+            socket.send_fds(sock, [request], list(pass_fds))
+        else:
+            sock.sendall(request)
         buffer = b""
         while True:
             chunk = sock.recv(65536)

@@ -116,12 +116,13 @@ class ProjectHandle:
         *,
         start: bool = False,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        pass_fds: tuple[int, int, int] | None = None,
         **fields: Any,
     ) -> dict[str, Any]:
         path = self.ensure_supervisor() if start else self.supervisor()
         if path is None:
             raise NotFoundError(f"project {self.name} has no running supervisor (is it up?)")
-        return call(path, op, on_event=on_event, **fields)
+        return call(path, op, on_event=on_event, pass_fds=pass_fds, **fields)
 
     def up(
         self,

@@ -15,6 +15,7 @@ Requests (``daemon.protocol``): ``ping``, ``up``, ``down``, ``stop``, ``start``,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -32,6 +33,7 @@ from orchestrator.daemon.protocol import socket_path
 from orchestrator.errors import OrcError, UsageError
 from orchestrator.planner.plan import DownOptions, UpOptions
 from orchestrator.reconciler.events import EventBus
+from orchestrator.reconciler.ports import ExecRequest
 from orchestrator.reconciler.project import ProjectSpec
 from orchestrator.reconciler.reconciler import ExecutionReport, Reconciler
 from orchestrator.state.proc import pid_start_time
@@ -147,11 +149,19 @@ class Supervisor:
             await self.reconciler.adopt(self.project)
 
     async def _handle(self, stream: anyio.abc.ByteStream) -> None:
+        fds: list[int] = []
         async with stream:
             buffered = BufferedByteReceiveStream(stream)
             try:
+                if isinstance(stream, anyio.abc.UNIXSocketStream):
+                    # The first message may carry the client's stdio (SCM_RIGHTS), for `exec`.
+                    first, fds = await stream.receive_fds(65536, 3)
+                    if not first:
+                        return
+                    buffered.feed_data(first)
                 line = await buffered.receive_until(b"\n", protocol.MAX_LINE)
                 request = protocol.decode(line)
+                request["_fds"] = fds
                 await self._dispatch(request, stream)
             except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
                 return
@@ -162,6 +172,10 @@ class Supervisor:
                 else:
                     message = f"supervisor: internal error: {type(error).__name__}: {error}"
                     await _send(stream, protocol.error(message))
+            finally:
+                for fd in fds:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
 
     async def _dispatch(self, request: dict[str, Any], stream: anyio.abc.ByteStream) -> None:
         assert self.reconciler is not None
@@ -184,6 +198,23 @@ class Supervisor:
             async with self.bus.subscribe() as events:
                 async for item in events:
                     await _send(stream, protocol.event(item.to_json()))
+            return
+        if op == "exec" and request.get("attach"):
+            fds = request["_fds"]
+            if len(fds) != 3:
+                raise UsageError("exec --attach needs the caller's stdin, stdout and stderr")
+            code = await self.reconciler.exec_attached(
+                request["container"],
+                ExecRequest(
+                    tuple(request["argv"]),
+                    (fds[0], fds[1], fds[2]),
+                    env=dict(request.get("env") or {}),
+                    user=request.get("user"),
+                    workdir=request.get("workdir"),
+                    privileged=bool(request.get("privileged")),
+                ),
+            )
+            await _send(stream, protocol.ok({"exit_code": code}))
             return
         if op == "exec":
             result = await self.reconciler.exec_in(

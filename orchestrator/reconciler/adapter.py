@@ -31,10 +31,12 @@ import anyio.to_thread
 
 from orchestrator.errors import NotFoundError, OrcError, PermanentError, TemporaryError
 from orchestrator.model import Service
+from orchestrator.reconciler import hostroot
 from orchestrator.reconciler.desired import ROOTFS_PREFIX
 from orchestrator.reconciler.ports import (
     ContainerRequest,
     CreatedContainer,
+    ExecRequest,
     ExecResult,
     ExitStatus,
     NetworkInfo,
@@ -167,7 +169,7 @@ class KernelRuntime:
         found: dict[str, str] = {}
         for reference in references:
             if reference.startswith(ROOTFS_PREFIX):
-                if Path(reference[len(ROOTFS_PREFIX) :]).is_dir():
+                if hostroot.is_host_reference(reference) or Path(reference[len(ROOTFS_PREFIX) :]).is_dir():
                     found[reference] = reference
                 continue
             image = self._image_driver().get(reference)
@@ -423,7 +425,7 @@ class KernelRuntime:
             raise PermanentError(
                 f"service {service.name}: unknown stop_signal {service.stop_signal}"
             ) from exc
-        return ContainerSpec(
+        spec = ContainerSpec(
             id=record.name,
             rootfs=OverlayRootfs(
                 self._lower_dirs(record),
@@ -461,6 +463,9 @@ class KernelRuntime:
             stop_grace_seconds=service.effective_stop_grace_period,
             cgroup_dirs=tuple(str(d) for d in handle.directories),
         )
+        if hostroot.is_host_reference(record.image):
+            spec = hostroot.adapt(spec, record.image, self.lib_root / "hostroot", service.working_dir)
+        return spec
 
     def _mounts(self, service: Service) -> list[Mount]:
         mounts: list[Mount] = []
@@ -614,6 +619,28 @@ class KernelRuntime:
         handle = self._handles.pop(name, None)
         if handle is not None and state is not None and state is not ContainerState.DELETED:
             await self._run(self.cgroups.remove, handle, True)
+
+    async def exec_attached(self, record: ContainerRecord, request: ExecRequest) -> int:
+        if not self._known(record.name):
+            raise PermanentError(
+                f"container {record.name} was started by an earlier supervisor; exec needs it restarted"
+                " (orc restart)"
+            )
+        spec = ExecSpec(
+            tuple(request.argv),
+            env=tuple(sorted(request.env.items())),
+            cwd=request.workdir,
+            user=User(request.user) if request.user else None,
+            privileged=request.privileged,
+        )
+        stdin, stdout, stderr = request.stdio
+        handle = await self._run(self.process.exec, record.name, spec, Stdio(stdin, stdout, stderr))
+        status = await anyio.to_thread.run_sync(
+            self.process.wait_exec, handle, None, limiter=self._waiters, abandon_on_cancel=True
+        )
+        if status is None:
+            raise TemporaryError(f"lost track of the exec in {record.name}")
+        return int(status.code)
 
     async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult:
         if not self._known(record.name):

@@ -9,7 +9,8 @@ signal and grace period, log rotation, and the model ``Service`` itself for the 
 
 ``x-orc: {rootfs: DIR}`` on a service runs it from a plain directory (relative to the project
 directory) instead of an image; its image reference becomes ``rootfs:<absolute dir>``, which the
-runtime adapter reports as always present. Called by the supervisor and the ``plan`` verb.
+runtime adapter reports as always present; ``rootfs: host`` runs it on the host's own userland
+(see :mod:`orchestrator.reconciler.hostroot`). Called by the supervisor and the ``plan`` verb.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from orchestrator.errors import StackError
 from orchestrator.model import Service, Stack, thaw
 from orchestrator.planner.observed import Dependency, Desired, DesiredService
 from orchestrator.planner.restart import RestartPolicy
+from orchestrator.reconciler import hostroot
 from orchestrator.reconciler.health import HealthCheck
 from orchestrator.reconciler.project import ProjectSpec, ServiceBehaviour
 from orchestrator.state.logs import LogOptions
@@ -126,6 +128,8 @@ def image_reference(service: Service, working_dir: str, extensions: Mapping[str,
     extension = service.orc_extension or (extensions or {}).get("x-orc")
     if isinstance(extension, Mapping) and extension.get("rootfs"):
         rootfs = str(extension["rootfs"])
+        if rootfs == hostroot.HOST_VALUE:
+            return hostroot.reference_for(working_dir)
         return ROOTFS_PREFIX + os.path.normpath(os.path.join(working_dir, rootfs))
     if not service.image:
         raise StackError(

@@ -11,6 +11,7 @@ Shipped in the package so the reconciler, supervisor and CLI verbs are tested wi
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from orchestrator.reconciler.clock import Clock
 from orchestrator.reconciler.ports import (
     ContainerRequest,
     CreatedContainer,
+    ExecRequest,
     ExecResult,
     ExitStatus,
     NetworkInfo,
@@ -242,6 +244,13 @@ class FakeRuntime:
             await self.clock.sleep(script.health_delay)
         code = script.health.get(container.probes, script.health_default)
         return ExecResult(code, "ok" if code == 0 else "probe failed")
+
+    async def exec_attached(self, record: ContainerRecord, request: ExecRequest) -> int:
+        self._record_call(f"exec {record.name} {' '.join(request.argv)}")
+        if self._container(record).process is None:
+            raise NotFoundError(f"container {record.name} is not running")
+        os.write(request.stdio[1], f"ran {' '.join(request.argv)}\n".encode())
+        return 0
 
     async def pause(self, record: ContainerRecord) -> None:
         self._record_call(f"pause {record.name}")

@@ -75,6 +75,18 @@ class ExecResult:
 
 
 @dataclass(frozen=True)
+class ExecRequest:
+    """``orc exec``: what to run and the caller's three stdio file descriptors."""
+
+    argv: tuple[str, ...]
+    stdio: tuple[int, int, int]
+    env: Mapping[str, str] = field(default_factory=dict)
+    user: str | None = None
+    workdir: str | None = None
+    privileged: bool = False
+
+
+@dataclass(frozen=True)
 class NetworkInfo:
     name: str
     driver_name: str
@@ -103,6 +115,10 @@ class ContainerRuntime(Protocol):
     async def kill(self, record: ContainerRecord, signal: str) -> None: ...
     async def remove(self, record: ContainerRecord) -> None: ...
     async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult: ...
+
+    async def exec_attached(self, record: ContainerRecord, request: ExecRequest) -> int:
+        """Run a process in the container with the caller's stdin/stdout/stderr; its exit code."""
+        ...
 
     async def pause(self, record: ContainerRecord) -> None:
         """Freeze every process of the container (cgroup freezer)."""

@@ -35,7 +35,7 @@ from orchestrator.reconciler.board import FAIL, OK, ContainerBoard, ContainerVie
 from orchestrator.reconciler.clock import Clock, SystemClock
 from orchestrator.reconciler.events import Event, EventBus
 from orchestrator.reconciler.health import STARTING, HealthCheck, monitor_health
-from orchestrator.reconciler.ports import ContainerRequest, ContainerRuntime, ExecResult
+from orchestrator.reconciler.ports import ContainerRequest, ContainerRuntime, ExecRequest, ExecResult
 from orchestrator.reconciler.project import ProjectSpec, ServiceBehaviour
 from orchestrator.state.records import ContainerRecord, NetworkRecord, ProjectRecord
 from orchestrator.state.store import StateStore
@@ -387,6 +387,12 @@ class Reconciler:
         record = self._record(name)
         await self._stop(record)
         await self._remove(record)
+
+    async def exec_attached(self, name: str, request: ExecRequest) -> int:
+        record = self._records.get(name)
+        if record is None or record.status != "running":
+            raise PermanentError(f"container {name} is not running")
+        return await self.runtime.exec_attached(record, request)
 
     async def exec_in(self, name: str, argv: Sequence[str], timeout: float) -> ExecResult:
         record = self._records.get(name)

@@ -232,3 +232,30 @@ def test_kill_rm_pause_top_port(tmp_path: Path) -> None:
 
     anyio.run(main)
     assert "pause demo-web-1" in runtime.calls and "kill demo-web-1 SIGKILL" in runtime.calls
+
+
+def test_attached_exec_passes_the_callers_descriptors(tmp_path: Path) -> None:
+    import os
+
+    def script(path: Path) -> None:
+        call(path, "up", load=load_request(tmp_path), options={})
+        read_end, write_end = os.pipe()
+        try:
+            result = call(
+                path,
+                "exec",
+                container="demo-web-1",
+                argv=["echo", "hi"],
+                attach=True,
+                pass_fds=(read_end, write_end, write_end),
+            )
+            assert result == {"exit_code": 0}
+            assert os.read(read_end, 100) == b"ran echo hi\n"  # written by the runtime into our pipe
+        finally:
+            os.close(read_end)
+            os.close(write_end)
+        with pytest.raises(SupervisorError, match="needs the caller's stdin, stdout and stderr"):
+            call(path, "exec", container="demo-web-1", argv=["x"], attach=True)
+        call(path, "down")
+
+    run_supervised(tmp_path, script)
