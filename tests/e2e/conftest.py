@@ -122,7 +122,15 @@ def offline_busybox() -> Callable[[OrcCli], None]:
         archive = cli.root.parent / "busybox-image.tar"
         if not archive.exists():
             subprocess.run(
-                [sys.executable, str(PACKER), "--busybox", "--name", "orc.local/busybox:latest", "-o", str(archive)],
+                [
+                    sys.executable,
+                    str(PACKER),
+                    "--busybox",
+                    "--name",
+                    "orc.local/busybox:latest",
+                    "-o",
+                    str(archive),
+                ],
                 check=True,
                 capture_output=True,
             )

@@ -35,8 +35,10 @@ def test_quickstart_serves_the_front_and_the_api_by_name(
     orc.wait_for("worker to reach the api", lambda: '"service": "api"' in orc.run("logs", "worker").stdout)
     orc.wait_for(
         "every service to be healthy or running",
-        lambda: sorted(str(c.get("Health") or c.get("State")) for c in orc.ps())
-        == ["healthy", "healthy", "running"],
+        lambda: (
+            sorted(str(c.get("Health") or c.get("State")) for c in orc.ps())
+            == ["healthy", "healthy", "running"]
+        ),
     )
 
     orc.run("down")
