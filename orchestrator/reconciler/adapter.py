@@ -36,6 +36,7 @@ from orchestrator.reconciler.desired import ROOTFS_PREFIX
 from orchestrator.reconciler.ports import (
     ContainerRequest,
     CreatedContainer,
+    ExecRequest,
     ExecResult,
     ExitStatus,
     NetworkInfo,
@@ -618,6 +619,28 @@ class KernelRuntime:
         handle = self._handles.pop(name, None)
         if handle is not None and state is not None and state is not ContainerState.DELETED:
             await self._run(self.cgroups.remove, handle, True)
+
+    async def exec_attached(self, record: ContainerRecord, request: ExecRequest) -> int:
+        if not self._known(record.name):
+            raise PermanentError(
+                f"container {record.name} was started by an earlier supervisor; exec needs it restarted"
+                " (orc restart)"
+            )
+        spec = ExecSpec(
+            tuple(request.argv),
+            env=tuple(sorted(request.env.items())),
+            cwd=request.workdir,
+            user=User(request.user) if request.user else None,
+            privileged=request.privileged,
+        )
+        stdin, stdout, stderr = request.stdio
+        handle = await self._run(self.process.exec, record.name, spec, Stdio(stdin, stdout, stderr))
+        status = await anyio.to_thread.run_sync(
+            self.process.wait_exec, handle, None, limiter=self._waiters, abandon_on_cancel=True
+        )
+        if status is None:
+            raise TemporaryError(f"lost track of the exec in {record.name}")
+        return int(status.code)
 
     async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult:
         if not self._known(record.name):
