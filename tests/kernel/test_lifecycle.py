@@ -122,7 +122,9 @@ def test_three_tier_up_ps_logs_exec_down(stack: tuple[Orc, str, int], tmp_path: 
     }
     assert next(r for r in rows if r["Service"] == "db")["Health"] == "healthy"
     web = next(r for r in rows if r["Service"] == "web")
-    assert web["Publishers"] == [{"URL": "127.0.0.1", "TargetPort": 80, "PublishedPort": port, "Protocol": "tcp"}]
+    assert web["Publishers"] == [
+        {"URL": "127.0.0.1", "TargetPort": 80, "PublishedPort": port, "Protocol": "tcp"}
+    ]
 
     logs = orc("logs", "--no-log-prefix").stdout
     assert "db ready" in logs and "api up" in logs
