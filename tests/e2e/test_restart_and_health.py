@@ -1,0 +1,68 @@
+"""examples/restart-and-health end to end: on-failure:3 restarts and health changes in `orc events`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.conftest import OrcCli
+
+pytestmark = pytest.mark.kernel
+
+
+def _state(orc: OrcCli, service: str) -> tuple[str, str, object]:
+    for container in orc.ps():
+        if container["Service"] == service:
+            return str(container["State"]), str(container["Health"]), container["ExitCode"]
+    raise AssertionError(f"no container for {service}")
+
+
+def test_crasher_is_restarted_three_times_and_health_changes_are_events(
+    orc_factory: Callable[..., OrcCli], offline_busybox: Callable[[OrcCli], None]
+) -> None:
+    orc = orc_factory("restart-and-health")
+    offline_busybox(orc)
+    up = orc.run("up", "-d")
+    output = up.stdout + up.stderr
+    assert output.index("flaky-1  Healthy") < output.index("dependent-1  Started")
+
+    command = [
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "--root",
+        str(orc.root),
+        "-p",
+        orc.project,
+        "events",
+        "--json",
+    ]
+    events = subprocess.Popen(
+        command, cwd=orc.directory, env=orc.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        orc.wait_for("crasher to give up", lambda: _state(orc, "crasher") == ("exited", "", 3), timeout=30)
+        orc.run("exec", "flaky", "touch", "/tmp/sick")
+        orc.wait_for("flaky to be unhealthy", lambda: _state(orc, "flaky")[1] == "unhealthy")
+        orc.run("exec", "flaky", "rm", "/tmp/sick")
+        orc.wait_for("flaky to be healthy again", lambda: _state(orc, "flaky")[1] == "healthy")
+        orc.run("down")  # the supervisor exits, which ends `orc events`
+        out, _ = events.communicate(timeout=20)
+    finally:
+        if events.poll() is None:
+            events.kill()
+            events.wait()
+
+    seen = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    crasher = [e for e in seen if e.get("service") == "crasher" and e["action"] in ("die", "restart")]
+    reasons = [e["attributes"]["reason"] for e in crasher if e["action"] == "restart"]
+    # `orc events` starts after `up -d` returned, so it may miss the first attempt, never the last
+    assert reasons[-1] == "exited with code 3, restart policy on-failure:3 (attempt 3 of 3)"
+    assert [e["action"] for e in crasher[-2:]] == ["restart", "die"]
+    assert crasher[-1]["attributes"]["exitCode"] == "3"
+    flaky = [e["action"] for e in seen if e.get("service") == "flaky" and e["action"].startswith("health_status")]
+    assert flaky[-2:] == ["health_status: unhealthy", "health_status: healthy"]
