@@ -49,6 +49,8 @@ def register(app: typer.Typer) -> None:
             rm=remove,
             detach=detach,
             no_deps=no_deps,
+            # In the foreground the container uses our stdin/stdout/stderr directly.
+            pass_fds=None if detach else (0, 1, 2),
         )
         if detach:
             typer.echo(result["container"])

@@ -284,6 +284,7 @@ class Supervisor:
 
     async def _run_one_off(self, request: dict[str, Any]) -> dict[str, Any]:
         assert self.reconciler is not None
+        fds = request.get("_fds") or []
         spec = self._spec_from(request)
         if spec is None:
             raise UsageError("run needs the project's files")
@@ -296,11 +297,12 @@ class Supervisor:
                 environment=request.get("environment") or {},
                 with_dependencies=not request.get("no_deps"),
                 detach=True,
+                stdio=(fds[0], fds[1], fds[2]) if len(fds) == 3 else None,
             )
         if not request.get("detach"):
             record = await self.reconciler.wait_exit(record.name)
         output = ""
-        if not request.get("detach") and record.log_path:
+        if not request.get("detach") and record.log_path and len(fds) != 3:
             from orchestrator.state.logs import container_entries
 
             output = "".join(e.text for e in container_entries(Path(record.log_path)))

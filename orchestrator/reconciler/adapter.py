@@ -119,6 +119,7 @@ class KernelRuntime:
         self._group: Any = None
         self._own_images = False
         self._killed: set[str] = set()
+        self._attached: dict[str, tuple[int, int, int]] = {}
         self._cgroup_lock = threading.Lock()
 
     async def __aenter__(self) -> KernelRuntime:
@@ -319,20 +320,30 @@ class KernelRuntime:
             resolv_conf(self._host_resolvers, resolver, service.dns, service.dns_search, service.dns_opt)
         )
         spec = self.container_spec(record, service, handle, hostname, str(netns_file) if kept else None)
-        out_read, out_write = os.pipe()
-        err_read, err_write = os.pipe()
-        try:
-            pid = await self._run(self.process.create, spec, Stdio(stdout=out_write, stderr=err_write))
-        except BaseException:
-            for fd in (out_read, err_read):
-                os.close(fd)
-            with contextlib.suppress(Exception):
-                await self._run(self.cgroups.remove, self._handles.pop(name), True)
-            raise
-        finally:
-            os.close(out_write)
-            os.close(err_write)
-        self._start_pump(record, out_read, err_read)
+        attached = self._attached.pop(name, None)
+        if attached is not None:
+            # `run` in the foreground: the caller's own descriptors, no log file.
+            try:
+                pid = await self._run(self.process.create, spec, Stdio(*attached))
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self._run(self.cgroups.remove, self._handles.pop(name), True)
+                raise
+        else:
+            out_read, out_write = os.pipe()
+            err_read, err_write = os.pipe()
+            try:
+                pid = await self._run(self.process.create, spec, Stdio(stdout=out_write, stderr=err_write))
+            except BaseException:
+                for fd in (out_read, err_read):
+                    os.close(fd)
+                with contextlib.suppress(Exception):
+                    await self._run(self.cgroups.remove, self._handles.pop(name), True)
+                raise
+            finally:
+                os.close(out_write)
+                os.close(err_write)
+            self._start_pump(record, out_read, err_read)
         endpoints: list[EndpointRecord] = []
         ports: list[str] = []
         try:
@@ -619,6 +630,9 @@ class KernelRuntime:
         handle = self._handles.pop(name, None)
         if handle is not None and state is not None and state is not ContainerState.DELETED:
             await self._run(self.cgroups.remove, handle, True)
+
+    def attach_next_start(self, name: str, stdio: tuple[int, int, int]) -> None:
+        self._attached[name] = stdio
 
     async def exec_attached(self, record: ContainerRecord, request: ExecRequest) -> int:
         if not self._known(record.name):

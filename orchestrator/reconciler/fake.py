@@ -94,6 +94,7 @@ class FakeRuntime:
         self.image_healthchecks: dict[str, dict[str, object]] = {}
         # Ports each container publishes (by container name), for `port`.
         self.published: dict[str, tuple[int, ...]] = {}
+        self.attached: dict[str, tuple[int, int, int]] = {}
         self._pids = itertools.count(1000)
         self._ids = itertools.count(1)
         self.on_call: Callable[[str], None] | None = None
@@ -251,6 +252,9 @@ class FakeRuntime:
             raise NotFoundError(f"container {record.name} is not running")
         os.write(request.stdio[1], f"ran {' '.join(request.argv)}\n".encode())
         return 0
+
+    def attach_next_start(self, name: str, stdio: tuple[int, int, int]) -> None:
+        self.attached[name] = stdio
 
     async def pause(self, record: ContainerRecord) -> None:
         self._record_call(f"pause {record.name}")

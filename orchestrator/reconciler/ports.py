@@ -120,6 +120,10 @@ class ContainerRuntime(Protocol):
         """Run a process in the container with the caller's stdin/stdout/stderr; its exit code."""
         ...
 
+    def attach_next_start(self, name: str, stdio: tuple[int, int, int]) -> None:
+        """The next start of ``name`` uses these stdin/stdout/stderr instead of the log pipes."""
+        ...
+
     async def pause(self, record: ContainerRecord) -> None:
         """Freeze every process of the container (cgroup freezer)."""
         ...

@@ -247,6 +247,7 @@ class Reconciler:
         environment: Mapping[str, str] | None = None,
         with_dependencies: bool = True,
         detach: bool = False,
+        stdio: tuple[int, int, int] | None = None,
     ) -> ContainerRecord:
         """``orc run``: a one-off container of ``service_name`` (its dependencies started first
         unless told otherwise), named ``<project>-<service>-run-<suffix>``, with no restart
@@ -311,6 +312,8 @@ class Reconciler:
         self._save(record)
         self.board.put(self._view(record))
         self._publish("container", "create", name, service_name)
+        if stdio is not None:
+            self.runtime.attach_next_start(name, stdio)
         await self._start(record, by_user=True)
         if not detach:
             watcher = self._watch_done.get(name)
