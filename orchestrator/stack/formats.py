@@ -39,14 +39,10 @@ def _parse_uint16(text: str) -> int:
 
 
 def _split_proto(text: str) -> tuple[str, str]:
-    parts = text.split("/")
-    if len(text) == 0 or parts[0] == "":
+    port, _, proto = text.partition("/")
+    if port == "":
         return "", ""
-    if len(parts) == 1:
-        return "tcp", text
-    if parts[1] == "":
-        return "tcp", parts[0]
-    return parts[1], parts[0]
+    return proto or "tcp", port
 
 
 def _valid_ip(text: str) -> bool:
@@ -70,29 +66,31 @@ def parse_port(spec: str) -> list[dict[str, Any]]:
         ip, host = parts[0], parts[1]
     else:
         ip, host = ":".join(parts[: n - 2]), parts[n - 2]
+    # the checks run in go-connections' order, with its wording
     proto, container = _split_proto(container)
+    proto = proto.lower()
+    if proto not in ("tcp", "udp", "sctp"):
+        raise FormatError(f"invalid proto: {proto}")
     if ip.startswith("["):
         if not ip.endswith("]"):
-            raise FormatError(f"Invalid ip address {ip}: address {ip}:: missing ']' in address")
+            raise FormatError(f"invalid IP address {ip}: address {ip}:: missing ']' in address")
         ip = ip[1:-1]
     if ip and not _valid_ip(ip):
-        raise FormatError(f"Invalid ip address: {ip}")
+        raise FormatError(f"invalid IP address: {ip}")
     if container == "":
-        raise FormatError(f"No port specified: {spec}<empty>")
+        raise FormatError(f"no port specified: {spec}<empty>")
     try:
         start, end = _parse_port_range(container)
     except FormatError:
-        raise FormatError(f"Invalid containerPort: {container}") from None
+        raise FormatError(f"invalid containerPort: {container}") from None
     host_start = host_end = 0
     if host:
         try:
             host_start, host_end = _parse_port_range(host)
         except FormatError:
-            raise FormatError(f"Invalid hostPort: {host}") from None
+            raise FormatError(f"invalid hostPort: {host}") from None
     if host and (end - start) != (host_end - host_start) and end != start:
-        raise FormatError(f"Invalid ranges specified for container and host Ports: {container} and {host}")
-    if proto.lower() not in ("tcp", "udp", "sctp"):
-        raise FormatError(f"Invalid proto: {proto}")
+        raise FormatError(f"invalid ranges specified for container and host Ports: {container} and {host}")
     result: list[tuple[str, dict[str, Any]]] = []
     for i in range(end - start + 1):
         published = host
@@ -106,8 +104,8 @@ def parse_port(spec: str) -> list[dict[str, Any]]:
         port["target"] = start + i
         if published:
             port["published"] = published
-        port["protocol"] = proto.lower()
-        result.append((f"{start + i}/{proto.lower()}", port))
+        port["protocol"] = proto
+        result.append((f"{start + i}/{proto}", port))
     # compose-go sorts the "port/proto" keys as strings
     result.sort(key=lambda item: item[0])
     return [p for _, p in result]

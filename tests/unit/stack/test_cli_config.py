@@ -98,7 +98,7 @@ def test_errors_are_one_located_line(project: Path) -> None:
     # the app raises; orchestrator.cli.app.main turns it into one stderr line and exit code 15
     assert isinstance(result.exception, StackError)
     assert str(result.exception) == (
-        f"{project}/compose.yaml:4:13 services.web.ports[0]: Invalid ip address: 1.2.3"
+        f"{project}/compose.yaml:4:13 services.web.ports[0]: invalid IP address: 1.2.3"
     )
     assert result.exception.exit_code == 15
 

@@ -57,12 +57,13 @@ def test_port_ranges_sort_as_compose_does() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("1.2.3:80:80", "Invalid ip address: 1.2.3"),
-        ("99999:80", "Invalid hostPort: 99999"),
-        ("80:", "No port specified"),
-        ("80-81:90-93", "Invalid ranges"),
-        ("80/icmp", "Invalid proto: icmp"),
-        ("a:b", "Invalid containerPort: b"),
+        ("1.2.3:80:80", "invalid IP address: 1.2.3"),
+        ("99999:80", "invalid hostPort: 99999"),
+        ("80:", "invalid proto: $"),
+        ("80-81:90-93", "invalid ranges"),
+        ("80/icmp", "invalid proto: icmp"),
+        ("80:80/tcp/x", "invalid proto: tcp/x"),
+        ("a:b", "invalid containerPort: b"),
     ],
 )
 def test_bad_ports(spec: str, message: str) -> None:

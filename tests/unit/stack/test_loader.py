@@ -292,7 +292,7 @@ def test_bound_stack_is_built() -> None:
         (
             "services:\n  web:\n    image: x\n    ports: ['99999:80']\n",
             (4, 13, "services.web.ports[0]"),
-            "Invalid hostPort",
+            "invalid hostPort",
         ),
         (
             "services:\n  web:\n    image: x\n    imagee: y\n",
