@@ -37,11 +37,27 @@ def build_busybox_rootfs(dest: Path) -> None:
     """A one-binary rootfs: /bin/busybox, a symlink per applet, passwd/group, mount points."""
     if not BUSYBOX.exists():
         sys.exit("pack-rootfs-image: /bin/busybox missing (apt-get install busybox-static)")
-    for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "run", "var/run", "var/www"):
+    for d in (
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "run",
+        "var/run",
+        "var/www",
+    ):
         (dest / d).mkdir(parents=True, exist_ok=True)
     (dest / "tmp").chmod(0o1777)
     shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
-    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
+    applets = subprocess.run(
+        [str(BUSYBOX), "--list"], capture_output=True, text=True, check=True
+    ).stdout.split()
     for applet in applets:
         link = dest / "bin" / applet
         if applet != "busybox" and not link.exists():
@@ -141,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         elif not rootfs.is_dir():
             sys.exit(f"pack-rootfs-image: {rootfs} is not a directory")
         cmd = args.cmd if args.cmd or args.entrypoint else (["sh"] if args.busybox else None)
-        archive = image_archive(layer_tar(rootfs), args.name, args.entrypoint, cmd, args.env, args.workdir, args.expose)
+        archive = image_archive(
+            layer_tar(rootfs), args.name, args.entrypoint, cmd, args.env, args.workdir, args.expose
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     partial = args.output.with_name(args.output.name + ".partial")
     partial.write_bytes(archive)
