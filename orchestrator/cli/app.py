@@ -111,10 +111,49 @@ def _register_verbs() -> None:
 _register_verbs()
 
 
+_GLOBAL_OPTIONS_WITH_VALUE = frozenset(
+    {"-f", "--file", "-p", "--project-name", "--project-directory", "--profile", "--env-file", "--root"}
+)
+
+
+def _requested_verb(argv: list[str]) -> str | None:
+    """The verb named on the command line, skipping the global options and their values."""
+    args = iter(argv)
+    for arg in args:
+        if arg in _GLOBAL_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _app_for(argv: list[str]) -> typer.Typer:
+    """An app holding only the requested verb, or the whole app (help, unknown verbs).
+
+    Turning typer's declarations into click commands costs ~2 ms per verb; building only the one
+    being run keeps every command's cold start ~50 ms shorter.
+    """
+    verb = _requested_verb(argv)
+    commands = [c for c in app.registered_commands if c.name == verb]
+    groups = [g for g in app.registered_groups if g.name == verb]
+    if not commands and not groups:
+        return app
+    slim = typer.Typer()
+    slim.info = app.info
+    slim.pretty_exceptions_enable = app.pretty_exceptions_enable
+    slim.rich_markup_mode = app.rich_markup_mode
+    slim._add_completion = app._add_completion
+    slim.registered_callback = app.registered_callback
+    slim.registered_commands = commands
+    slim.registered_groups = groups
+    return slim
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app, turning OrcError into one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=argv, prog_name="orc")
+        _app_for(args)(args=args, prog_name="orc")
     except OrcError as err:
         text = str(err)
         print(f"error: {text}" if "\n" not in text else f"error:\n{text}", file=sys.stderr)
