@@ -23,6 +23,7 @@ import signal
 import stat
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import anyio.to_thread
 from orchestrator.errors import NotFoundError, OrcError, PermanentError, TemporaryError
 from orchestrator.model import Service
 from orchestrator.reconciler import hostroot
-from orchestrator.reconciler.desired import ROOTFS_PREFIX
+from orchestrator.reconciler.desired import BUILD_PREFIX, ROOTFS_PREFIX
 from orchestrator.reconciler.ports import (
     ContainerRequest,
     CreatedContainer,
@@ -42,6 +43,7 @@ from orchestrator.reconciler.ports import (
     NetworkInfo,
     StartedContainer,
 )
+from orchestrator.reconciler.stackrefs import refs_of, write_file_mounts
 from orchestrator.runtime.cgroups import CgroupHandle, CgroupLimits, DeviceRule, DriverOptions, open_driver
 from orchestrator.runtime.network import ipam
 from orchestrator.runtime.network.dnsfiles import hosts_file, parse_resolv_conf, resolv_conf
@@ -49,7 +51,13 @@ from orchestrator.runtime.network.driver import NetworkDriver
 from orchestrator.runtime.network.services import NetworkServices
 from orchestrator.runtime.network.spec import EndpointSpec, NetworkSpec
 from orchestrator.runtime.network.spec import PortSpec as DriverPortSpec
-from orchestrator.runtime.process.runtime import ContainerState, ExecSpec, ForkServerRuntime, Stdio
+from orchestrator.runtime.process.runtime import (
+    ContainerState,
+    ExecSpec,
+    ForkServerRuntime,
+    Stdio,
+    output_pipe,
+)
 from orchestrator.runtime.process.spec import (
     DEFAULT_PATH,
     BindMount,
@@ -73,6 +81,7 @@ from orchestrator.runtime.process.spec import (
 from orchestrator.state.logs import LogOptions, LogWriter, log_files
 from orchestrator.state.proc import pid_start_time, same_process
 from orchestrator.state.records import ContainerRecord, EndpointRecord
+from orchestrator.state.store import FileStateStore
 
 _WAIT_THREADS = 4096
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024  # Docker's /dev/shm
@@ -169,6 +178,8 @@ class KernelRuntime:
     async def local_images(self, references: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for reference in references:
+            if reference.startswith(BUILD_PREFIX):
+                continue
             if reference.startswith(ROOTFS_PREFIX):
                 if hostroot.is_host_reference(reference) or Path(reference[len(ROOTFS_PREFIX) :]).is_dir():
                     found[reference] = reference
@@ -180,6 +191,11 @@ class KernelRuntime:
         return found
 
     async def pull(self, image: str) -> str:
+        if image.startswith(BUILD_PREFIX):
+            raise PermanentError(
+                f"service {image[len(BUILD_PREFIX) :]} has build: but no image: orc does not build images"
+                " (set image: to a pulled or loaded image, or x-orc.rootfs)"
+            )
         if image.startswith(ROOTFS_PREFIX):
             raise NotFoundError(f"x-orc rootfs directory {image[len(ROOTFS_PREFIX) :]} does not exist")
         pulled = await self._image_driver().pull(image)
@@ -224,6 +240,9 @@ class KernelRuntime:
         service = request.source
         if not isinstance(service, Service):
             raise PermanentError(f"container {request.name}: no service definition to create it from")
+        problems = refs_of(service).problems
+        if problems:
+            raise PermanentError("; ".join(problems))
         directory = self._container_dir(request.name)
         for sub in ("upper", "work"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
@@ -289,7 +308,15 @@ class KernelRuntime:
         self._handles[name] = handle
         etc = self._container_dir(name) / "etc"
         etc.mkdir(parents=True, exist_ok=True)
+        joins, peer_etc = self._namespace_joins(record, service)
+        extra_mounts: list[Mount] = [
+            *write_file_mounts(self._container_dir(name) / "files", refs_of(service).files)
+        ]
+        extra_mounts += self._volumes_from(record, service)
         hostname = service.hostname or record.container_id[:12]
+        if peer_etc is not None:
+            # network_mode service:/container: shares the peer's names and resolver (as Docker).
+            hostname = (peer_etc / "hostname").read_text().strip() or hostname
         (etc / "hostname").write_text(hostname + "\n")
         networks = _network_endpoints(
             record, service, self._network_names.get(name) or self._service_networks.get(record.service, {})
@@ -319,7 +346,16 @@ class KernelRuntime:
         (etc / "resolv.conf").write_text(
             resolv_conf(self._host_resolvers, resolver, service.dns, service.dns_search, service.dns_opt)
         )
-        spec = self.container_spec(record, service, handle, hostname, str(netns_file) if kept else None)
+        spec = self.container_spec(
+            record,
+            service,
+            handle,
+            hostname,
+            str(netns_file) if kept else None,
+            extra_mounts=extra_mounts,
+            joins=joins,
+            etc_dir=peer_etc,
+        )
         attached = self._attached.pop(name, None)
         if attached is not None:
             # `run` in the foreground: the caller's own descriptors, no log file.
@@ -330,10 +366,16 @@ class KernelRuntime:
                     await self._run(self.cgroups.remove, self._handles.pop(name), True)
                 raise
         else:
-            out_read, out_write = os.pipe()
-            err_read, err_write = os.pipe()
+            out_read, out_write = output_pipe()
+            err_read, err_write = output_pipe()
             try:
-                pid = await self._run(self.process.create, spec, Stdio(stdout=out_write, stderr=err_write))
+                # The fork server keeps copies of the read ends: the output survives us (process
+                # runtime, Stdio.readers) and the next supervisor drains it.
+                pid = await self._run(
+                    self.process.create,
+                    spec,
+                    Stdio(stdout=out_write, stderr=err_write, readers=(out_read, err_read)),
+                )
             except BaseException:
                 for fd in (out_read, err_read):
                     os.close(fd)
@@ -411,6 +453,10 @@ class KernelRuntime:
         handle: CgroupHandle,
         hostname: str,
         join_netns: str | None = None,
+        *,
+        extra_mounts: Sequence[Mount] = (),
+        joins: dict[str, str] | None = None,
+        etc_dir: Path | None = None,
     ) -> ContainerSpec:
         image = self._images.get(record.image)
         config = image.config if image is not None else None
@@ -424,7 +470,7 @@ class KernelRuntime:
             env.update(config.env_dict())
         env["HOSTNAME"] = hostname
         env.update(service.container_environment())
-        etc = self._container_dir(record.name) / "etc"
+        etc = etc_dir or self._container_dir(record.name) / "etc"
         directory = self._container_dir(record.name)
         try:
             stop_signal = int(
@@ -454,11 +500,11 @@ class KernelRuntime:
                 ),
                 tty=service.tty,
             ),
-            mounts=tuple(self._mounts(service)),
+            mounts=(*self._mounts(service, record.name), *extra_mounts),
             etc_files=EtcFiles(str(etc / "hosts"), str(etc / "resolv.conf"), str(etc / "hostname")),
             hostname=hostname,
             domainname=service.domainname,
-            namespaces=_namespaces(service, join_netns),
+            namespaces=_namespaces(service, join_netns, joins or {}),
             cap_add=service.cap_add,
             cap_drop=service.cap_drop,
             privileged=service.privileged,
@@ -478,9 +524,10 @@ class KernelRuntime:
             spec = hostroot.adapt(spec, record.image, self.lib_root / "hostroot", service.working_dir)
         return spec
 
-    def _mounts(self, service: Service) -> list[Mount]:
+    def _mounts(self, service: Service, container: str) -> list[Mount]:
         mounts: list[Mount] = []
-        for mount in service.volumes:
+        refs = refs_of(service)
+        for index, mount in enumerate(service.volumes):
             if mount.type == "bind" and mount.source:
                 mounts.append(
                     BindMount(
@@ -491,10 +538,15 @@ class KernelRuntime:
                     )
                 )
             elif mount.type == "volume":
-                name = f"{self.project}_{mount.source}" if mount.source else f"anon-{os.urandom(8).hex()}"
-                directory = self._volume_dir(name)
-                directory.mkdir(parents=True, exist_ok=True)
-                mounts.append(VolumeMount(str(directory), mount.target, mount.read_only))
+                subpath = mount.volume.subpath if mount.volume else None
+                mounts.append(
+                    VolumeMount(
+                        str(self._volume_directory(service, container, index, refs, mount.source)),
+                        mount.target,
+                        mount.read_only,
+                        subpath=subpath,
+                    )
+                )
             elif mount.type == "tmpfs":
                 size = mount.tmpfs.size if mount.tmpfs else None
                 mounts.append(TmpfsMount(mount.target, size))
@@ -502,6 +554,81 @@ class KernelRuntime:
                 raise PermanentError(f"service {service.name}: {mount.type} mounts are not supported")
         for mount in service.tmpfs:
             mounts.append(TmpfsMount(mount.target))
+        return mounts
+
+    def _volume_directory(
+        self, service: Service, container: str, index: int, refs: Any, key: str | None
+    ) -> Path:
+        """The host directory behind a volume mount: a named volume's ``_data`` (or its
+        ``driver_opts`` bind device), or an anonymous volume kept with the container."""
+        if not key:
+            directory = self._container_dir(container) / "volumes" / str(index)
+            directory.mkdir(parents=True, exist_ok=True)
+            return directory
+        ref = refs.volume(key)
+        if ref is not None and ref.device:
+            device = Path(ref.device)
+            if not device.is_dir():
+                raise PermanentError(
+                    f"service {service.name}: volume {ref.name}: bind device {ref.device} is not a directory"
+                )
+            return device
+        name = ref.name if ref is not None else f"{self.project}_{key}"
+        directory = self._volume_dir(name)
+        if ref is not None and ref.external:
+            if not directory.is_dir():
+                raise PermanentError(
+                    f"service {service.name}: external volume {name!r} not found (expected {directory})"
+                )
+            return directory
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
+    def _peer(self, project: str, reference: str, kind: str, *, running: bool) -> ContainerRecord:
+        """The container ``kind`` (``service`` or ``container``) ``reference`` names: the first
+        replica of a service, preferring running ones; ``running`` insists on a live one."""
+        records = FileStateStore(self.run_root).list_containers(project)
+        if kind == "service":
+            candidates = [r for r in records if r.service == reference and not r.one_off]
+        else:
+            candidates = [r for r in records if r.name == reference]
+        candidates.sort(key=lambda r: (not self.alive(r), r.number))
+        if not candidates or (running and not self.alive(candidates[0])):
+            what = "running container" if running else "container"
+            raise TemporaryError(f"{kind} {reference} has no {what} yet", retry_after=0.5)
+        return candidates[0]
+
+    def _namespace_joins(
+        self, record: ContainerRecord, service: Service
+    ) -> tuple[dict[str, str], Path | None]:
+        """``network_mode``/``ipc``/``pid: service:X`` (or ``container:X``): the namespace files of
+        X's first running container, and X's /etc directory when the network is shared."""
+        joins: dict[str, str] = {}
+        peer_etc = None
+        for kind, value in (("net", service.network_mode), ("ipc", service.ipc), ("pid", service.pid)):
+            how, _, reference = (value or "").partition(":")
+            if how not in ("service", "container") or not reference:
+                continue
+            peer = self._peer(record.project, reference, how, running=True)
+            joins[kind] = f"/proc/{peer.pid}/ns/{kind}"
+            if kind == "net":
+                peer_etc = self._container_dir(peer.name) / "etc"
+        return joins, peer_etc
+
+    def _volumes_from(self, record: ContainerRecord, service: Service) -> list[Mount]:
+        """Every bind and volume mount of the named containers (not tmpfs, as Docker), read-only
+        with ``:ro``; a stopped source is fine."""
+        mounts: list[Mount] = []
+        for source in service.volumes_from:
+            peer = self._peer(record.project, source.source, source.kind, running=False)
+            peer_service = self._specs.get(peer.name) or self._service_defs.get(peer.service)
+            if peer_service is None:
+                raise PermanentError(
+                    f"service {service.name}: volumes_from {source.source}: its definition is not loaded"
+                )
+            for mount in self._mounts(peer_service, peer.name):
+                if isinstance(mount, BindMount | VolumeMount):
+                    mounts.append(replace(mount, read_only=mount.read_only or source.read_only))
         return mounts
 
     def _start_pump(self, record: ContainerRecord, out_fd: int, err_fd: int) -> None:
@@ -533,6 +660,14 @@ class KernelRuntime:
     async def wait(self, record: ContainerRecord) -> ExitStatus:
         if not self._known(record.name):
             return await self._wait_adopted(record)
+        if record.name not in self._pumps:
+            # Taken over from an earlier supervisor's fork server: drain what its pipes hold.
+            readers = self.process.take_readers(record.name)
+            if len(readers) == 2:
+                self._start_pump(record, readers[0], readers[1])
+            else:
+                for fd in readers:
+                    os.close(fd)
         status = await anyio.to_thread.run_sync(
             self.process.wait, record.name, None, limiter=self._waiters, abandon_on_cancel=True
         )
@@ -723,6 +858,10 @@ class KernelRuntime:
         return list(self.services.port(record.name, target, protocol))
 
     def alive(self, record: ContainerRecord) -> bool:
+        if self._known(record.name):
+            # Ours, or taken over from a surviving fork server: if it ended meanwhile, wait()
+            # reports its real exit status, so it is watched like a live one until then.
+            return True
         if record.pid is None or record.pid_start_time is None:
             return False
         return same_process(record.pid, record.pid_start_time)
@@ -844,16 +983,26 @@ def _seccomp(service: Service) -> Seccomp:
     return Seccomp()
 
 
-def _namespaces(service: Service, join_netns: str | None = None) -> Namespaces:
-    def mode(value: str | None) -> Namespace:
+def _namespaces(
+    service: Service, join_netns: str | None = None, joins: dict[str, str] | None = None
+) -> Namespaces:
+    joins = joins or {}
+
+    def mode(kind: str, value: str | None) -> Namespace:
+        if kind in joins:
+            return Namespace(NamespaceMode.JOIN, joins[kind])
         if value == "host":
             return Namespace(NamespaceMode.HOST)
+        if kind == "ipc" and value == "shareable":
+            return Namespace(NamespaceMode.SHAREABLE)
         return Namespace()
 
-    net = Namespace(NamespaceMode.HOST) if service.network_mode == "host" else Namespace()
+    net = mode("net", service.network_mode)
     if join_netns is not None:
         net = Namespace(NamespaceMode.JOIN, join_netns)
-    return Namespaces(net=net, pid=mode(service.pid), ipc=mode(service.ipc), uts=mode(service.uts))
+    return Namespaces(
+        net=net, pid=mode("pid", service.pid), ipc=mode("ipc", service.ipc), uts=mode("uts", service.uts)
+    )
 
 
 def _signal_name(name: str) -> str:

@@ -17,18 +17,23 @@ from __future__ import annotations
 
 import os.path
 from collections.abc import Mapping
+from dataclasses import replace as dataclass_replace
 from typing import Any
 
 from orchestrator.errors import StackError
 from orchestrator.model import Service, Stack, thaw
+from orchestrator.model.frozen import FrozenDict
 from orchestrator.planner.observed import Dependency, Desired, DesiredService
 from orchestrator.planner.restart import RestartPolicy
 from orchestrator.reconciler import hostroot
 from orchestrator.reconciler.health import HealthCheck
 from orchestrator.reconciler.project import ProjectSpec, ServiceBehaviour
+from orchestrator.reconciler.stackrefs import REFS_KEY, environment_names, resolve_refs
 from orchestrator.state.logs import LogOptions
 
 ROOTFS_PREFIX = "rootfs:"
+# The image reference of a service with ``build:`` and no image (orc does not build images).
+BUILD_PREFIX = "build-only:"
 # Keys Compose leaves out of the config hash; leaving them out here too keeps causes honest.
 _NOT_HASHED = ("build", "pull_policy", "scale", "depends_on", "profiles")
 
@@ -43,7 +48,13 @@ def from_loaded(project: Any) -> ProjectSpec:
         if isinstance(record, Mapping)
     }
     return project_spec(
-        project.name, project.stack, project.document, project.working_dir, tuple(project.files), extensions
+        project.name,
+        project.stack,
+        project.document,
+        project.working_dir,
+        tuple(project.files),
+        extensions,
+        environment=project.environment,
     )
 
 
@@ -60,7 +71,13 @@ def from_document(payload: Mapping[str, Any]) -> ProjectSpec:
         compose_files=files,
     )
     return project_spec(
-        payload["name"], stack, payload["document"], payload["working_dir"], files, payload.get("extensions")
+        payload["name"],
+        stack,
+        payload["document"],
+        payload["working_dir"],
+        files,
+        payload.get("extensions"),
+        environment=payload.get("file_environment") or {},
     )
 
 
@@ -77,6 +94,12 @@ def document_payload(project: Any) -> dict[str, Any]:
             for name, record in (project.records.get("services") or {}).items()
             if isinstance(record, Mapping)
         },
+        # Only the variables secrets and configs take their content from.
+        "file_environment": {
+            key: project.environment[key]
+            for key in (environment_names(project.stack) if project.stack is not None else ())
+            if key in project.environment
+        },
     }
 
 
@@ -87,9 +110,12 @@ def project_spec(
     working_dir: str,
     files: tuple[str, ...] = (),
     extensions: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    environment: Mapping[str, str] | None = None,
 ) -> ProjectSpec:
     """The reconciler's view of ``stack`` (``document`` is the canonical ``config`` output;
-    ``extensions`` the ``x-*`` keys per service where the model does not carry them)."""
+    ``extensions`` the ``x-*`` keys per service where the model does not carry them;
+    ``environment`` the project's variables, for secrets and configs read from one)."""
     extensions = extensions or {}
     documents = document.get("services") or {}
     services: list[DesiredService] = []
@@ -119,6 +145,8 @@ def project_spec(
                 volumes=tuple(volumes),
             )
         )
+        refs = resolve_refs(stack, service, environment or {})
+        service = dataclass_replace(service, extensions=FrozenDict({**service.extensions, REFS_KEY: refs}))
         behaviours[service_name] = behaviour_of(service)
     desired = Desired(name, tuple(services), tuple(sorted(managed_networks)), tuple(sorted(managed_volumes)))
     return ProjectSpec(desired, behaviours, working_dir=working_dir, config_files=files)
@@ -132,9 +160,8 @@ def image_reference(service: Service, working_dir: str, extensions: Mapping[str,
             return hostroot.reference_for(working_dir)
         return ROOTFS_PREFIX + os.path.normpath(os.path.join(working_dir, rootfs))
     if not service.image:
-        raise StackError(
-            f"service {service.name} has neither an image nor x-orc.rootfs (orc does not build images)"
-        )
+        # Not an error for the whole project: pulling this reference fails that service alone.
+        return BUILD_PREFIX + service.name
     return service.image
 
 

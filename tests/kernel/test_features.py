@@ -1,0 +1,262 @@
+"""End to end on the real kernel: secrets and configs, named volumes (``name:``, ``external``,
+``driver_opts`` bind, ``down -v``), ``volumes_from``, ``network_mode``/``ipc``/``pid: service:X``,
+keys orc cannot honour, and the ``cp``/``stats``/``wait`` verbs, through the CLI with a busybox
+rootfs. Each test has its own ``--root``, project name and cgroup prefix; the finaliser runs
+``down -v`` and kills a surviving supervisor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kernel.test_lifecycle import Orc, cgroup_dirs
+
+pytestmark = pytest.mark.kernel
+
+SLEEPER = "[\"sh\", \"-c\", \"trap 'exit 0' TERM; sleep 100000 & wait\"]"
+
+FEATURES = """
+name: {project}
+x-busybox: &busybox
+  image: busybox:orc-test
+  x-orc: {{rootfs: {rootfs}}}
+services:
+  app:
+    <<: *busybox
+    command: {sleeper}
+    secrets:
+      - token
+      - source: from_env
+        target: renamed
+        uid: "1000"
+        gid: "1001"
+        mode: 0400
+    configs:
+      - inline
+      - source: from_file
+        target: /etc/app/app.conf
+        mode: 0640
+    volumes:
+      - data:/data
+      - named:/named
+      - bound:/bound
+      - /anon
+  sidecar:
+    <<: *busybox
+    command: {sleeper}
+    network_mode: service:app
+    ipc: service:app
+    pid: service:app
+    volumes_from: ["app:ro"]
+secrets:
+  token:
+    file: ./token.txt
+  from_env:
+    environment: ORCT_SECRET
+configs:
+  inline:
+    content: "inline config"
+  from_file:
+    file: ./app.conf
+volumes:
+  data: {{}}
+  named:
+    name: {project}-custom
+  bound:
+    driver_opts: {{type: none, o: bind, device: {device}}}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[tuple[Orc, str, Path]]:
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    orc = Orc(tmp_path / "root", project_dir, unique_name)
+    try:
+        yield orc, unique_name, project_dir
+    finally:
+        orc("down", "-v", "-t", "1", check=False)
+        record = tmp_path / "root" / "run" / unique_name / "project.json"
+        if record.exists():
+            pid = json.loads(record.read_text()).get("supervisor_pid")
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for directory in sorted(cgroup_dirs(unique_name), key=len, reverse=True):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+
+
+def write(project_dir: Path, text: str) -> None:
+    (project_dir / "compose.yaml").write_text(text)
+
+
+def test_secrets_configs_volumes_and_shared_namespaces(
+    project: tuple[Orc, str, Path], busybox_rootfs: Path, tmp_path: Path
+) -> None:
+    orc, name, project_dir = project
+    device = tmp_path / "device"
+    device.mkdir()
+    (device / "seen").write_text("from the device\n")
+    (project_dir / "token.txt").write_text("s3cret")
+    (project_dir / "app.conf").write_text("key=value\n")
+    write(project_dir, FEATURES.format(project=name, rootfs=busybox_rootfs, sleeper=SLEEPER, device=device))
+    orc.env["ORCT_SECRET"] = "from-the-environment"
+    orc("up", "--wait", "--wait-timeout", "60")
+
+    listing = orc(
+        "exec",
+        "app",
+        "sh",
+        "-c",
+        "for f in /run/secrets/token /run/secrets/renamed /inline /etc/app/app.conf; do"
+        ' stat -c "%n %a %u %g" $f; cat $f; echo; done',
+    ).stdout
+    assert listing.splitlines() == [
+        "/run/secrets/token 444 0 0",
+        "s3cret",
+        "/run/secrets/renamed 400 1000 1001",
+        "from-the-environment",
+        "/inline 444 0 0",
+        "inline config",
+        "/etc/app/app.conf 640 0 0",
+        "key=value",
+        "",
+    ]
+    refused = orc("exec", "app", "sh", "-c", "echo x > /run/secrets/token", check=False)
+    assert refused.returncode != 0  # read-only
+
+    orc("exec", "app", "sh", "-c", "echo d > /data/f; echo n > /named/f; echo b > /bound/f; echo a > /anon/f")
+    lib = tmp_path / "root" / "lib"
+    assert (lib / "volumes" / f"{name}_data" / "_data" / "f").read_text() == "d\n"
+    assert (lib / "volumes" / f"{name}-custom" / "_data" / "f").read_text() == "n\n"
+    assert (device / "f").read_text() == "b\n"
+    assert orc("exec", "app", "cat", "/bound/seen").stdout == "from the device\n"
+
+    # the sidecar shares app's network, ipc and pid namespaces and sees its volumes read-only
+    app = json.loads((tmp_path / "root" / "run" / name / "containers" / f"{name}-app-1.json").read_text())
+    side = json.loads(
+        (tmp_path / "root" / "run" / name / "containers" / f"{name}-sidecar-1.json").read_text()
+    )
+    for kind in ("net", "ipc", "pid"):
+        assert os.readlink(f"/proc/{side['pid']}/ns/{kind}") == os.readlink(f"/proc/{app['pid']}/ns/{kind}")
+    assert os.readlink(f"/proc/{side['pid']}/ns/mnt") != os.readlink(f"/proc/{app['pid']}/ns/mnt")
+    assert orc("exec", "sidecar", "cat", "/data/f", "/named/f", "/bound/f", "/anon/f").stdout == "d\nn\nb\na\n"
+    assert orc("exec", "sidecar", "sh", "-c", "echo x > /data/g", check=False).returncode != 0
+    assert orc("exec", "sidecar", "hostname").stdout == orc("exec", "app", "hostname").stdout
+
+    # a restart rewrites the files from their sources
+    (project_dir / "token.txt").write_text("rotated")
+    orc("restart", "app")
+    assert orc("exec", "app", "cat", "/run/secrets/token").stdout == "rotated"
+
+    orc("down", "-v")
+    assert not (lib / "volumes" / f"{name}_data").exists()
+    assert not (lib / "volumes" / f"{name}-custom").exists()
+    assert (device / "seen").exists()  # a bind device's contents are not the volume's to remove
+    assert cgroup_dirs(name) == []
+
+
+def test_external_volume_must_exist(project: tuple[Orc, str, Path], busybox_rootfs: Path, tmp_path: Path) -> None:
+    orc, name, project_dir = project
+    write(
+        project_dir,
+        f"""
+name: {name}
+services:
+  app:
+    image: busybox:orc-test
+    x-orc: {{rootfs: {busybox_rootfs}}}
+    command: ["sh", "-c", "cat /v/f"]
+    volumes: ["shared:/v"]
+volumes:
+  shared:
+    external: true
+    name: {name}-ext
+""",
+    )
+    failed = orc("up", "-d", check=False)
+    assert failed.returncode != 0
+    assert f"external volume '{name}-ext' not found" in failed.stderr
+    data = tmp_path / "root" / "lib" / "volumes" / f"{name}-ext" / "_data"
+    data.mkdir(parents=True)
+    (data / "f").write_text("kept\n")
+    orc("up", "-d")
+    assert orc("wait", "app").stdout.strip() == "0"
+    assert "kept" in orc("logs", "--no-log-prefix", "app").stdout
+    orc("down", "-v")
+    assert (data / "f").exists()  # external: down -v leaves it
+
+
+def test_unsupported_keys_fail_their_service_only(
+    project: tuple[Orc, str, Path], busybox_rootfs: Path
+) -> None:
+    orc, name, project_dir = project
+    write(
+        project_dir,
+        f"""
+name: {name}
+x-busybox: &busybox
+  image: busybox:orc-test
+  x-orc: {{rootfs: {busybox_rootfs}}}
+services:
+  fine:
+    <<: *busybox
+    command: {SLEEPER}
+  watched:
+    <<: *busybox
+    command: {SLEEPER}
+    develop:
+      watch: [{{action: sync, path: ./src, target: /src}}]
+  built:
+    build: ./context
+""",
+    )
+    (project_dir / "context").mkdir()
+    failed = orc("up", "-d", check=False)
+    assert failed.returncode != 0
+    assert "service watched: orc does not support 'develop'" in failed.stderr
+    assert "service built has build: but no image" in failed.stderr
+    states = {
+        json.loads(line)["Service"]: json.loads(line)["State"]
+        for line in orc("ps", "-a", "--format", "json").stdout.splitlines()
+    }
+    assert states == {"fine": "running"}
+
+
+def test_file_modes_on_disk(project: tuple[Orc, str, Path], busybox_rootfs: Path, tmp_path: Path) -> None:
+    """The materialised files live in the container's directory with the asked owner and mode,
+    and go away with the container."""
+    orc, name, project_dir = project
+    write(
+        project_dir,
+        f"""
+name: {name}
+services:
+  app:
+    image: busybox:orc-test
+    x-orc: {{rootfs: {busybox_rootfs}}}
+    command: {SLEEPER}
+    configs: [{{source: c, uid: "7", mode: 0440}}]
+configs:
+  c: {{content: "abc"}}
+""",
+    )
+    orc("up", "-d")
+    files = list((tmp_path / "root" / "lib" / "containers" / f"{name}-app-1" / "files").iterdir())
+    assert len(files) == 1
+    info = files[0].stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o440, 7, 0)
+    orc("down")
+    assert not (tmp_path / "root" / "lib" / "containers" / f"{name}-app-1").exists()
