@@ -9,6 +9,7 @@ from the files and the recorded state, changing nothing.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from typing import Annotated, Any
@@ -103,6 +104,10 @@ def register(app: typer.Typer) -> None:
             "scale": _scale(scale),
             "pull": pull,
         }
+        kill_after = os.environ.get("ORC_TEST_KILL_AFTER_ACTIONS")
+        if kill_after:
+            # Test hook: the supervisor SIGKILLs itself after this many actions (durability tests).
+            options["test_kill_after_actions"] = int(kill_after)
         if force_recreate and no_recreate:
             raise UsageError("--force-recreate and --no-recreate are incompatible")
         if dry_run:

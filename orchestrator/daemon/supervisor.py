@@ -229,12 +229,15 @@ class Supervisor:
             await _send(stream, protocol.ok(await self._container_op(op, request)))
             return
         spec = self._spec_from(request)
+        kill_after = int((request.get("options") or {}).get("test_kill_after_actions") or 0)
         async with self.bus.subscribe() as events, anyio.create_task_group() as group:
 
             async def forward() -> None:
                 async for item in events:
                     await _send(stream, protocol.event(item.to_json()))
 
+            if op == "up" and kill_after > 0:
+                await group.start(self._die_after_actions, kill_after)
             group.start_soon(forward)
             async with self._changing:
                 report = await self._run(op, request, spec)
@@ -247,6 +250,20 @@ class Supervisor:
         await _send(stream, protocol.ok(report_json(report)))
         if finished:
             self._done.set()
+
+    async def _die_after_actions(
+        self, count: int, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Test hook (``ORC_TEST_KILL_AFTER_ACTIONS``, passed by ``orc up``): SIGKILL this
+        supervisor once ``count`` actions of the plan are done, as a crash in the middle of
+        ``up`` would, to show that the next ``up`` converges from what is left."""
+        async with self.bus.subscribe() as events:
+            task_status.started()
+            async for item in events:
+                if item.action in _ACTION_EVENTS:
+                    count -= 1
+                    if count <= 0:
+                        os.kill(os.getpid(), signal.SIGKILL)
 
     async def _container_op(self, op: str, request: dict[str, Any]) -> dict[str, Any]:
         assert self.reconciler is not None
@@ -377,6 +394,10 @@ class Supervisor:
             report.merge(await self.reconciler.start_services(spec, services))
             return report
         raise UsageError(f"unknown request {op!r}")
+
+
+# The events that mark a finished plan action (what the test kill hook counts).
+_ACTION_EVENTS = frozenset({"pull", "create", "start", "restart", "stop", "destroy"})
 
 
 def _first_error(exc: BaseException) -> BaseException:

@@ -14,13 +14,15 @@ SOCK_SEQPACKET, fds with SCM_RIGHTS):
   its other namespaces, locks down and execs. Reply: its pid and the error pipe's read end.
 * ``adopt``: record a running init this server did not fork (its old server died); its exit is
   watched through a pidfd and reported with an unknown status.
-* ``list`` (containers it serves, and exits queued while no runtime was connected), ``signal``,
+* ``list`` (containers it serves, and exits queued while no runtime was connected), ``readers``
+  (copies of a container's output pipe read ends, kept since its ``create``), ``signal``,
   ``ping``, ``shutdown`` (the runtime's ``close``). A container's record is dropped when its init
   is reaped.
 
 If the runtime's socket closes without ``shutdown`` (its process died) while containers run, the
-server stays their parent: it reaps them, queues their exits and listens on a Unix socket in the
-state directory for the next runtime.
+server stays their parent: it reaps them, queues their exits, keeps their output pipes' read ends
+(so the pipes keep their data and their writers never see SIGPIPE) and listens on a Unix socket in
+the state directory for the next runtime.
 
 Every init and exec'd process is this server's child (and, as a child subreaper, it also inherits
 orphans of containers sharing the host pid namespace): it reaps them on SIGCHLD and sends ``exit``
@@ -87,6 +89,9 @@ class _Record:
     seccomp_program: bytes | None
     execs: int = 0
     adopted_pidfd: int | None = None  # an init this server did not fork: watched, signalled by pidfd
+    # Copies of the read ends of the container's output pipes: while one is open here a writer in
+    # the container never gets SIGPIPE, and a runtime that takes over gets them (``readers``).
+    readers: tuple[int, ...] = ()
 
 
 def discover_cgroup_hierarchies(mountinfo: str) -> tuple[CgroupHierarchy, ...]:
@@ -244,6 +249,8 @@ class ForkServer:
         self.adopted: dict[int, str] = {}  # pidfd -> container id
         self.listener: socket.socket | None = None
         self.queued_exits: list[dict[str, Any]] = []
+        # Output pipe read ends of containers that ended while no runtime was connected.
+        self.orphan_readers: dict[str, tuple[int, ...]] = {}
         self.shutting_down = False
         with open("/proc/sys/kernel/cap_last_cap") as f:
             text = f.read()
@@ -311,8 +318,8 @@ class ForkServer:
                         except BlockingIOError:
                             break
                     self.reap()
-                    if self.sock is None and not self.records and not self.children:
-                        return  # orphaned, and nothing left to watch over
+                    if self.sock is None and not self._holding():
+                        return  # orphaned, and nothing left to watch over or hand on
                     continue
                 if self.listener is not None and fd == self.listener.fileno():
                     self._accept(poller)
@@ -334,6 +341,11 @@ class ForkServer:
                     continue
                 self.handle(pickle_loads(data), fds)
                 self.reap()
+
+    def _holding(self) -> bool:
+        """Whether anything here is still owed to a future runtime: live containers, exit
+        statuses or unread container output."""
+        return bool(self.records or self.children or self.queued_exits or self.orphan_readers)
 
     def _accept(self, poller: select.poll) -> None:
         assert self.listener is not None
@@ -366,17 +378,27 @@ class ForkServer:
             if op == "ping":
                 pass
             elif op == "create":
-                reply["pid"], reply_fds = self.create(message["spec"], message["rootfs_mount"], fds)
+                reply["pid"], reply_fds = self.create(
+                    message["spec"], message["rootfs_mount"], fds, int(message.get("readers", 0))
+                )
             elif op == "exec":
                 reply["pid"], reply["exec_id"], reply_fds = self.exec(message["id"], message["exec"], fds)
             elif op == "signal":
                 self.signal(message["id"], message["signal"])
             elif op == "list":
                 reply["containers"] = [
-                    {"spec": r.spec, "pid": r.pid, "adopted": r.adopted_pidfd is not None}
+                    {
+                        "spec": r.spec,
+                        "pid": r.pid,
+                        "adopted": r.adopted_pidfd is not None,
+                        "readers": len(r.readers),
+                    }
                     for r in self.records.values()
                 ]
                 reply["exits"], self.queued_exits = self.queued_exits, []
+                reply["orphan_readers"] = {cid: len(fds) for cid, fds in self.orphan_readers.items()}
+            elif op == "readers":
+                reply_fds = self.readers(message["id"])
             elif op == "shutdown":
                 self.shutting_down = True
             elif op == "adopt":
@@ -431,6 +453,11 @@ class ForkServer:
                 record = self.records.pop(container_id, None)
                 if record is not None and self.sock is None:
                     event["spec"] = record.spec  # the next runtime learns of it from this alone
+                    if record.readers:
+                        # What it wrote last may still sit in its pipes: for the next runtime.
+                        self.orphan_readers[container_id] = record.readers
+                elif record is not None:
+                    _close_all(record.readers)  # the connected runtime holds its own copies
             self.send(event)
 
     # --- requests --------------------------------------------------------------------------------
@@ -472,11 +499,35 @@ class ForkServer:
             caps -= {"MKNOD"}
         return caps, self._seccomp_program(spec, caps, spec.privileged)
 
-    def create(self, spec: ContainerSpec, rootfs_mount: str, fds: list[int]) -> tuple[int, list[int]]:
+    def readers(self, container_id: str) -> list[int]:
+        """Copies of a container's output pipe read ends for a runtime taking it over (the reply
+        closes what it sends: a running container's own stay here, an ended one's are handed off)."""
+        record = self.records.get(container_id)
+        if record is not None:
+            return [os.dup(fd) for fd in record.readers]
+        return list(self.orphan_readers.pop(container_id, ()))
+
+    def create(
+        self, spec: ContainerSpec, rootfs_mount: str, fds: list[int], reader_count: int = 0
+    ) -> tuple[int, list[int]]:
         if spec.id in self.records:
             raise ServerError(f"container {spec.id} already exists", "conflict")
-        if len(fds) != 3:
-            raise ServerError("create needs three stdio fds")
+        if len(fds) != 3 + reader_count:
+            raise ServerError("create needs three stdio fds (and the announced pipe readers)")
+        # handle() closes every received fd after the request: keep copies of the readers.
+        readers = tuple(os.dup(fd) for fd in fds[3:])
+        fds = fds[:3]
+        try:
+            return self._create(spec, rootfs_mount, fds, readers)
+        except BaseException:
+            _close_all(readers)
+            raise
+
+    def _create(
+        self, spec: ContainerSpec, rootfs_mount: str, fds: list[int], readers: tuple[int, ...]
+    ) -> tuple[int, list[int]]:
+        if spec.id in self.records:
+            raise ServerError(f"container {spec.id} already exists", "conflict")
         caps, program = self._policy(spec)
         devices = tuple(resolve_device(d.host_path, d.container_path) for d in spec.devices)
         if spec.privileged:
@@ -551,7 +602,7 @@ class ForkServer:
             child_only.pop()
         for fd in child_only:
             os.close(fd)
-        self.records[spec.id] = _Record(spec, pid, mask(caps), program)
+        self.records[spec.id] = _Record(spec, pid, mask(caps), program, readers=readers)
         self.children[pid] = (spec.id, None)
         # The runtime waits for "ready" itself (ready pipe), releases the init (sync pipe), sees
         # its exec or error (error pipe) and receives its terminal (console socket): nothing after
@@ -835,6 +886,12 @@ class ForkServer:
             run_exec(plan, k)
         except BaseException as exc:
             _fail_child(plan.error_fd, exc)
+
+
+def _close_all(fds: tuple[int, ...]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def pickle_loads(data: bytes) -> dict[str, Any]:

@@ -18,6 +18,7 @@ before start). ``check_transition`` guards every change and names both states wh
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import os
 import pickle
@@ -100,11 +101,17 @@ class ExitStatus:
 
 @dataclass(frozen=True)
 class Stdio:
-    """File descriptors for the process's stdin/stdout/stderr (None: /dev/null, or the log file)."""
+    """File descriptors for the process's stdin/stdout/stderr (None: /dev/null, or the log file).
+
+    ``readers`` are the read ends of the pipes behind stdout/stderr (see :func:`output_pipe`): the
+    fork server keeps copies for as long as the container lives, so its output pipes never lose
+    their last reader when the caller's process dies, and a runtime that takes the container over
+    gets them back with :meth:`ForkServerRuntime.take_readers` and drains what was buffered."""
 
     stdin: int | None = None
     stdout: int | None = None
     stderr: int | None = None
+    readers: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,11 +172,14 @@ class _Container:
     sync_w: int | None = None
     error_r: int | None = None
     console_socket: socket.socket | None = None
+    # Output pipe read ends received from the fork server on a takeover, until take_readers().
+    readers: tuple[int, ...] = ()
 
     def close_handover(self) -> None:
-        for fd in (self.sync_w, self.error_r):
+        for fd in (self.sync_w, self.error_r, *self.readers):
             if fd is not None:
                 os.close(fd)
+        self.readers = ()
         if self.console_socket is not None:
             self.console_socket.close()
         self.sync_w = self.error_r = self.console_socket = None
@@ -229,6 +239,21 @@ def _raise_remote(reply: dict[str, Any]) -> None:
     if kind == "temporary":
         raise TemporaryError(message)
     raise PermanentError(message)
+
+
+# A pipe holds 64 KiB by default; while no supervisor reads (it died, the next one is not up yet)
+# a container that writes blocks once it is full. 1 MiB (the unprivileged maximum) buys time.
+OUTPUT_PIPE_BYTES = 1 << 20
+_F_SETPIPE_SZ = 1031
+
+
+def output_pipe() -> tuple[int, int]:
+    """A close-on-exec pipe (read end, write end) for a container's stdout or stderr, enlarged to
+    ``OUTPUT_PIPE_BYTES`` where the kernel allows it."""
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(write_fd, _F_SETPIPE_SZ, OUTPUT_PIPE_BYTES)
+    return read_fd, write_fd
 
 
 def process_start_time(pid: int) -> int | None:
@@ -327,7 +352,10 @@ class ForkServerRuntime:
         return sock
 
     def _take_over(self, reply: dict[str, Any]) -> None:
-        """Containers a previous runtime started (running, or exited while nobody listened)."""
+        """Containers a previous runtime started (running, or exited while nobody listened),
+        with the read ends of their output pipes."""
+        with_readers = [e["spec"].id for e in reply.get("containers", []) if e.get("readers")]
+        with_readers += list(reply.get("orphan_readers", {}))
         with self._lock:
             for entry in reply.get("containers", []):
                 spec = entry["spec"]
@@ -339,8 +367,29 @@ class ForkServerRuntime:
                     self._containers[message["id"]] = _Container(
                         message["spec"], message["pid"], state=ContainerState.RUNNING, start_requested=True
                     )
+        for container_id in with_readers:
+            # One request per container: a single reply could not carry hundreds of descriptors.
+            _, fds = self._request({"op": "readers", "id": container_id}, timeout=30.0)
+            with self._lock:
+                container = self._containers.get(container_id)
+                if container is None or container.readers:
+                    for fd in fds:
+                        os.close(fd)
+                    continue
+                container.readers = tuple(fds)
         for message in reply.get("exits", []):
             self._on_exit(message)
+
+    def take_readers(self, container_id: str) -> tuple[int, ...]:
+        """The read ends of a taken-over container's output pipes (stdout's, then stderr's), as
+        given to ``create`` in ``Stdio.readers`` by the runtime that started it; the caller owns
+        them. Empty when there are none (or they were taken already)."""
+        with self._lock:
+            container = self._containers.get(container_id)
+            if container is None:
+                return ()
+            readers, container.readers = container.readers, ()
+        return readers
 
     def containers(self) -> dict[str, ContainerState]:
         """Every container this runtime knows, with its state (after a restart: what it took over)."""
@@ -442,12 +491,19 @@ class ForkServerRuntime:
             if existing is not None and existing.state is not ContainerState.DELETED:
                 raise ConflictError(f"container {spec.id} already exists ({existing.state.value})")
         fds, owned = self._stdio_fds(stdio, spec.log_path)
+        readers = list(stdio.readers) if stdio is not None else []
         try:
             mount_point = self.state_dir / spec.id / "rootfs"
             mount_point.mkdir(parents=True, exist_ok=True)
             try:
                 reply, handed = self._request(
-                    {"op": "create", "spec": spec, "rootfs_mount": str(mount_point)}, fds
+                    {
+                        "op": "create",
+                        "spec": spec,
+                        "rootfs_mount": str(mount_point),
+                        "readers": len(readers),
+                    },
+                    fds + readers,
                 )
             except OrcError:
                 shutil.rmtree(self.state_dir / spec.id, ignore_errors=True)

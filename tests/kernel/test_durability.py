@@ -1,0 +1,213 @@
+"""A supervisor killed with SIGKILL loses nothing: output, exit codes, containers.
+
+Through the CLI on the real kernel: the fork server outlives the supervisor and keeps the read
+ends of the containers' output pipes, so a container that writes continuously keeps running and
+every line reaches its log once the next supervisor drains the pipes; exit codes of containers
+that end meanwhile are kept; ``exec`` works in the taken-over containers; and an ``up`` killed in
+the middle (``ORC_TEST_KILL_AFTER_ACTIONS``) is finished by the next ``up`` without duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kernel.test_lifecycle import Orc, cgroup_dirs
+
+pytestmark = pytest.mark.kernel
+
+# `$$` is Compose's escape for a literal `$`.
+TALKER = 'i=0; while true; do i=$$((i+1)); echo "line $$i"; sleep 0.02; done'
+
+COMPOSE = """
+name: {project}
+x-busybox: &busybox
+  image: busybox:orc-test
+  x-orc: {{rootfs: {rootfs}}}
+services:
+  talker:
+    <<: *busybox
+    command: ["sh", "-c", '{talker}']
+  quitter:
+    <<: *busybox
+    command: ["sh", "-c", "sleep 1; echo bye; exit 7"]
+  a:
+    <<: *busybox
+    command: ["sleep", "100000"]
+    depends_on: [talker]
+  b:
+    <<: *busybox
+    command: ["sleep", "100000"]
+    depends_on: [a]
+"""
+
+
+@pytest.fixture
+def orc(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[Orc]:
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    (project_dir / "compose.yaml").write_text(
+        COMPOSE.format(project=unique_name, rootfs=busybox_rootfs, talker=TALKER)
+    )
+    orc = Orc(tmp_path / "root", project_dir, unique_name)
+    try:
+        yield orc
+    finally:
+        orc("down", "-t", "1", check=False)
+        record = tmp_path / "root" / "run" / unique_name / "project.json"
+        if record.exists():
+            pid = json.loads(record.read_text()).get("supervisor_pid")
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        found = subprocess.run(
+            ["pgrep", "-f", f"forkserver .*{tmp_path}"], capture_output=True, text=True
+        ).stdout.split()
+        for pid_text in found:  # a fork server left behind by a failed test
+            try:
+                os.kill(int(pid_text), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for directory in sorted(cgroup_dirs(unique_name), key=len, reverse=True):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+
+
+def supervisor_pid(orc: Orc, project: str) -> int:
+    record = json.loads((orc.root / "run" / project / "project.json").read_text())
+    return int(record["supervisor_pid"])
+
+
+def talker_numbers(orc: Orc) -> list[int]:
+    text = orc("logs", "--no-log-prefix", "talker").stdout
+    return [int(line.split()[1]) for line in text.splitlines() if line.startswith("line ")]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {condition}")
+
+
+def not_running(pid: int) -> bool:
+    """Gone, or a zombie nobody reaped yet (the supervisor is double-forked)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def rows(orc: Orc) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in orc("ps", "-a", "--format", "json").stdout.splitlines()]
+
+
+def test_supervisor_killed_while_running(orc: Orc, unique_name: str) -> None:
+    """SIGKILL the supervisor of a running project: the talker keeps writing (no SIGPIPE), the
+    quitter ends meanwhile; the next supervisor reports exit code 7, drains every buffered line
+    in order, `exec` works in the taken-over talker and `logs -f` follows across the restart."""
+    orc("up", "-d")
+    wait_for(lambda: len(talker_numbers(orc)) >= 5)
+    follower = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "--root",
+            str(orc.root),
+            "logs",
+            "-f",
+            "--no-log-prefix",
+            "talker",
+        ],
+        cwd=orc.project_dir,
+        env=orc.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = supervisor_pid(orc, unique_name)
+        os.kill(first, signal.SIGKILL)
+        talker = json.loads(
+            (orc.root / "run" / unique_name / "containers" / f"{unique_name}-talker-1.json").read_text()
+        )
+        time.sleep(2.0)  # the quitter exits, the talker fills its pipe with ~100 lines meanwhile
+        os.kill(talker["pid"], 0)  # alive without a supervisor
+
+        orc("up", "-d", "talker")  # a new supervisor takes over; quitter is not started again
+        assert supervisor_pid(orc, unique_name) != first
+        by_service = {r["Service"]: r for r in rows(orc)}
+        assert (by_service["quitter"]["State"], by_service["quitter"]["ExitCode"]) == ("exited", 7)
+        assert by_service["talker"]["State"] == "running"
+        assert orc("logs", "--no-log-prefix", "quitter").stdout == "bye\n"
+
+        numbers = talker_numbers(orc)
+        assert len(numbers) > 60, "lines written while no supervisor ran are missing"
+        assert numbers == list(range(1, len(numbers) + 1)), "a line was lost or reordered"
+        assert orc("exec", "talker", "echo", "inside").stdout == "inside\n"
+
+        # The follower started before the kill keeps following the same file afterwards.
+        target = numbers[-1] + 20
+        assert follower.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 15
+        for line in follower.stdout:
+            seen.append(int(line.split()[1]))
+            if seen[-1] >= target or time.monotonic() > deadline:
+                break
+        assert seen[-1] >= target
+        assert seen == list(range(1, len(seen) + 1))
+    finally:
+        follower.kill()
+        follower.wait()
+    orc("down", "-t", "1")
+    assert cgroup_dirs(unique_name) == []
+
+
+def test_killed_in_the_middle_of_up_then_converges(orc: Orc, unique_name: str) -> None:
+    """`up` whose supervisor dies after four actions: the next `up` finishes the plan with one
+    container per service, keeps the ones already running (same pid) and their logs."""
+    orc.env["ORC_TEST_KILL_AFTER_ACTIONS"] = "4"
+    failed = orc("up", "-d", check=False)
+    del orc.env["ORC_TEST_KILL_AFTER_ACTIONS"]
+    assert failed.returncode != 0, failed.stderr
+    first = supervisor_pid(orc, unique_name)
+    wait_for(lambda: not_running(first))
+    before = {r["Name"]: r for r in rows(orc)}
+    assert len(before) < 4 or any(r["State"] != "running" for r in before.values())
+    running_before = {
+        name: json.loads((orc.root / "run" / unique_name / "containers" / f"{name}.json").read_text())["pid"]
+        for name, r in before.items()
+        if r["State"] == "running"
+    }
+
+    orc("up", "-d")
+    after = rows(orc)
+    assert sorted(r["Service"] for r in after) == ["a", "b", "quitter", "talker"]
+    assert sorted(r["Name"] for r in after) == sorted(
+        f"{unique_name}-{s}-1" for s in ("a", "b", "quitter", "talker")
+    )
+    for name, pid in running_before.items():
+        record = json.loads((orc.root / "run" / unique_name / "containers" / f"{name}.json").read_text())
+        assert record["pid"] == pid, f"{name} was started again"
+    wait_for(lambda: len(talker_numbers(orc)) >= 10)
+    numbers = talker_numbers(orc)
+    assert numbers == list(range(1, len(numbers) + 1))
+    orc("down", "-t", "1")
+    assert cgroup_dirs(unique_name) == []
