@@ -225,6 +225,11 @@ class Supervisor:
         if op == "run":
             await _send(stream, protocol.ok(await self._run_one_off(request)))
             return
+        if op == "stats":
+            from orchestrator.reconciler.stats import stats_request
+
+            await _send(stream, protocol.ok(await stats_request(self.reconciler, self.project, request)))
+            return
         if op in ("kill", "pause", "unpause", "top", "port"):
             await _send(stream, protocol.ok(await self._container_op(op, request)))
             return
