@@ -44,6 +44,7 @@ from orchestrator.reconciler.ports import (
     StartedContainer,
 )
 from orchestrator.reconciler.stackrefs import refs_of, write_file_mounts
+from orchestrator.reconciler.stats import ContainerUsage
 from orchestrator.runtime.cgroups import CgroupHandle, CgroupLimits, DeviceRule, DriverOptions, open_driver
 from orchestrator.runtime.network import ipam
 from orchestrator.runtime.network.dnsfiles import hosts_file, parse_resolv_conf, resolv_conf
@@ -854,6 +855,26 @@ class KernelRuntime:
             processes.append((pid, cmdline.strip()))
         return sorted(processes)
 
+    async def usage(self, record: ContainerRecord) -> ContainerUsage:
+        """One reading of the container's counters (``orc stats``)."""
+        handle = await self._handle_of(record)
+        cgroup = await self._run(self.cgroups.stats, handle)
+        net_rx = net_tx = 0
+        if record.pid is not None and self.alive(record):
+            net_rx, net_tx = await self._run(_net_counters, record.pid)
+        block_read, block_write = await self._run(_block_counters, handle)
+        return ContainerUsage(
+            cpu_ns=cgroup.cpu_usage_ns,
+            memory_usage=cgroup.memory_usage,
+            memory_inactive_file=cgroup.memory_inactive_file,
+            memory_limit=cgroup.memory_limit,
+            pids=cgroup.pids_current,
+            net_rx=net_rx,
+            net_tx=net_tx,
+            block_read=block_read,
+            block_write=block_write,
+        )
+
     def port(self, record: ContainerRecord, target: int, protocol: str) -> list[str]:
         return list(self.services.port(record.name, target, protocol))
 
@@ -886,6 +907,42 @@ def _release_netns(target: Path) -> None:
         _libc.umount2(str(target).encode(), _MNT_DETACH)
     with contextlib.suppress(FileNotFoundError):
         target.unlink()
+
+
+def _net_counters(pid: int) -> tuple[int, int]:
+    """Received and sent bytes over every interface but lo, in ``pid``'s network namespace."""
+    received = sent = 0
+    for line in Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]:
+        name, _, counters = line.partition(":")
+        fields = counters.split()
+        if name.strip() != "lo" and len(fields) >= 9:
+            received += int(fields[0])
+            sent += int(fields[8])
+    return received, sent
+
+
+def _block_counters(handle: CgroupHandle) -> tuple[int, int]:
+    """Bytes read and written by the cgroup (v1 blkio throttle counters, v2 io.stat)."""
+    read = written = 0
+    blkio = handle.dir_for("blkio")
+    if handle.version == 1 and blkio is not None:
+        with contextlib.suppress(OSError):
+            for line in (blkio / "blkio.throttle.io_service_bytes").read_text().splitlines():
+                parts = line.split()
+                if len(parts) == 3 and parts[1] == "Read":
+                    read += int(parts[2])
+                elif len(parts) == 3 and parts[1] == "Write":
+                    written += int(parts[2])
+    elif handle.version == 2 and handle.directories:
+        with contextlib.suppress(OSError):
+            for line in (handle.directories[0] / "io.stat").read_text().splitlines():
+                for field in line.split()[1:]:
+                    key, _, value = field.partition("=")
+                    if key == "rbytes":
+                        read += int(value)
+                    elif key == "wbytes":
+                        written += int(value)
+    return read, written
 
 
 def _port(port: Any) -> DriverPortSpec:

@@ -260,3 +260,51 @@ configs:
     assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o440, 7, 0)
     orc("down")
     assert not (tmp_path / "root" / "lib" / "containers" / f"{name}-app-1").exists()
+
+
+def test_cp_stats_wait(project: tuple[Orc, str, Path], busybox_rootfs: Path, tmp_path: Path) -> None:
+    orc, name, project_dir = project
+    write(
+        project_dir,
+        f"""
+name: {name}
+x-busybox: &busybox
+  image: busybox:orc-test
+  x-orc: {{rootfs: {busybox_rootfs}}}
+services:
+  app:
+    <<: *busybox
+    command: ["sh", "-c", "mkdir -p /srv/tree/sub; echo leaf > /srv/tree/sub/leaf; ln -s /etc/shadow /srv/escape; trap 'exit 0' TERM; while :; do :; done & wait"]
+    mem_limit: 64m
+  job:
+    <<: *busybox
+    command: ["sh", "-c", "sleep 1; exit 7"]
+""",
+    )
+    orc("up", "-d")
+    # cp: container → host (a tree), host → container (a file into a directory)
+    for _ in range(50):
+        if orc("exec", "app", "test", "-f", "/srv/tree/sub/leaf", check=False).returncode == 0:
+            break
+    out = tmp_path / "out"
+    orc("cp", "app:/srv/tree", str(out))
+    assert (out / "sub" / "leaf").read_text() == "leaf\n"
+    (tmp_path / "in.txt").write_text("from the host\n")
+    orc("cp", str(tmp_path / "in.txt"), "app:/srv/")
+    assert orc("exec", "app", "cat", "/srv/in.txt").stdout == "from the host\n"
+    # an absolute symlink inside the container resolves inside it, never to the host's file
+    escaped = orc("cp", "app:/srv/escape", str(tmp_path / "shadow"), check=False)
+    if escaped.returncode == 0:
+        assert (tmp_path / "shadow").read_text() != Path("/etc/shadow").read_text()
+
+    rows = [json.loads(line) for line in orc("stats", "--no-stream", "--format", "json").stdout.splitlines()]
+    by_name = {r["Name"]: r for r in rows}
+    assert set(by_name) == {f"{name}-app-1", f"{name}-job-1"} or set(by_name) == {f"{name}-app-1"}
+    app = by_name[f"{name}-app-1"]
+    assert float(app["CPUPerc"].rstrip("%")) > 20.0  # the busy loop
+    assert app["MemUsage"].endswith(" / 64MiB")
+    assert int(app["PIDs"]) >= 2
+    assert set(app) == {"BlockIO", "CPUPerc", "Container", "ID", "MemPerc", "MemUsage", "Name", "NetIO", "PIDs"}
+
+    waited = orc("wait", "job", check=False)
+    assert (waited.returncode, waited.stdout) == (7, "7\n")
