@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
 APT_PACKAGES=(python3 python3-venv python3-dev gcc iproute2 busybox-static tini nftables skopeo umoci
-              docker-registry libseccomp2 iperf3 openssl libc6-dev)
+              docker-registry libseccomp2 iperf3 openssl libc6-dev debootstrap)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
