@@ -45,14 +45,14 @@ def stopped_containers(
     started = {r.name: (r.pid, r.pid_start_time) for r in records}
     pending = set(started)
     while pending:
-        for record in list_containers():
+        current = list(list_containers())
+        for record in current:
             if record.name not in pending:
                 continue
             if record.status not in _RUNNING or (record.pid, record.pid_start_time) != started[record.name]:
                 pending.discard(record.name)
                 yield record.name, record.exit_code if record.exit_code is not None else 0
-        current = {r.name for r in list_containers()}
-        for gone in sorted(pending - current):  # removed while we waited
+        for gone in sorted(pending - {r.name for r in current}):  # removed while we waited
             pending.discard(gone)
             yield gone, 0
         if pending:

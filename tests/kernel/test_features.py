@@ -20,7 +20,7 @@ from tests.kernel.test_lifecycle import Orc, cgroup_dirs
 
 pytestmark = pytest.mark.kernel
 
-SLEEPER = "[\"sh\", \"-c\", \"trap 'exit 0' TERM; sleep 100000 & wait\"]"
+SLEEPER = '["sh", "-c", "trap \'exit 0\' TERM; sleep 100000 & wait"]'
 
 FEATURES = """
 name: {project}
@@ -152,7 +152,9 @@ def test_secrets_configs_volumes_and_shared_namespaces(
     for kind in ("net", "ipc", "pid"):
         assert os.readlink(f"/proc/{side['pid']}/ns/{kind}") == os.readlink(f"/proc/{app['pid']}/ns/{kind}")
     assert os.readlink(f"/proc/{side['pid']}/ns/mnt") != os.readlink(f"/proc/{app['pid']}/ns/mnt")
-    assert orc("exec", "sidecar", "cat", "/data/f", "/named/f", "/bound/f", "/anon/f").stdout == "d\nn\nb\na\n"
+    assert (
+        orc("exec", "sidecar", "cat", "/data/f", "/named/f", "/bound/f", "/anon/f").stdout == "d\nn\nb\na\n"
+    )
     assert orc("exec", "sidecar", "sh", "-c", "echo x > /data/g", check=False).returncode != 0
     assert orc("exec", "sidecar", "hostname").stdout == orc("exec", "app", "hostname").stdout
 
@@ -168,7 +170,9 @@ def test_secrets_configs_volumes_and_shared_namespaces(
     assert cgroup_dirs(name) == []
 
 
-def test_external_volume_must_exist(project: tuple[Orc, str, Path], busybox_rootfs: Path, tmp_path: Path) -> None:
+def test_external_volume_must_exist(
+    project: tuple[Orc, str, Path], busybox_rootfs: Path, tmp_path: Path
+) -> None:
     orc, name, project_dir = project
     write(
         project_dir,
@@ -304,7 +308,17 @@ services:
     assert float(app["CPUPerc"].rstrip("%")) > 20.0  # the busy loop
     assert app["MemUsage"].endswith(" / 64MiB")
     assert int(app["PIDs"]) >= 2
-    assert set(app) == {"BlockIO", "CPUPerc", "Container", "ID", "MemPerc", "MemUsage", "Name", "NetIO", "PIDs"}
+    assert set(app) == {
+        "BlockIO",
+        "CPUPerc",
+        "Container",
+        "ID",
+        "MemPerc",
+        "MemUsage",
+        "Name",
+        "NetIO",
+        "PIDs",
+    }
 
     waited = orc("wait", "job", check=False)
     assert (waited.returncode, waited.stdout) == (7, "7\n")
