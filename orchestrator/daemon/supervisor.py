@@ -78,6 +78,7 @@ class Supervisor:
         lib_root: Path,
         runtime_factory: Callable[[], Any],
         clock_wall: Callable[[], float] = time.time,
+        crash: Callable[[], None] | None = None,
     ) -> None:
         self.project = project
         self.run_root = run_root
@@ -86,6 +87,7 @@ class Supervisor:
         self.bus = EventBus()
         self._runtime_factory = runtime_factory
         self._wall = clock_wall
+        self._crash = crash or _sigkill_self
         self._spec: ProjectSpec | None = None
         self._done = anyio.Event()
         self._socket_inode = -1
@@ -268,7 +270,8 @@ class Supervisor:
                 if item.action in _ACTION_EVENTS:
                     count -= 1
                     if count <= 0:
-                        os.kill(os.getpid(), signal.SIGKILL)
+                        self._crash()
+                        return
 
     async def _container_op(self, op: str, request: dict[str, Any]) -> dict[str, Any]:
         assert self.reconciler is not None
@@ -403,6 +406,10 @@ class Supervisor:
 
 # The events that mark a finished plan action (what the test kill hook counts).
 _ACTION_EVENTS = frozenset({"pull", "create", "start", "restart", "stop", "destroy"})
+
+
+def _sigkill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _first_error(exc: BaseException) -> BaseException:

@@ -2,7 +2,8 @@
 
 Owned here: :class:`LogWriter` (the supervisor feeds it the bytes a container writes to stdout
 and stderr; it splits them into lines and appends ``{"log", "stream", "time"}`` records, the
-format of Docker's ``json-file`` driver, rotating ``<name>.log`` → ``.log.1`` → ... when
+format of Docker's ``json-file`` driver, keeping an unfinished line in ``<name>.log.partial`` so a
+killed supervisor's successor completes it, rotating ``<name>.log`` → ``.log.1`` → ... when
 ``logging.options.max-size`` is reached and keeping ``max-file`` files in all), :func:`read_logs`
 (entries of several containers interleaved by time, with ``--tail``/``--since``/``--until``),
 :func:`follow_logs` (keeps reading as the files grow, across rotation and across a container being
@@ -106,6 +107,17 @@ class LogWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the writer
         self._size = self._file.tell()
+        # A line without its newline yet lives only in memory; it is also kept in this side file
+        # so that a writer in a process killed meanwhile hands it to the next writer (which reads
+        # the rest of the line from the same pipe).
+        self._partial_path = self.path.with_name(self.path.name + ".partial")
+        self._partial_saved = False
+        try:
+            saved = json.loads(self._partial_path.read_bytes())
+            self._partial = {str(k): str(v).encode("latin-1") for k, v in saved.items()}
+            self._partial_saved = True
+        except (OSError, ValueError, AttributeError):
+            pass
 
     def write(self, stream: str, data: bytes) -> None:
         """Record ``data`` read from ``stream`` (stdout or stderr); complete lines are written now,
@@ -119,12 +131,26 @@ class LogWriter:
             self._append(stream, rest, now)
         elif rest:
             self._partial[stream] = rest
+        if self._partial or self._partial_saved:
+            self._save_partial()
+
+    def _save_partial(self) -> None:
+        if not self._partial:
+            self._partial_path.unlink(missing_ok=True)
+            self._partial_saved = False
+            return
+        text = json.dumps({k: v.decode("latin-1") for k, v in self._partial.items()})
+        temporary = self._partial_path.with_name(self._partial_path.name + ".tmp")
+        temporary.write_text(text)
+        os.replace(temporary, self._partial_path)
+        self._partial_saved = True
 
     def close(self) -> None:
         now = self._clock_ns()
         for stream, rest in sorted(self._partial.items()):
             self._append(stream, rest, now)
         self._partial.clear()
+        self._partial_path.unlink(missing_ok=True)
         self._file.close()
 
     def _append(self, stream: str, raw: bytes, now: int) -> None:
