@@ -214,6 +214,7 @@ class Supervisor:
                     user=request.get("user"),
                     workdir=request.get("workdir"),
                     privileged=bool(request.get("privileged")),
+                    tty=bool(request.get("tty")),
                 ),
             )
             await _send(stream, protocol.ok({"exit_code": code}))

@@ -84,6 +84,8 @@ class ExecRequest:
     user: str | None = None
     workdir: str | None = None
     privileged: bool = False
+    # A pseudo-terminal: the caller's stdin/stdout are shuttled to and from its master end.
+    tty: bool = False
 
 
 @dataclass(frozen=True)
