@@ -2,18 +2,41 @@
 
 The CLI hands its own stdin, stdout and stderr to the supervisor over the control socket
 (SCM_RIGHTS), so the command reads and writes them directly: output streams as it comes and pipes
-work (``echo hi | orc exec -T web cat``). No pseudo-terminal is allocated yet (``-T`` is accepted
-and is what happens anyway). The command's exit code becomes orc's.
+work (``echo hi | orc exec -T web cat``). When stdin is a terminal a pseudo-terminal is allocated
+(``-T`` turns that off): the local terminal is put in raw mode for the command's duration and the
+supervisor shuttles bytes between it and the terminal's master end (``terminal_for``). The
+command's exit code becomes orc's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import termios
+import tty
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
 
 from orchestrator.cli.lifecycle import project_handle
 from orchestrator.errors import UsageError
+
+
+@contextlib.contextmanager
+def terminal_for(wanted: bool, fd: int = 0) -> Iterator[bool]:
+    """Raw mode on ``fd`` while the block runs, when a terminal is ``wanted`` and ``fd`` is one;
+    yields whether a terminal is used. The old mode comes back however the block ends."""
+    if not wanted or not os.isatty(fd):
+        yield False
+        return
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    try:
+        yield True
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def register(app: typer.Typer) -> None:
@@ -43,17 +66,21 @@ def register(app: typer.Typer) -> None:
             environment[key] = value if sep else ""
         handle, _ = project_handle(ctx, need_files=False)
         record = handle.container_for(service, index)
-        result = handle.request(
-            "exec",
-            container=record.name,
-            argv=list(command),
-            attach=True,
-            env=environment,
-            user=user,
-            workdir=workdir,
-            privileged=privileged,
-            pass_fds=(0, 1, 2),
-        )
+        sys.stdout.flush()
+        with terminal_for(not no_tty) as on_terminal:
+            result = handle.request(
+                "exec",
+                start=True,  # after a supervisor crash the next one adopts the container first
+                container=record.name,
+                argv=list(command),
+                attach=True,
+                env=environment,
+                user=user,
+                workdir=workdir,
+                privileged=privileged,
+                tty=on_terminal,
+                pass_fds=(0, 1, 2),
+            )
         code = int(result.get("exit_code", 0))
         if code:
             raise typer.Exit(code)

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import ipaddress
 import os
 import shutil
 import signal
 import stat
+import termios
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -658,8 +660,20 @@ class KernelRuntime:
             return False
         return True
 
+    async def _adopt_orphan(self, record: ContainerRecord) -> bool:
+        """A live container whose fork server died with its supervisor: hand it to ours (by pid,
+        checked against its start time) with the spec recorded at create, so exec, stop and
+        wait go through the process runtime. False if that cannot be done."""
+        if record.pid is None or not self.alive(record):
+            return False
+        try:
+            await self._run(self.process.adopt_recorded, record.name, record.pid, record.pid_start_time)
+        except OrcError:
+            return False
+        return True
+
     async def wait(self, record: ContainerRecord) -> ExitStatus:
-        if not self._known(record.name):
+        if not self._known(record.name) and not await self._adopt_orphan(record):
             return await self._wait_adopted(record)
         if record.name not in self._pumps:
             # Taken over from an earlier supervisor's fork server: drain what its pipes hold.
@@ -771,7 +785,7 @@ class KernelRuntime:
         self._attached[name] = stdio
 
     async def exec_attached(self, record: ContainerRecord, request: ExecRequest) -> int:
-        if not self._known(record.name):
+        if not self._known(record.name) and not await self._adopt_orphan(record):
             raise PermanentError(
                 f"container {record.name} was started by an earlier supervisor; exec needs it restarted"
                 " (orc restart)"
@@ -782,8 +796,11 @@ class KernelRuntime:
             cwd=request.workdir,
             user=User(request.user) if request.user else None,
             privileged=request.privileged,
+            tty=request.tty,
         )
         stdin, stdout, stderr = request.stdio
+        if request.tty:
+            return await self._exec_on_terminal(record, spec, stdin, stdout)
         handle = await self._run(self.process.exec, record.name, spec, Stdio(stdin, stdout, stderr))
         status = await anyio.to_thread.run_sync(
             self.process.wait_exec, handle, None, limiter=self._waiters, abandon_on_cancel=True
@@ -792,8 +809,44 @@ class KernelRuntime:
             raise TemporaryError(f"lost track of the exec in {record.name}")
         return int(status.code)
 
+    async def _exec_on_terminal(
+        self, record: ContainerRecord, spec: ExecSpec, stdin: int, stdout: int
+    ) -> int:
+        """``exec`` with a pseudo-terminal: the caller's terminal size is copied to it, its
+        input goes to the master end and the master's output to the caller's stdout until the
+        process exits and its last output is read."""
+        handle = await self._run(self.process.exec, record.name, spec, Stdio())
+        master = handle.console
+        if master is None:
+            raise PermanentError(f"exec in {record.name}: the runtime allocated no terminal")
+        try:
+            copy_window_size((stdin, stdout), master)
+            os.set_blocking(master, False)
+            async with anyio.create_task_group() as group:
+                group.start_soon(_shuttle, stdin, master)
+                output_done = anyio.Event()
+
+                async def output() -> None:
+                    try:
+                        await _shuttle(master, stdout)
+                    finally:
+                        output_done.set()
+
+                group.start_soon(output)
+                status = await anyio.to_thread.run_sync(
+                    self.process.wait_exec, handle, None, limiter=self._waiters, abandon_on_cancel=True
+                )
+                with anyio.move_on_after(2.0):
+                    await output_done.wait()
+                group.cancel_scope.cancel()
+        finally:
+            os.close(master)
+        if status is None:
+            raise TemporaryError(f"lost track of the exec in {record.name}")
+        return int(status.code)
+
     async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult:
-        if not self._known(record.name):
+        if not self._known(record.name) and not await self._adopt_orphan(record):
             raise PermanentError(
                 f"container {record.name} was started by an earlier supervisor; exec needs it restarted"
                 " (orc restart)"
@@ -1088,6 +1141,42 @@ async def _read_all(fd: int, sink: Any) -> None:
         if not data:
             return
         sink(data)
+
+
+def copy_window_size(sources: Sequence[int], master: int) -> None:
+    """Give the terminal ``master`` the size of the first of ``sources`` that is a terminal."""
+    for fd in sources:
+        try:
+            size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+        except OSError:
+            continue
+        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+        return
+
+
+async def _shuttle(source: int, sink: int) -> None:
+    """Copy bytes from ``source`` to ``sink`` until end of file (or EIO: a terminal's master end
+    once its process is gone). Neither descriptor's blocking mode is changed: the caller's are
+    shared with its shell."""
+    while True:
+        await anyio.wait_readable(source)
+        try:
+            data = os.read(source, 65536)
+        except BlockingIOError:
+            continue
+        except OSError:
+            return
+        if not data:
+            return
+        while data:
+            await anyio.wait_writable(sink)
+            try:
+                written = os.write(sink, data)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            data = data[written:]
 
 
 async def _copy(fd: int, stream: str, writer: LogWriter | None) -> None:

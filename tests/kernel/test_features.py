@@ -322,3 +322,71 @@ services:
 
     waited = orc("wait", "job", check=False)
     assert (waited.returncode, waited.stdout) == (7, "7\n")
+
+
+def run_on_terminal(orc: Orc, *args: str) -> tuple[int, str]:
+    """Run ``orc ARGS`` with a pseudo-terminal (33 rows, 101 columns) as stdin/stdout/stderr."""
+    import fcntl
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "--root", str(orc.root), *args],
+        cwd=orc.project_dir,
+        env=orc.env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every slave end is closed
+                break
+            if not chunk:
+                break
+            output += chunk
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+    return code, output.decode(errors="replace").replace("\r\n", "\n")
+
+
+def test_exec_with_a_terminal(project: tuple[Orc, str, Path], busybox_rootfs: Path) -> None:
+    orc, name, project_dir = project
+    write(
+        project_dir,
+        f"""
+name: {name}
+services:
+  app:
+    image: busybox:orc-test
+    x-orc: {{rootfs: {busybox_rootfs}}}
+    command: {SLEEPER}
+""",
+    )
+    orc("up", "-d")
+    code, output = run_on_terminal(orc, "exec", "app", "sh", "-c", "tty; stty size; exit 4")
+    assert code == 4
+    lines = output.splitlines()
+    assert lines[0].startswith("/dev/pts/"), output
+    assert "33 101" in lines, output
+    # -T: no terminal of the container's own (the caller's descriptors are used as they are)
+    code, output = run_on_terminal(orc, "exec", "-T", "app", "ls", "/dev/pts")
+    assert (code, output.split()) == (0, ["ptmx"])
+    code, output = run_on_terminal(orc, "exec", "app", "ls", "/dev/pts")
+    assert (code, output.split()) == (0, ["0", "ptmx"])
