@@ -133,6 +133,7 @@ class KernelRuntime:
         self._killed: set[str] = set()
         self._attached: dict[str, tuple[int, int, int]] = {}
         self._cgroup_lock = threading.Lock()
+        self._adopt_lock = threading.Lock()
 
     async def __aenter__(self) -> KernelRuntime:
         self._group = anyio.create_task_group()
@@ -666,11 +667,18 @@ class KernelRuntime:
         wait go through the process runtime. False if that cannot be done."""
         if record.pid is None or not self.alive(record):
             return False
-        try:
-            await self._run(self.process.adopt_recorded, record.name, record.pid, record.pid_start_time)
-        except OrcError:
-            return False
-        return True
+        return bool(await self._run(self._adopt_orphan_once, record.name, record.pid, record.pid_start_time))
+
+    def _adopt_orphan_once(self, name: str, pid: int, start_time: int | None) -> bool:
+        # The container's watcher and an exec may both ask at once: one adopts, both succeed.
+        with self._adopt_lock:
+            if self._known(name):
+                return True
+            try:
+                self.process.adopt_recorded(name, pid, start_time)
+            except OrcError:
+                return False
+            return True
 
     async def wait(self, record: ContainerRecord) -> ExitStatus:
         if not self._known(record.name) and not await self._adopt_orphan(record):

@@ -211,3 +211,43 @@ def test_killed_in_the_middle_of_up_then_converges(orc: Orc, unique_name: str) -
     assert numbers == list(range(1, len(numbers) + 1))
     orc("down", "-t", "1")
     assert cgroup_dirs(unique_name) == []
+
+
+def fork_server_pid(orc: Orc) -> int:
+    """The fork server of this test's root (not one of its blank inits, which are its children)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if b"orchestrator.runtime.process.forkserver" in cmdline and str(orc.root).encode() in b" ".join(
+            cmdline
+        ):
+            found[int(entry.name)] = parent
+    servers = [pid for pid, parent in found.items() if parent not in found]
+    assert len(servers) == 1, found
+    return servers[0]
+
+
+def test_fork_server_killed_too(orc: Orc, unique_name: str) -> None:
+    """Supervisor and fork server both SIGKILLed: the containers run on; the next supervisor
+    adopts them by pid (start time checked): `exec` works, `stop` works, output written after
+    the takeover is logged again, and the exit code is the one part that is lost (255)."""
+    orc("up", "-d", "talker")
+    wait_for(lambda: len(talker_numbers(orc)) >= 5)
+    server = fork_server_pid(orc)
+    os.kill(supervisor_pid(orc, unique_name), signal.SIGKILL)
+    os.kill(server, signal.SIGKILL)
+    wait_for(lambda: not_running(server))
+    assert orc("exec", "talker", "echo", "adopted").stdout == "adopted\n"
+    row = rows(orc)[0]
+    assert row["State"] == "running"
+    orc("stop", "-t", "1", "talker")
+    row = rows(orc)[0]
+    assert (row["State"], row["ExitCode"]) == ("exited", 137)  # SIGKILLed by us after the grace
+    orc("down", "-t", "1")
+    assert cgroup_dirs(unique_name) == []

@@ -256,6 +256,9 @@ def output_pipe() -> tuple[int, int]:
     return read_fd, write_fd
 
 
+_SPEC_FILE = "spec.pickle"
+
+
 def process_start_time(pid: int) -> int | None:
     """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), None if it is gone."""
     try:
@@ -290,6 +293,7 @@ class ForkServerRuntime:
         self._pending: dict[int, _Pending] = {}
         self._containers: dict[str, _Container] = {}
         self._exec_exits: dict[str, ExitStatus] = {}
+        self._sigkilled: set[str] = set()  # containers this runtime sent SIGKILL
         self._failed_execs: set[str] = set()
         self._closed = False
         self._trash = _Trash()
@@ -436,7 +440,9 @@ class ForkServerRuntime:
                 oom = self._oom(container.spec.id)
             except Exception:  # a failing callback must not cost the exit itself (or this thread)
                 oom = False
-        if status is None:
+        if status is None and message["id"] in self._sigkilled:
+            exit_status = ExitStatus(137, signal.SIGKILL, oom, known=False)  # we sent the SIGKILL
+        elif status is None:
             exit_status = ExitStatus(137 if oom else 255, signal.SIGKILL if oom else None, oom, known=False)
         else:
             exit_status = ExitStatus.from_wait_status(status, oom)
@@ -495,6 +501,8 @@ class ForkServerRuntime:
         try:
             mount_point = self.state_dir / spec.id / "rootfs"
             mount_point.mkdir(parents=True, exist_ok=True)
+            # For adopt_recorded(): a runtime whose fork server died too still knows the spec.
+            (self.state_dir / spec.id / _SPEC_FILE).write_bytes(pickle.dumps(spec))
             try:
                 reply, handed = self._request(
                     {
@@ -626,6 +634,9 @@ class ForkServerRuntime:
                 raise InvalidStateError(
                     f"container {container_id}: cannot signal it, it is {container.state.value}"
                 )
+        if signal_number == signal.SIGKILL:
+            with self._lock:
+                self._sigkilled.add(container_id)
         self._request({"op": "signal", "id": container_id, "signal": signal_number})
 
     def stop(self, container_id: str, grace_seconds: float | None = None) -> ExitStatus:
@@ -677,6 +688,16 @@ class ForkServerRuntime:
             self._containers[spec.id] = _Container(
                 spec, pid, state=ContainerState.RUNNING, start_requested=True
             )
+
+    def adopt_recorded(self, container_id: str, pid: int, start_time: int | None) -> None:
+        """``adopt`` with the spec a runtime on this ``state_dir`` recorded when it created the
+        container (its fork server died with the runtime, so nothing else remembers it).
+        ``NotFoundError`` if no spec was recorded or the process is gone."""
+        try:
+            spec = pickle.loads((self.state_dir / container_id / _SPEC_FILE).read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError) as exc:
+            raise NotFoundError(f"container {container_id}: no recorded spec to adopt it with") from exc
+        self.adopt(spec, pid, start_time)
 
     def exec(self, container_id: str, spec: ExecSpec, stdio: Stdio | None = None) -> ExecHandle:
         """Run a process in the container's namespaces and cgroups; returns once it exec'd."""
@@ -740,6 +761,7 @@ class ForkServerRuntime:
         with self._lock:
             container.state = ContainerState.DELETED
             del self._containers[container_id]
+            self._sigkilled.discard(container_id)
         container.close_handover()
         if container.console is not None:
             os.close(container.console)
