@@ -314,11 +314,14 @@ class Supervisor:
         spec = self._spec_from(request)
         if spec is None:
             raise UsageError("run needs the project's files")
+        suffix = request.get("name_suffix") or os.urandom(6).hex()
+        if request.get("tty") and len(fds) == 3:
+            self.reconciler.runtime.use_terminal(f"{spec.name}-{request['service']}-run-{suffix}")
         async with self._changing:
             record = await self.reconciler.run_one_off(
                 spec,
                 str(request["service"]),
-                request.get("name_suffix") or os.urandom(6).hex(),
+                suffix,
                 command=request.get("command"),
                 environment=request.get("environment") or {},
                 with_dependencies=not request.get("no_deps"),

@@ -256,6 +256,9 @@ class FakeRuntime:
     def attach_next_start(self, name: str, stdio: tuple[int, int, int]) -> None:
         self.attached[name] = stdio
 
+    def use_terminal(self, name: str) -> None:
+        self._record_call(f"terminal {name}")
+
     async def pause(self, record: ContainerRecord) -> None:
         self._record_call(f"pause {record.name}")
 

@@ -126,6 +126,10 @@ class ContainerRuntime(Protocol):
         """The next start of ``name`` uses these stdin/stdout/stderr instead of the log pipes."""
         ...
 
+    def use_terminal(self, name: str) -> None:
+        """The next attached start of ``name`` gets a pseudo-terminal, shuttled to those fds."""
+        ...
+
     async def pause(self, record: ContainerRecord) -> None:
         """Freeze every process of the container (cgroup freezer)."""
         ...
