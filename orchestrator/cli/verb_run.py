@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli.lifecycle import print_event, project_handle, project_payload
+from orchestrator.cli.verb_exec import terminal_for
 from orchestrator.errors import UsageError
 
 
@@ -38,20 +39,23 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"invalid --env {item!r}: expected KEY=VALUE")
             environment[key] = value if sep else ""
         handle, loaded = project_handle(ctx)
-        result = handle.request(
-            "run",
-            start=True,
-            on_event=print_event,
-            project=project_payload(loaded),
-            service=service,
-            command=list(command) if command else None,
-            environment=environment,
-            rm=remove,
-            detach=detach,
-            no_deps=no_deps,
-            # In the foreground the container uses our stdin/stdout/stderr directly.
-            pass_fds=None if detach else (0, 1, 2),
-        )
+        with terminal_for(not no_tty and not detach) as on_terminal:
+            result = handle.request(
+                "run",
+                start=True,
+                on_event=print_event,
+                project=project_payload(loaded),
+                service=service,
+                command=list(command) if command else None,
+                environment=environment,
+                rm=remove,
+                detach=detach,
+                no_deps=no_deps,
+                tty=on_terminal,
+                # In the foreground the container uses our stdin/stdout/stderr directly (or,
+                # on a terminal, a pseudo-terminal of its own shuttled to them).
+                pass_fds=None if detach else (0, 1, 2),
+            )
         if detach:
             typer.echo(result["container"])
             return

@@ -132,6 +132,7 @@ class KernelRuntime:
         self._own_images = False
         self._killed: set[str] = set()
         self._attached: dict[str, tuple[int, int, int]] = {}
+        self._terminals: set[str] = set()
         self._cgroup_lock = threading.Lock()
         self._adopt_lock = threading.Lock()
 
@@ -361,10 +362,17 @@ class KernelRuntime:
             etc_dir=peer_etc,
         )
         attached = self._attached.pop(name, None)
+        terminal = attached if attached is not None and name in self._terminals else None
+        self._terminals.discard(name)
+        if terminal is not None:
+            # `run` on a terminal: a pseudo-terminal of its own, shuttled to the caller's.
+            spec = replace(spec, process=replace(spec.process, tty=True))
+            attached = (-1, -1, -1)
         if attached is not None:
             # `run` in the foreground: the caller's own descriptors, no log file.
             try:
-                pid = await self._run(self.process.create, spec, Stdio(*attached))
+                stdio = Stdio() if terminal is not None else Stdio(*attached)
+                pid = await self._run(self.process.create, spec, stdio)
             except BaseException:
                 with contextlib.suppress(Exception):
                     await self._run(self.cgroups.remove, self._handles.pop(name), True)
@@ -429,6 +437,8 @@ class KernelRuntime:
             elif service.network_mode == "none":
                 await self._run(self.network.prepare_mode, "none", f"/proc/{pid}/ns/net")
             await self._run(self.process.start, name)
+            if terminal is not None:
+                self._shuttle_terminal(name, terminal)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._run(self.process.delete, name, True)
@@ -791,6 +801,38 @@ class KernelRuntime:
 
     def attach_next_start(self, name: str, stdio: tuple[int, int, int]) -> None:
         self._attached[name] = stdio
+
+    def use_terminal(self, name: str) -> None:
+        """The next attached start of ``name`` (``run`` without ``-T`` on a terminal) gets a
+        pseudo-terminal; its master end is shuttled to the descriptors given to
+        :meth:`attach_next_start`."""
+        self._terminals.add(name)
+
+    def _shuttle_terminal(self, name: str, stdio: tuple[int, int, int]) -> None:
+        master = self.process.console(name)
+        if master is None:
+            raise PermanentError(f"container {name}: the runtime allocated no terminal")
+        # Own copies: the caller's descriptors are closed when its request ends, the master
+        # when the container is deleted; the shuttle may outlive either by a moment.
+        stdin, stdout, master = os.dup(stdio[0]), os.dup(stdio[1]), os.dup(master)
+        copy_window_size((stdin, stdout), master)
+        os.set_blocking(master, False)
+
+        async def shuttle() -> None:
+            try:
+                async with anyio.create_task_group() as group:
+
+                    async def output() -> None:
+                        await _shuttle(master, stdout)
+                        group.cancel_scope.cancel()  # the process is gone: stop reading input
+
+                    group.start_soon(_shuttle, stdin, master)
+                    group.start_soon(output)
+            finally:
+                for fd in (stdin, stdout, master):
+                    os.close(fd)
+
+        self._group.start_soon(shuttle)
 
     async def exec_attached(self, record: ContainerRecord, request: ExecRequest) -> int:
         if not self._known(record.name) and not await self._adopt_orphan(record):

@@ -390,3 +390,11 @@ services:
     assert (code, output.split()) == (0, ["ptmx"])
     code, output = run_on_terminal(orc, "exec", "app", "ls", "/dev/pts")
     assert (code, output.split()) == (0, ["0", "ptmx"])
+    # run: a pseudo-terminal of the one-off container's own, unless -T
+    code, output = run_on_terminal(orc, "run", "--rm", "app", "sh", "-c", "tty; stty size; exit 5")
+    assert code == 5, output
+    assert any(line.startswith("/dev/pts/") for line in output.splitlines()), output
+    assert "33 101" in output.splitlines(), output
+    code, output = run_on_terminal(orc, "run", "--rm", "-T", "app", "ls", "/dev/pts")
+    assert (code, output.split()[-1:]) == (0, ["ptmx"]), output
+    assert "0" not in output.split()
