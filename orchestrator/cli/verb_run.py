@@ -1,8 +1,9 @@
 """``orc run``: a one-off container of a service, with another command if given.
 
 The service's dependencies are started first (``--no-deps`` skips them); the container gets no
-restart policy and publishes no ports. Non-interactive: its output is printed when it exits and
-its exit code becomes orc's; ``--rm`` removes it afterwards, ``-d`` prints its name and returns.
+restart policy and publishes no ports. In the foreground it uses our stdin/stdout/stderr, or a
+pseudo-terminal of its own when stdin is a terminal (``-T`` turns that off); its exit code becomes
+orc's; ``--rm`` removes it afterwards, ``-d`` prints its name and returns.
 """
 
 from __future__ import annotations

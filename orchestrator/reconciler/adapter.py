@@ -4,7 +4,10 @@ Owned here: :class:`KernelRuntime`, which translates a model ``Service`` (plus i
 into the drivers' own specs and drives them: ``runtime.process`` (fork server: two-phase
 create/start, exec, stop), ``runtime.cgroups`` (one cgroup per container below the supervisor's
 own), ``runtime.network`` (bridges, veths, DNS registrations) and ``runtime.images`` (or an
-``x-orc`` rootfs directory). Container output goes through pipes into
+``x-orc`` rootfs directory). Secrets, configs, named volumes, ``volumes_from`` and
+``service:X`` namespaces come from :mod:`orchestrator.reconciler.stackrefs` and are mounted or
+joined at start; ``usage`` feeds ``orc stats``; ``exec``/``run`` with a terminal shuttle bytes
+between the caller's descriptors and the pseudo-terminal's master end. Container output goes through pipes into
 :class:`~orchestrator.state.logs.LogWriter` (JSON lines, rotated); the supervisor process hosts
 this object for as long as the project runs.
 
