@@ -12,13 +12,16 @@ copy of the service the reconciler makes (``run`` replaces a few fields) keeps t
 
 Docker Compose's rules: a secret appears at ``/run/secrets/<source>`` and a config at
 ``/<source>`` unless ``target`` says otherwise (relative targets are taken below those); uid and
-gid default to 0 and the mode to 0444; content comes from ``file`` (read when the container
-starts), ``environment`` (the variable's value when the project was loaded) or ``content``.
+gid default to 0 and the mode to 0444 for ``environment`` (the variable's value when the project
+was loaded) and ``content``; a ``file`` (read when the container starts) keeps its own owner and
+mode unless the entry sets them (Docker Compose bind-mounts such a file and ignores ``uid``,
+``gid`` and ``mode`` with a warning; orc honours them).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +40,17 @@ FileKind = Literal["secret", "config"]
 
 @dataclass(frozen=True)
 class FileMount:
-    """One secret or config as the container sees it; exactly one of ``file`` / ``content``."""
+    """One secret or config as the container sees it; exactly one of ``file`` / ``content``.
+    ``uid``, ``gid``, ``mode`` None: as the file has them, or 0, 0 and 0444 for ``content``."""
 
     kind: FileKind
     source: str
     target: str
     file: str | None = None
     content: str | None = None
-    uid: int = 0
-    gid: int = 0
-    mode: int = DEFAULT_FILE_MODE
+    uid: int | None = None
+    gid: int | None = None
+    mode: int | None = None
 
 
 @dataclass(frozen=True)
@@ -147,8 +151,8 @@ def _file_mount(
     if obj.external:
         return None, f"{where} is external (orc has no secret or config store)"
     try:
-        uid = int(ref.uid) if ref.uid else 0
-        gid = int(ref.gid) if ref.gid else 0
+        uid = int(ref.uid) if ref.uid else None
+        gid = int(ref.gid) if ref.gid else None
     except ValueError:
         return None, f"{where}: uid and gid must be numbers (got {ref.uid!r}, {ref.gid!r})"
     common = {
@@ -157,7 +161,7 @@ def _file_mount(
         "target": ref.container_path(kind),
         "uid": uid,
         "gid": gid,
-        "mode": DEFAULT_FILE_MODE if ref.mode is None else ref.mode,
+        "mode": ref.mode,
     }
     if obj.file is not None:
         return FileMount(file=obj.file, **common), None  # type: ignore[arg-type]
@@ -180,20 +184,25 @@ def write_file_mounts(directory: Path, files: tuple[FileMount, ...]) -> list[Bin
     os.chmod(directory, 0o700)
     for index, item in enumerate(files):
         path = directory / f"{index}-{item.kind}-{item.source}"
+        uid, gid, mode = item.uid, item.gid, item.mode
         if item.file is not None:
             try:
                 data = Path(item.file).read_bytes()
+                info = os.stat(item.file)
             except OSError as exc:
                 raise PermanentError(
                     f"{item.kind} {item.source}: cannot read {item.file}: {exc.strerror}"
                 ) from exc
+            uid = info.st_uid if uid is None else uid
+            gid = info.st_gid if gid is None else gid
+            mode = stat.S_IMODE(info.st_mode) if mode is None else mode
         else:
             data = (item.content or "").encode()
         temporary = path.with_name(path.name + ".new")
         with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
             out.write(data)
-            os.fchown(out.fileno(), item.uid, item.gid)
-            os.fchmod(out.fileno(), item.mode)
+            os.fchown(out.fileno(), uid or 0, gid or 0)
+            os.fchmod(out.fileno(), DEFAULT_FILE_MODE if mode is None else mode)
         os.replace(temporary, path)
         mounts.append(BindMount(str(path), item.target, read_only=True))
     return mounts

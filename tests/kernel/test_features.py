@@ -110,6 +110,7 @@ def test_secrets_configs_volumes_and_shared_namespaces(
     device.mkdir()
     (device / "seen").write_text("from the device\n")
     (project_dir / "token.txt").write_text("s3cret")
+    (project_dir / "token.txt").chmod(0o640)  # a file without mode/uid/gid keeps its own
     (project_dir / "app.conf").write_text("key=value\n")
     write(project_dir, FEATURES.format(project=name, rootfs=busybox_rootfs, sleeper=SLEEPER, device=device))
     orc.env["ORCT_SECRET"] = "from-the-environment"
@@ -124,7 +125,7 @@ def test_secrets_configs_volumes_and_shared_namespaces(
         ' stat -c "%n %a %u %g" $f; cat $f; echo; done',
     ).stdout
     assert listing.splitlines() == [
-        "/run/secrets/token 444 0 0",
+        "/run/secrets/token 640 0 0",
         "s3cret",
         "/run/secrets/renamed 400 1000 1001",
         "from-the-environment",

@@ -149,17 +149,32 @@ def test_refs_of_a_plain_service_are_empty() -> None:
 def test_write_file_mounts_owner_mode_and_rewrite(tmp_path: Path) -> None:
     source = tmp_path / "token.txt"
     source.write_text("one")
+    source.chmod(0o604)
+    os.chown(source, 5, 6)
     files = (
         FileMount("secret", "token", "/run/secrets/token", file=str(source)),
         FileMount("config", "c", "/c", content="inline", uid=7, gid=8, mode=0o640),
+        FileMount("config", "d", "/d", content="defaults"),
+        FileMount("secret", "t2", "/run/secrets/t2", file=str(source), uid=0, mode=0o400),
     )
     mounts = write_file_mounts(tmp_path / "files", files)
-    assert [(m.target, m.read_only) for m in mounts] == [("/run/secrets/token", True), ("/c", True)]
-    first, second = (Path(m.source) for m in mounts)
+    assert [(m.target, m.read_only) for m in mounts] == [
+        ("/run/secrets/token", True),
+        ("/c", True),
+        ("/d", True),
+        ("/run/secrets/t2", True),
+    ]
+    first, second, third, fourth = (Path(m.source) for m in mounts)
     assert first.read_text() == "one" and second.read_text() == "inline"
-    info = second.stat()
-    assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o640, 7, 8)
-    assert stat.S_IMODE(first.stat().st_mode) == 0o444
+
+    def owner_mode(path: Path) -> tuple[int, int, int]:
+        info = path.stat()
+        return stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid
+
+    assert owner_mode(first) == (0o604, 5, 6)  # a file keeps its own, as Docker's bind mount
+    assert owner_mode(second) == (0o640, 7, 8)
+    assert owner_mode(third) == (0o444, 0, 0)  # content: Docker Compose's defaults
+    assert owner_mode(fourth) == (0o400, 0, 6)  # what the entry sets wins
     assert stat.S_IMODE((tmp_path / "files").stat().st_mode) == 0o700
     source.write_text("two")
     write_file_mounts(tmp_path / "files", files)
