@@ -2,9 +2,10 @@
 
 Reads the state files (no supervisor request): a container counts as stopped once its record
 is no longer running, or its process changed since the wait began (a restart policy brought it
-back between two looks). Exit codes are printed in the order the containers stopped; the
-command exits with the first one's code, as ``docker compose wait`` does. ``--down-project``
-removes the project once the first container stopped. Called by the CLI only.
+back between two looks). Each stop is reported on stderr in the order the containers stopped, in
+Docker Compose v2.40's words (``container "<id>" exited with status code 7``), and the command
+exits 0 as it does. ``--down-project`` removes the project once the first container stopped.
+Called by the CLI only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ POLL_SECONDS = 0.1
 
 class _Record(Protocol):
     name: str
+    container_id: str
     service: str
     one_off: bool
     status: str
@@ -37,12 +39,13 @@ def stopped_containers(
     services: Sequence[str],
     sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[tuple[str, int]]:
-    """(container name, exit code) of each container of ``services`` as it stops."""
+    """(container id, exit code) of each container of ``services`` as it stops."""
     records = [r for r in list_containers() if r.service in services and not r.one_off]
     missing = sorted(set(services) - {r.service for r in records})
     if missing:
         raise UsageError(f"no containers for service(s): {', '.join(missing)}")
     started = {r.name: (r.pid, r.pid_start_time) for r in records}
+    ids = {r.name: r.container_id for r in records}
     pending = set(started)
     while pending:
         current = list(list_containers())
@@ -51,10 +54,10 @@ def stopped_containers(
                 continue
             if record.status not in _RUNNING or (record.pid, record.pid_start_time) != started[record.name]:
                 pending.discard(record.name)
-                yield record.name, record.exit_code if record.exit_code is not None else 0
+                yield ids[record.name], record.exit_code if record.exit_code is not None else 0
         for gone in sorted(pending - {r.name for r in current}):  # removed while we waited
             pending.discard(gone)
-            yield gone, 0
+            yield ids[gone], 0
         if pending:
             sleep(POLL_SECONDS)
 
@@ -70,13 +73,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Block until containers of all (or specified) services stop."""
         handle, _ = project_handle(ctx, need_files=False)
-        first: int | None = None
-        for _name, code in stopped_containers(handle.containers, services):
-            typer.echo(str(code))
-            if first is None:
-                first = code
-                if down_project:
-                    handle.down(None)
-                    break
-        if first:
-            raise typer.Exit(first)
+        for container_id, code in stopped_containers(handle.containers, services):
+            typer.echo(f'container "{container_id}" exited with status code {code}', err=True)
+            if down_project:
+                handle.down(None)
+                break

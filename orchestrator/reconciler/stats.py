@@ -67,7 +67,7 @@ def usage_row(
     return {
         "BlockIO": f"{human_size(after.block_read)} / {human_size(after.block_write)}",
         "CPUPerc": f"{cpu:.2f}%",
-        "Container": record.name,
+        "Container": record.container_id,
         "ID": record.container_id[:12],
         "MemPerc": f"{(memory / limit * 100.0) if limit else 0.0:.2f}%",
         "MemUsage": f"{bytes_size(memory)} / {bytes_size(limit)}",

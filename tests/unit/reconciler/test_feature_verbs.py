@@ -58,7 +58,7 @@ def test_usage_row() -> None:
     assert row == {
         "BlockIO": "0B / 4.096kB",
         "CPUPerc": "50.00%",
-        "Container": "demo-web-1",
+        "Container": "ab" * 32,
         "ID": "abababababab",
         "MemPerc": "12.50%",
         "MemUsage": "8MiB / 64MiB",
@@ -109,6 +109,7 @@ def test_render_table_and_json() -> None:
 class Rec:
     name: str
     service: str
+    container_id: str = ""
     status: str = "running"
     pid: int | None = 10
     pid_start_time: int | None = 1
@@ -118,13 +119,14 @@ class Rec:
 
 def test_wait_reports_in_stop_order_including_a_quick_restart() -> None:
     a, b, c = Rec("p-a-1", "a"), Rec("p-b-1", "b", pid=11), Rec("p-c-1", "c")
+    a.container_id, b.container_id = "id-a", "id-b"
     states = [[a, b, c], [a, b, c]]
     states.append([Rec("p-a-1", "a", pid=12, exit_code=3), b, c])  # restarted by its policy
     states.append([Rec("p-a-1", "a", pid=12), Rec("p-b-1", "b", status="exited", exit_code=0), c])
     calls = iter(states + [states[-1]] * 10)
     sleeps: list[float] = []
     result = list(stopped_containers(lambda: next(calls), ["a", "b"], sleeps.append))
-    assert result == [("p-a-1", 3), ("p-b-1", 0)]
+    assert result == [("id-a", 3), ("id-b", 0)]
     assert sleeps  # it polled
 
 
@@ -132,7 +134,7 @@ def test_wait_unknown_service_and_removed_container() -> None:
     with pytest.raises(UsageError, match="no containers for service"):
         list(stopped_containers(lambda: [Rec("p-a-1", "a")], ["nope"], lambda _: None))
     lists = iter([[Rec("p-a-1", "a")], [], []])
-    assert list(stopped_containers(lambda: next(lists), ["a"], lambda _: None)) == [("p-a-1", 0)]
+    assert list(stopped_containers(lambda: next(lists), ["a"], lambda _: None)) == [("", 0)]
 
 
 def test_split_container_path() -> None:
