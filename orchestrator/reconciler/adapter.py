@@ -442,6 +442,12 @@ class KernelRuntime:
             await self._run(self.process.start, name)
             if terminal is not None:
                 self._shuttle_terminal(name, terminal)
+            elif attached is None and spec.process.tty:
+                # `tty: true`: the output comes from the terminal's master end (all as stdout,
+                # as Docker logs it); unread, the process would block once the terminal fills.
+                master = self.process.console(name)
+                if master is not None:
+                    self._start_pump(record, os.dup(master), None)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._run(self.process.delete, name, True)
@@ -648,7 +654,7 @@ class KernelRuntime:
                     mounts.append(replace(mount, read_only=mount.read_only or source.read_only))
         return mounts
 
-    def _start_pump(self, record: ContainerRecord, out_fd: int, err_fd: int) -> None:
+    def _start_pump(self, record: ContainerRecord, out_fd: int, err_fd: int | None) -> None:
         name = record.name
         writer = self._writers.get(name)
         if writer is None and record.log_path:
@@ -659,11 +665,14 @@ class KernelRuntime:
         self._pumps[name] = done
         self._group.start_soon(self._pump, writer, out_fd, err_fd, done)
 
-    async def _pump(self, writer: LogWriter | None, out_fd: int, err_fd: int, done: anyio.Event) -> None:
+    async def _pump(
+        self, writer: LogWriter | None, out_fd: int, err_fd: int | None, done: anyio.Event
+    ) -> None:
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(_copy, out_fd, "stdout", writer)
-                group.start_soon(_copy, err_fd, "stderr", writer)
+                if err_fd is not None:
+                    group.start_soon(_copy, err_fd, "stderr", writer)
         finally:
             done.set()
 

@@ -408,3 +408,28 @@ services:
     code, output = run_on_terminal(orc, "run", "--rm", "-T", "app", "ls", "/dev/pts")
     assert (code, output.split()[-1:]) == (0, ["ptmx"]), output
     assert "0" not in output.split()
+
+
+def test_tty_service_output_reaches_the_log(project: tuple[Orc, str, Path], busybox_rootfs: Path) -> None:
+    """``tty: true``: the output comes through the terminal; more than a terminal buffers
+    (~200 kB) must not block the process, and all of it lands in the log."""
+    orc, name, project_dir = project
+    write(
+        project_dir,
+        f"""
+name: {name}
+services:
+  chatty:
+    image: busybox:orc-test
+    x-orc: {{rootfs: {busybox_rootfs}}}
+    tty: true
+    command: ["sh", "-c", "test -t 1 && echo on-a-terminal; i=0; while [ $$i -lt 4000 ]; do echo line-$$i-................................................; i=$$((i+1)); done; echo finished"]
+""",
+    )
+    orc("up", "-d")
+    waited = orc("wait", "chatty")
+    assert waited.stderr.strip().endswith("exited with status code 0")
+    logs = orc("logs", "--no-log-prefix", "chatty").stdout.splitlines()
+    assert logs[0].strip() == "on-a-terminal"
+    assert logs[-1].strip() == "finished"
+    assert len(logs) == 4002
