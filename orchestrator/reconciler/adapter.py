@@ -1081,6 +1081,7 @@ def cgroup_limits(service: Service) -> CgroupLimits:
         cpu_period_us=service.cpu_period,
         cpuset_cpus=service.cpuset,
         pids_limit=service.effective_pids_limit,
+        blkio_weight=service.blkio_config.weight if service.blkio_config else None,
         unconfined_devices=service.privileged,
         extra_devices=tuple(_device_rule(d.source, d.permissions) for d in service.devices),
     )
@@ -1121,7 +1122,7 @@ def _network_endpoints(
     if service.network_mode and service.network_mode not in ("bridge", "default"):
         return []
     endpoints = []
-    for key in service.networks_by_priority():
+    for index, key in enumerate(service.networks_by_priority()):
         attachment = service.networks[key]
         network = names_by_key.get(key) or f"{record.project}_{key}"
         names = (service.name, record.name, *(attachment.aliases or ()))
@@ -1130,7 +1131,8 @@ def _network_endpoints(
                 network=network,
                 ipv4=attachment.ipv4_address,
                 ipv6=attachment.ipv6_address,
-                mac=attachment.mac_address,
+                # a service-level mac_address goes to the first network, as Compose does
+                mac=attachment.mac_address or (service.mac_address if index == 0 else None),
                 aliases=tuple(attachment.aliases),
                 dns_names=tuple(dict.fromkeys(names)),
                 priority=attachment.priority,
@@ -1173,7 +1175,11 @@ def _namespaces(
     if join_netns is not None:
         net = Namespace(NamespaceMode.JOIN, join_netns)
     return Namespaces(
-        net=net, pid=mode("pid", service.pid), ipc=mode("ipc", service.ipc), uts=mode("uts", service.uts)
+        net=net,
+        pid=mode("pid", service.pid),
+        ipc=mode("ipc", service.ipc),
+        uts=mode("uts", service.uts),
+        cgroup=service.cgroup != "host",
     )
 
 

@@ -93,7 +93,7 @@ def environment_names(stack: Stack) -> set[str]:
 def resolve_refs(stack: Stack, service: Service, environment: Mapping[str, str]) -> ServiceRefs:
     problems: list[str] = [
         f"service {service.name}: orc does not support {key!r} (remove it or run this service elsewhere)"
-        for key in service.unsupported
+        for key in [*service.unsupported, *unhonoured_keys(service)]
     ]
     files: list[FileMount] = []
     for kind, refs, objects in (
@@ -139,6 +139,53 @@ def resolve_refs(stack: Stack, service: Service, environment: Mapping[str, str])
                 )
         volumes.append(VolumeRef(mount.source, volume.name, volume.external, device))
     return ServiceRefs(tuple(files), tuple(volumes), tuple(problems))
+
+
+_CONFINEMENT_OFF = ("apparmor=unconfined", "apparmor:unconfined", "label=disable", "label:disable")
+
+
+def unhonoured_keys(service: Service) -> list[str]:
+    """Keys the model carries but orc's runtime cannot apply, as dotted paths (set ones only)."""
+    found: list[str] = []
+    if service.userns_mode not in (None, "", "host"):
+        found.append("userns_mode")
+    if service.runtime not in (None, "", "runc"):
+        found.append("runtime")
+    for key in ("cgroup_parent", "cpu_rt_runtime", "cpu_rt_period"):
+        if getattr(service, key) is not None:
+            found.append(key)
+    for key in ("storage_opt", "device_cgroup_rules", "external_links"):
+        if getattr(service, key):
+            found.append(key)
+    if service.oom_kill_disable:
+        found.append("oom_kill_disable")
+    blkio = service.blkio_config
+    if blkio is not None:
+        for key in (
+            "weight_device",
+            "device_read_bps",
+            "device_read_iops",
+            "device_write_bps",
+            "device_write_iops",
+        ):
+            if getattr(blkio, key):
+                found.append(f"blkio_config.{key}")
+    deploy = service.deploy
+    for part in ("limits", "reservations"):
+        resources = getattr(deploy, part) if deploy is not None else None
+        if resources is not None and resources.devices:
+            found.append(f"deploy.resources.{part}.devices")
+    if any(link.alias != link.service for link in service.links):
+        found.append("links (an alias other than the service name)")
+    for option in service.security_opt:
+        key = option.replace("=", ":", 1).partition(":")[0]
+        if key in ("no-new-privileges", "seccomp") or option in _CONFINEMENT_OFF:
+            continue
+        found.append(f"security_opt {option}")
+    for mount in (*service.volumes, *service.tmpfs):
+        if mount.type not in ("bind", "volume", "tmpfs"):
+            found.append(f"volumes type {mount.type}")
+    return found
 
 
 def _file_mount(

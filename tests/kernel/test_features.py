@@ -226,6 +226,10 @@ services:
       watch: [{{action: sync, path: ./src, target: /src}}]
   built:
     build: ./context
+  parented:
+    <<: *busybox
+    command: {SLEEPER}
+    cgroup_parent: elsewhere
 """,
     )
     (project_dir / "context").mkdir()
@@ -233,6 +237,7 @@ services:
     assert failed.returncode != 0
     assert "service watched: orc does not support 'develop'" in failed.stderr
     assert "service built has build: but no image" in failed.stderr
+    assert "service parented: orc does not support 'cgroup_parent'" in failed.stderr
     states = {
         json.loads(line)["Service"]: json.loads(line)["State"]
         for line in orc("ps", "-a", "--format", "json").stdout.splitlines()

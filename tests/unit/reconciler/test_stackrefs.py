@@ -186,3 +186,51 @@ def test_write_file_mounts_missing_file(tmp_path: Path) -> None:
         write_file_mounts(
             tmp_path, (FileMount("secret", "s", "/run/secrets/s", file=str(tmp_path / "nope")),)
         )
+
+
+def test_modelled_keys_orc_cannot_apply_are_problems() -> None:
+    text = """
+services:
+  s:
+    image: busybox
+    userns_mode: "keep-id"
+    cgroup_parent: elsewhere
+    runtime: kata
+    storage_opt: {size: 1G}
+    device_cgroup_rules: ["c 1:3 mr"]
+    cpu_rt_runtime: 400000
+    oom_kill_disable: true
+    external_links: [other]
+    links: ["db:database"]
+    security_opt: ["apparmor=custom", "label=disable", "no-new-privileges:true", "seccomp=unconfined"]
+    blkio_config: {weight: 300, device_read_bps: [{path: /dev/sda, rate: 1mb}]}
+    deploy: {resources: {reservations: {devices: [{capabilities: [gpu]}]}}}
+  db:
+    image: busybox
+  fine:
+    image: busybox
+    userns_mode: host
+    links: [db]
+    security_opt: ["apparmor:unconfined"]
+    blkio_config: {weight: 300}
+"""
+    project = load(LoadOptions(cwd="/p", environ={}), MemoryFileSource({"/p/compose.yaml": text}))
+    spec = from_loaded(project)
+    problems = refs_of(service_of(spec, "s")).problems
+    for key in (
+        "userns_mode",
+        "cgroup_parent",
+        "runtime",
+        "storage_opt",
+        "device_cgroup_rules",
+        "cpu_rt_runtime",
+        "oom_kill_disable",
+        "external_links",
+        "links (an alias other than the service name)",
+        "security_opt apparmor=custom",
+        "blkio_config.device_read_bps",
+        "deploy.resources.reservations.devices",
+    ):
+        assert any(f"service s: orc does not support {key!r}" in p for p in problems), key
+    assert not any("label=disable" in p or "seccomp" in p or "no-new-privileges" in p for p in problems)
+    assert refs_of(service_of(spec, "fine")).problems == ()
