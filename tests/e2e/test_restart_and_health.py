@@ -45,7 +45,15 @@ def test_crasher_is_restarted_three_times_and_health_changes_are_events(
         command, cwd=orc.directory, env=orc.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        orc.wait_for("crasher to give up", lambda: _state(orc, "crasher") == ("exited", "", 3), timeout=30)
+        # between two attempts the container is briefly "exited" too: wait for the fourth run's end
+        orc.wait_for(
+            "crasher to give up after its fourth run",
+            lambda: (
+                orc.run("logs", "crasher").stdout.count("failing with 3") == 4
+                and _state(orc, "crasher") == ("exited", "", 3)
+            ),
+            timeout=30,
+        )
         orc.run("exec", "flaky", "touch", "/tmp/sick")
         orc.wait_for("flaky to be unhealthy", lambda: _state(orc, "flaky")[1] == "unhealthy")
         orc.run("exec", "flaky", "rm", "/tmp/sick")
@@ -64,5 +72,7 @@ def test_crasher_is_restarted_three_times_and_health_changes_are_events(
     assert reasons[-1] == "exited with code 3, restart policy on-failure:3 (attempt 3 of 3)"
     assert [e["action"] for e in crasher[-2:]] == ["restart", "die"]
     assert crasher[-1]["attributes"]["exitCode"] == "3"
-    flaky = [e["action"] for e in seen if e.get("service") == "flaky" and e["action"].startswith("health_status")]
+    flaky = [
+        e["action"] for e in seen if e.get("service") == "flaky" and e["action"].startswith("health_status")
+    ]
     assert flaky[-2:] == ["health_status: unhealthy", "health_status: healthy"]
