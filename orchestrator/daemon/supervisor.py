@@ -9,7 +9,8 @@ state so a later CLI can find it, and exits after ``down`` (or SIGTERM, leaving 
 for the next supervisor to adopt).
 
 Requests (``daemon.protocol``): ``ping``, ``up``, ``down``, ``stop``, ``start``, ``restart``,
-``exec``, ``events``.
+``exec``, ``events``. ``up`` takes a test hook, ``options.test_kill_after_actions`` (set by the
+CLI from ``ORC_TEST_KILL_AFTER_ACTIONS``): the supervisor SIGKILLs itself after that many actions.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ The handshakes after a fork (init ready, release, exec seen or error read) use p
 hands over, so the calling thread waits on them directly. Deleted containers' directories are
 renamed aside and removed by a background thread. A runtime whose process died leaves its server
 running; the next runtime on the same state directory connects to it and takes the containers
-over (``adopt`` is for inits whose server died too).
+over, with the read ends of their output pipes (``Stdio.readers``, ``take_readers``) so their
+output is neither lost nor met with SIGPIPE (``adopt``/``adopt_recorded`` are for inits whose
+server died too).
 
 States: created → running → stopped → deleted (created → stopped when the init dies or is killed
 before start). ``check_transition`` guards every change and names both states when refusing.
