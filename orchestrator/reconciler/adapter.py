@@ -50,6 +50,7 @@ from orchestrator.reconciler.ports import (
 )
 from orchestrator.reconciler.stackrefs import refs_of, write_file_mounts
 from orchestrator.reconciler.stats import ContainerUsage
+from orchestrator.reconciler.volumes import copy_up
 from orchestrator.runtime.cgroups import CgroupHandle, CgroupLimits, DeviceRule, DriverOptions, open_driver
 from orchestrator.runtime.network import ipam
 from orchestrator.runtime.network.dnsfiles import hosts_file, parse_resolv_conf, resolv_conf
@@ -321,6 +322,7 @@ class KernelRuntime:
             *write_file_mounts(self._container_dir(name) / "files", refs_of(service).files)
         ]
         extra_mounts += self._volumes_from(record, service)
+        await self._run(self._copy_up_volumes, record, service)
         hostname = service.hostname or record.container_id[:12]
         if peer_etc is not None:
             # network_mode service:/container: shares the peer's names and resolver (as Docker).
@@ -606,6 +608,29 @@ class KernelRuntime:
             return directory
         directory.mkdir(parents=True, exist_ok=True)
         return directory
+
+    def _copy_up_volumes(self, record: ContainerRecord, service: Service) -> None:
+        """Docker's copy-up: an empty named or anonymous volume gets the image's content at its
+        target (not with ``nocopy`` or a subpath, not for external or bind-device volumes, not
+        on the host's own userland). Only at the container's first start, as Docker copies at
+        create: a volume emptied later stays empty across restarts."""
+        marker = self._container_dir(record.name) / "volumes-initialised"
+        if hostroot.is_host_reference(record.image) or marker.exists():
+            return
+        refs = refs_of(service)
+        lower_dirs: tuple[str, ...] | None = None
+        for index, mount in enumerate(service.volumes):
+            if mount.type != "volume" or (mount.volume and (mount.volume.nocopy or mount.volume.subpath)):
+                continue
+            ref = refs.volume(mount.source) if mount.source else None
+            if ref is not None and (ref.external or ref.device):
+                continue
+            directory = self._volume_directory(service, record.name, index, refs, mount.source)
+            if lower_dirs is None:
+                lower_dirs = self._lower_dirs(record)
+            copy_up(lower_dirs, mount.target, directory)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
 
     def _peer(self, project: str, reference: str, kind: str, *, running: bool) -> ContainerRecord:
         """The container ``kind`` (``service`` or ``container``) ``reference`` names: the first

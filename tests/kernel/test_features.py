@@ -438,3 +438,46 @@ services:
     assert logs[0].strip() == "on-a-terminal"
     assert logs[-1].strip() == "finished"
     assert len(logs) == 4002
+
+
+def test_named_volume_filled_from_the_image(
+    project: tuple[Orc, str, Path], busybox_rootfs: Path, tmp_path: Path
+) -> None:
+    """Docker's copy-up: an empty volume gets the image's files at its target on the first
+    start only; ``nocopy`` opts out."""
+    orc, name, project_dir = project
+    write(
+        project_dir,
+        f"""
+name: {name}
+x-busybox: &busybox
+  image: busybox:orc-test
+  x-orc: {{rootfs: {busybox_rootfs}}}
+services:
+  app:
+    <<: *busybox
+    command: {SLEEPER}
+    volumes:
+      - etc:/etc
+      - type: volume
+        source: bare
+        target: /home
+        volume: {{nocopy: true}}
+      - /var
+volumes: {{etc: {{}}, bare: {{}}}}
+""",
+    )
+    orc("up", "-d")
+    volumes = tmp_path / "root" / "lib" / "volumes"
+    assert (volumes / f"{name}_etc" / "_data" / "passwd").read_bytes() == (
+        busybox_rootfs / "etc" / "passwd"
+    ).read_bytes()
+    assert list((volumes / f"{name}_bare" / "_data").iterdir()) == []
+    anonymous = tmp_path / "root" / "lib" / "containers" / f"{name}-app-1" / "volumes"
+    assert sorted(p.name for p in (anonymous / "2").iterdir()) == sorted(
+        p.name for p in (busybox_rootfs / "var").iterdir()
+    )
+    assert list((busybox_rootfs / "var").iterdir())  # not a vacuous comparison
+    (volumes / f"{name}_etc" / "_data" / "passwd").unlink()
+    orc("restart", "app")
+    assert not (volumes / f"{name}_etc" / "_data" / "passwd").exists()
