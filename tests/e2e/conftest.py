@@ -72,6 +72,12 @@ class OrcCli:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}; ps: {self.ps()}")
 
 
+def assert_before(output: str, first: str, second: str) -> None:
+    """``first`` appears in ``output`` before ``second`` (both must appear)."""
+    assert first in output and second in output, f"want {first!r} then {second!r} in:\n{output}"
+    assert output.index(first) < output.index(second), f"want {first!r} before {second!r} in:\n{output}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

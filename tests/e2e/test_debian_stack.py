@@ -15,7 +15,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.e2e.conftest import REPO, OrcCli, free_port
+from tests.e2e.conftest import REPO, OrcCli, assert_before, free_port
 
 pytestmark = pytest.mark.kernel
 
@@ -55,7 +55,7 @@ def test_redis_and_app_from_debian_packages(orc_factory: Callable[..., OrcCli]) 
 
     up = orc.run("up", "-d")
     output = up.stdout + up.stderr
-    assert output.index("redis-1  Healthy") < output.index("app-1  Started")
+    assert_before(output, "redis-1  Healthy", "app-1  Started")
     orc.wait_for("app to be healthy", lambda: _running_healthy(orc, "app"))
     assert [_hits(port), _hits(port)] == [1, 2]
     assert "redis_version:7." in orc.run("exec", "redis", "redis-cli", "info", "server").stdout

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.e2e.conftest import OrcCli, free_port
+from tests.e2e.conftest import OrcCli, assert_before, free_port
 
 pytestmark = pytest.mark.kernel
 
@@ -23,8 +23,8 @@ def test_quickstart_serves_the_front_and_the_api_by_name(
     up = orc.run("up", "-d")
     # the healthcheck gate: web and worker start only after api is healthy
     output = up.stdout + up.stderr
-    assert output.index("api-1  Healthy") < output.index("web-1  Started")
-    assert output.index("api-1  Healthy") < output.index("worker-1  Started")
+    assert_before(output, "api-1  Healthy", "web-1  Started")
+    assert_before(output, "api-1  Healthy", "worker-1  Started")
 
     front = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
     assert front.status_code == 200 and "Hello from orc" in front.text

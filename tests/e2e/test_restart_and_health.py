@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.conftest import OrcCli
+from tests.e2e.conftest import OrcCli, assert_before
 
 pytestmark = pytest.mark.kernel
 
@@ -28,7 +28,7 @@ def test_crasher_is_restarted_three_times_and_health_changes_are_events(
     offline_busybox(orc)
     up = orc.run("up", "-d")
     output = up.stdout + up.stderr
-    assert output.index("flaky-1  Healthy") < output.index("dependent-1  Started")
+    assert_before(output, "flaky-1  Healthy", "dependent-1  Started")
 
     command = [
         sys.executable,
