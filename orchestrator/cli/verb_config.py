@@ -4,6 +4,8 @@ Owns the verb's flags and output: the canonical document as YAML or JSON (byte-c
 ``docker compose config``), or one of the listings (``--services``, ``--volumes``, ``--profiles``,
 ``--images``, ``--hash``). Loading goes through :func:`orchestrator.cli.project.load_project_from_cli`;
 dependency cycles are reported by the planner's graph when that module is present.
+``--resolve-image-digests`` pins every service image to the digest its registry serves now
+(through :func:`orchestrator.cli.verb_images.resolve_project_image_digests`), as Docker Compose.
 """
 
 from __future__ import annotations
@@ -107,6 +109,23 @@ def image_lines(project: Any) -> str:
     return "".join(f"{services[n].get('image') or f'{project.name}-{n}'}\n" for n in sorted(services))
 
 
+def resolve_image_digests(ctx: typer.Context, project: Any) -> None:
+    """Rewrite each service's ``image`` in ``project.records`` as Docker Compose's
+    ``--resolve-image-digests`` does: ``docker.io/library/redis:7@sha256:…`` for a tag (asking the
+    registry), and for an image already pinned by digest only the normalised name and the digest
+    (``reference.ParseDockerRef`` drops the tag of a tagged-and-digested reference)."""
+    from orchestrator.cli.verb_images import resolve_project_image_digests
+    from orchestrator.runtime.images.reference import Reference, parse_image_source
+
+    pinned = resolve_project_image_digests(ctx, project)
+    services = project.records["services"]
+    for name, image in pinned.items():
+        written = parse_image_source(str(services[name]["image"]))
+        if isinstance(written, Reference) and written.digest:
+            image = str(Reference(written.domain, written.path, None, written.digest))
+        services[name]["image"] = image
+
+
 def register(app: typer.Typer) -> None:
     @app.command("config")
     def config_cmd(
@@ -140,6 +159,9 @@ def register(app: typer.Typer) -> None:
         output: Annotated[
             str | None, typer.Option("--output", "-o", help="Save to file (default to stdout)")
         ] = None,
+        resolve_digests: Annotated[
+            bool, typer.Option("--resolve-image-digests", help="Pin image tags to digests")
+        ] = False,
     ) -> None:
         """Parse, resolve and render the Compose file in canonical format."""
         from orchestrator.cli.project import load_project_from_cli
@@ -158,6 +180,8 @@ def register(app: typer.Typer) -> None:
         )
         if not raw:
             _check_dependencies(project)
+        if resolve_digests and not raw and not listing:
+            resolve_image_digests(ctx, project)
         if raw and list_services:
             text = "".join(f"{n}\n" for n in sorted(project.model.get("services") or {}))
         elif hash_ is not None:
