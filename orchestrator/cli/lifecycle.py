@@ -98,7 +98,7 @@ def guess_project_name(ctx: typer.Context) -> str | None:
 
 def project_payload(loaded: Any) -> dict[str, Any]:
     """The loaded project as the supervisor takes it (the canonical document, bound there)."""
-    from orchestrator.reconciler.desired import document_payload
+    from orchestrator.reconciler.payload import document_payload
 
     return document_payload(loaded)
 

@@ -27,8 +27,9 @@ from orchestrator.planner.observed import Dependency, Desired, DesiredService
 from orchestrator.planner.restart import RestartPolicy
 from orchestrator.reconciler import hostroot
 from orchestrator.reconciler.health import HealthCheck
+from orchestrator.reconciler.payload import document_payload as document_payload
 from orchestrator.reconciler.project import ProjectSpec, ServiceBehaviour
-from orchestrator.reconciler.stackrefs import REFS_KEY, environment_names, resolve_refs
+from orchestrator.reconciler.stackrefs import REFS_KEY, resolve_refs
 from orchestrator.state.logs import LogOptions
 
 ROOTFS_PREFIX = "rootfs:"
@@ -79,28 +80,6 @@ def from_document(payload: Mapping[str, Any]) -> ProjectSpec:
         payload.get("extensions"),
         environment=payload.get("file_environment") or {},
     )
-
-
-def document_payload(project: Any) -> dict[str, Any]:
-    """What :func:`from_document` needs, from a loaded project (JSON-able)."""
-    return {
-        "name": project.name,
-        "working_dir": project.working_dir,
-        "files": list(project.files),
-        "document": project.document,
-        "config_hashes": dict(project.config_hashes),
-        "extensions": {
-            name: record.get("#extensions") or {}
-            for name, record in (project.records.get("services") or {}).items()
-            if isinstance(record, Mapping)
-        },
-        # Only the variables secrets and configs take their content from.
-        "file_environment": {
-            key: project.environment[key]
-            for key in (environment_names(project.stack) if project.stack is not None else ())
-            if key in project.environment
-        },
-    }
 
 
 def project_spec(
