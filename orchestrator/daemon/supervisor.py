@@ -11,6 +11,9 @@ for the next supervisor to adopt).
 Requests (``daemon.protocol``): ``ping``, ``up``, ``down``, ``stop``, ``start``, ``restart``,
 ``exec``, ``events``. ``up`` takes a test hook, ``options.test_kill_after_actions`` (set by the
 CLI from ``ORC_TEST_KILL_AFTER_ACTIONS``): the supervisor SIGKILLs itself after that many actions.
+``up`` options may carry ``image_options`` (registry settings and archive base directory, from the
+CLI's environment: :class:`~orchestrator.reconciler.ports.ImageOptions`) and ``locked_images``
+(``up --locked``: service → the ``compose.lock`` pin the CLI checked, run instead of the tag).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from orchestrator.daemon.protocol import socket_path
 from orchestrator.errors import OrcError, UsageError
 from orchestrator.planner.plan import DownOptions, UpOptions
 from orchestrator.reconciler.events import EventBus
-from orchestrator.reconciler.ports import ExecRequest
+from orchestrator.reconciler.ports import ExecRequest, ImageOptions
 from orchestrator.reconciler.project import ProjectSpec
 from orchestrator.reconciler.reconciler import ExecutionReport, Reconciler
 from orchestrator.state.proc import pid_start_time
@@ -365,6 +368,14 @@ class Supervisor:
             if spec is None:
                 raise UsageError("up needs the project's files")
             options = request.get("options") or {}
+            if options.get("image_options") is not None:
+                await self.reconciler.runtime.configure_images(
+                    ImageOptions.from_json(options["image_options"])
+                )
+            if options.get("locked_images") is not None:
+                from orchestrator.reconciler.desired import pin_images
+
+                spec = pin_images(spec, {str(k): str(v) for k, v in options["locked_images"].items()})
             return await self.reconciler.up(
                 spec,
                 UpOptions(

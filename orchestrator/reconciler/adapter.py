@@ -45,6 +45,7 @@ from orchestrator.reconciler.ports import (
     ExecRequest,
     ExecResult,
     ExitStatus,
+    ImageOptions,
     NetworkInfo,
     StartedContainer,
 )
@@ -134,6 +135,7 @@ class KernelRuntime:
         self._waiters = anyio.CapacityLimiter(_WAIT_THREADS)
         self._group: Any = None
         self._own_images = False
+        self._image_options = ImageOptions()
         self._killed: set[str] = set()
         self._attached: dict[str, tuple[int, int, int]] = {}
         self._terminals: set[str] = set()
@@ -159,9 +161,32 @@ class KernelRuntime:
             from orchestrator.runtime.images.driver import LocalImages
             from orchestrator.runtime.images.store import ImageStore
 
-            self.images = LocalImages(ImageStore(self.lib_root / "images"))
+            options = self._image_options
+            self.images = LocalImages(
+                ImageStore(self.lib_root / "images"),
+                registry_options=_registry_options(options),
+                base_dir=Path(options.base_dir) if options.base_dir else None,
+            )
             self._own_images = True
         return self.images
+
+    async def configure_images(self, options: ImageOptions) -> None:
+        """Registry settings and the archive base directory for the next pulls. A driver opened
+        with other settings drops its registry client (it reconnects with the new ones)."""
+        if options == self._image_options:
+            return
+        self._image_options = options
+        if self._own_images and self.images is not None:
+            await self.images.aclose()
+            self.images.registry_options = _registry_options(options)
+            self.images.base_dir = Path(options.base_dir) if options.base_dir else None
+
+    def _platform_of(self, reference: str) -> str | None:
+        """The ``platform:`` of the services that run ``reference`` (None: this host's)."""
+        for service in self._service_defs.values():
+            if service.image == reference and service.platform:
+                return service.platform
+        return None
 
     async def __aexit__(self, *exc: object) -> None:
         if self._own_images and self.images is not None:
@@ -193,10 +218,19 @@ class KernelRuntime:
                 if hostroot.is_host_reference(reference) or Path(reference[len(ROOTFS_PREFIX) :]).is_dir():
                     found[reference] = reference
                 continue
-            image = self._image_driver().get(reference)
-            if image is not None:
-                self._images[reference] = image
-                found[reference] = image.id
+            driver = self._image_driver()
+            image = driver.get(reference)
+            if image is None:
+                continue
+            platform = self._platform_of(reference)
+            if platform is not None and hasattr(driver, "decide"):
+                from orchestrator.runtime.images.policy import Action
+
+                # pulled for another platform than the service's: absent, so the planner pulls
+                if driver.decide(reference, platform=platform).action is not Action.USE_LOCAL:
+                    continue
+            self._images[reference] = image
+            found[reference] = image.id
         return found
 
     async def pull(self, image: str) -> str:
@@ -207,7 +241,7 @@ class KernelRuntime:
             )
         if image.startswith(ROOTFS_PREFIX):
             raise NotFoundError(f"x-orc rootfs directory {image[len(ROOTFS_PREFIX) :]} does not exist")
-        pulled = await self._image_driver().pull(image)
+        pulled = await self._image_driver().pull(image, platform=self._platform_of(image))
         self._images[image] = pulled
         return str(pulled.id)
 
@@ -1087,6 +1121,18 @@ def _block_counters(handle: CgroupHandle) -> tuple[int, int]:
 
 def _port(port: Any) -> DriverPortSpec:
     return DriverPortSpec(port.target, port.published, port.host_ip, port.protocol)
+
+
+def _registry_options(options: ImageOptions) -> Any:
+    """The images driver's ``RegistryOptions`` for what the CLI sent."""
+    from orchestrator.runtime.images.auth import Credentials
+    from orchestrator.runtime.images.registry import DEFAULT_CERTS_DIRS, RegistryOptions
+
+    return RegistryOptions(
+        credentials=Credentials(Path(options.docker_config) if options.docker_config else None),
+        certs_dirs=tuple(Path(d) for d in options.certs_dirs) or DEFAULT_CERTS_DIRS,
+        insecure_registries=frozenset(options.insecure_registries),
+    )
 
 
 def _normalised(pools: Sequence[ipam.PoolRange]) -> tuple[ipam.PoolRange, ...]:

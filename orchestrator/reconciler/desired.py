@@ -11,6 +11,7 @@ signal and grace period, log rotation, and the model ``Service`` itself for the 
 directory) instead of an image; its image reference becomes ``rootfs:<absolute dir>``, which the
 runtime adapter reports as always present; ``rootfs: host`` runs it on the host's own userland
 (see :mod:`orchestrator.reconciler.hostroot`). Called by the supervisor and the ``plan`` verb.
+:func:`pin_images` applies ``up --locked``: services run the digests of ``compose.lock``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import replace as dataclass_replace
 from typing import Any
 
-from orchestrator.errors import StackError
+from orchestrator.errors import StackError, UsageError
 from orchestrator.model import Service, Stack, thaw
 from orchestrator.model.frozen import FrozenDict
 from orchestrator.planner.observed import Dependency, Desired, DesiredService
@@ -129,6 +130,32 @@ def project_spec(
         behaviours[service_name] = behaviour_of(service)
     desired = Desired(name, tuple(services), tuple(sorted(managed_networks)), tuple(sorted(managed_volumes)))
     return ProjectSpec(desired, behaviours, working_dir=working_dir, config_files=files)
+
+
+def pin_images(spec: ProjectSpec, pins: Mapping[str, str]) -> ProjectSpec:
+    """``spec`` with each service in ``pins`` running the pinned reference (``name:tag@sha256:…``
+    from ``compose.lock``) instead of its ``image:`` as written, so only that digest is looked up
+    and pulled. The config hash is untouched: a container already running the same image is kept,
+    one running another image of the tag is recreated (``image digest changed``). Services that run
+    an ``x-orc`` rootfs keep it."""
+    unknown = sorted(set(pins) - {s.name for s in spec.desired.services})
+    if unknown:
+        raise UsageError(f"the lock pins services the project does not have: {', '.join(unknown)}")
+    services = []
+    behaviours = dict(spec.behaviours)
+    for service in spec.desired.services:
+        pinned = pins.get(service.name)
+        behaviour = spec.behaviour(service.name)
+        source = behaviour.source
+        if pinned is None or not isinstance(source, Service) or source.image != service.image:
+            services.append(service)
+            continue
+        services.append(dataclass_replace(service, image=pinned))
+        behaviours[service.name] = dataclass_replace(
+            behaviour, source=dataclass_replace(source, image=pinned)
+        )
+    desired = dataclass_replace(spec.desired, services=tuple(services))
+    return dataclass_replace(spec, desired=desired, behaviours=behaviours)
 
 
 def image_reference(service: Service, working_dir: str, extensions: Mapping[str, Any] | None = None) -> str:

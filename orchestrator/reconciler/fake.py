@@ -25,6 +25,7 @@ from orchestrator.reconciler.ports import (
     ExecRequest,
     ExecResult,
     ExitStatus,
+    ImageOptions,
     NetworkInfo,
     StartedContainer,
 )
@@ -103,6 +104,8 @@ class FakeRuntime:
         self.delays: dict[str, float] = {}
         self.active = 0
         self.max_active = 0
+        # The image options of the last ``configure_images`` (None: never configured).
+        self.image_options: ImageOptions | None = None
 
     def _record_call(self, line: str) -> None:
         self.calls.append(line)
@@ -136,6 +139,9 @@ class FakeRuntime:
             raise NotFoundError(f"image {image} not found in the registry")
         self.images[image] = self.registry[image]
         return self.images[image]
+
+    async def configure_images(self, options: ImageOptions) -> None:
+        self.image_options = options
 
     async def create_network(self, project: str, name: str) -> NetworkInfo:
         self._record_call(f"create-network {name}")

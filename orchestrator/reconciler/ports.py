@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from orchestrator.state.records import ContainerRecord, EndpointRecord
 
@@ -89,6 +89,37 @@ class ExecRequest:
 
 
 @dataclass(frozen=True)
+class ImageOptions:
+    """How images are fetched, as the CLI found it in its environment (the supervisor must not
+    read its own): the Docker ``config.json`` holding credentials, the ``certs.d``-style CA
+    directories (empty: the images driver's defaults), the registries allowed plain HTTP, and the
+    directory relative ``oci:`` sources are read from (the project directory). JSON-able, since
+    it travels in the ``up`` request."""
+
+    docker_config: str | None = None
+    certs_dirs: tuple[str, ...] = ()
+    insecure_registries: tuple[str, ...] = ()
+    base_dir: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "docker_config": self.docker_config,
+            "certs_dirs": list(self.certs_dirs),
+            "insecure_registries": list(self.insecure_registries),
+            "base_dir": self.base_dir,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ImageOptions:
+        return cls(
+            docker_config=data.get("docker_config"),
+            certs_dirs=tuple(str(d) for d in data.get("certs_dirs") or ()),
+            insecure_registries=tuple(sorted(str(h) for h in data.get("insecure_registries") or ())),
+            base_dir=data.get("base_dir"),
+        )
+
+
+@dataclass(frozen=True)
 class NetworkInfo:
     name: str
     driver_name: str
@@ -103,7 +134,11 @@ class ContainerRuntime(Protocol):
         ...
 
     async def pull(self, image: str) -> str:
-        """Fetch ``image``; return its digest."""
+        """Fetch ``image`` (for the ``platform:`` of the services using it); return its digest."""
+        ...
+
+    async def configure_images(self, options: ImageOptions) -> None:
+        """Use these registry settings and archive base directory for later pulls."""
         ...
 
     async def create_network(self, project: str, name: str) -> NetworkInfo: ...
