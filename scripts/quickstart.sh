@@ -43,15 +43,10 @@ mkdir -p "$CACHE"
 python3 "$REPO/scripts/pack-rootfs-image.py" --busybox --name orc.local/busybox:latest -o "$CACHE/busybox.tar"
 orc image load -i "$CACHE/busybox.tar"
 
-step "examples/quickstart: orc up -d"
+step "examples/quickstart: orc up -d --wait"
 cd "$REPO/examples/quickstart"
-QUICKSTART_PORT="$PORT" orc up -d
-
-# up -d returns once api is healthy; web's own health check needs a second more.
-for _ in $(seq 1 60); do
-    orc ps --format json | grep -q '"Service":"web".*"Health":"healthy"' && break
-    sleep 0.5
-done
+# --wait returns once every service is running, and healthy where it has a health check
+QUICKSTART_PORT="$PORT" orc up -d --wait --wait-timeout 60
 
 step "curl http://127.0.0.1:$PORT/"
 curl -fsS "http://127.0.0.1:$PORT/"
