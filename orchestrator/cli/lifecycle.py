@@ -2,8 +2,10 @@
 
 Owned here: turning the global options, the process environment and the current directory into a
 :class:`~orchestrator.daemon.handle.ProjectHandle` and a :class:`~orchestrator.daemon.handle.LoadRequest`
-(the only reads of ambient state for these verbs), and printing the supervisor's progress events
-the way Docker Compose prints them (`` Container demo-web-1  Started`` on stderr).
+(the only reads of ambient state for these verbs), the images settings ``up`` sends along
+(:func:`image_options`: the environment's registry variables, home and project directory) and the
+``compose.lock`` pins of ``up --locked`` (:func:`locked_images`), and printing the supervisor's
+progress events the way Docker Compose prints them (`` Container demo-web-1  Started`` on stderr).
 """
 
 from __future__ import annotations
@@ -101,6 +103,43 @@ def project_payload(loaded: Any) -> dict[str, Any]:
     from orchestrator.reconciler.payload import document_payload
 
     return document_payload(loaded)
+
+
+# What ``runtime.images.registry.options_from_environment`` reads (importing it here would cost
+# every ``up`` about 0.15 s of httpx imports; the supervisor calls it with these values).
+REGISTRY_VARIABLES = ("DOCKER_CONFIG", "ORC_INSECURE_REGISTRIES", "ORC_CERTS_DIR")
+
+
+def image_options(loaded: Any) -> dict[str, Any]:
+    """The registry variables of this process's environment, the home directory (for
+    ``~/.docker/config.json``) and the project directory (for relative ``oci:`` sources), as the
+    supervisor takes them (``options.image_options``)."""
+    from pathlib import Path
+
+    from orchestrator.reconciler.ports import ImageOptions
+
+    return ImageOptions(
+        environment={k: os.environ[k] for k in REGISTRY_VARIABLES if k in os.environ},
+        home=str(Path.home()),
+        base_dir=str(loaded.working_dir),
+    ).to_json()
+
+
+def locked_images(loaded: Any) -> dict[str, str]:
+    """``up --locked``: service → the reference pinned in ``compose.lock`` (beside the first
+    Compose file) for the service's platform. Refuses, naming the lock file, the service and both
+    images, when there is no lock file or it does not match the Compose file."""
+    from pathlib import Path
+
+    from orchestrator.cli.verb_images import project_images
+    from orchestrator.runtime.images.lock import lock_path, locked_sources
+
+    images = project_images(loaded)
+    return locked_sources(
+        lock_path(Path(loaded.files[0])),
+        {name: item["image"] for name, item in images.items()},
+        {name: item["platform"] for name, item in images.items()},
+    )
 
 
 def roots(ctx: typer.Context) -> Roots:

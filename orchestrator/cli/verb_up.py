@@ -3,7 +3,8 @@
 ``up`` sends the project to its supervisor (started detached if none runs) and prints progress;
 without ``-d`` it then follows the logs and stops the containers on Ctrl-C, as Docker Compose
 does. ``plan`` and ``up --dry-run`` print the plan (actions in waves, each with its cause) computed
-from the files and the recorded state, changing nothing.
+from the files and the recorded state, changing nothing. ``up --locked`` runs the digests pinned in
+``compose.lock`` and refuses, before anything starts, when the lock and the files disagree.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def print_plan(ctx: typer.Context, services: list[str], options: dict[str, Any])
 
     handle, loaded = project_handle(ctx)
     spec = from_loaded(loaded)
+    if options.get("locked"):
+        from orchestrator.cli.lifecycle import locked_images
+        from orchestrator.reconciler.desired import pin_images
+
+        spec = pin_images(spec, locked_images(loaded))
     observed = observe_offline(handle, spec)
     plan = plan_up(
         spec.desired,
@@ -92,6 +98,12 @@ def register(app: typer.Typer) -> None:
         wait_timeout: Annotated[
             float | None, typer.Option("--wait-timeout", help="Maximum seconds to wait with --wait")
         ] = None,
+        locked: Annotated[
+            bool,
+            typer.Option(
+                "--locked", help="Run the image digests pinned in compose.lock; refuse if it is stale"
+            ),
+        ] = False,
     ) -> None:
         """Create and start containers."""
         options = {
@@ -111,17 +123,28 @@ def register(app: typer.Typer) -> None:
         if force_recreate and no_recreate:
             raise UsageError("--force-recreate and --no-recreate are incompatible")
         if dry_run:
-            print_plan(ctx, list(services or []), options)
+            print_plan(ctx, list(services or []), {**options, "locked": locked})
             return
-        from orchestrator.cli.lifecycle import cgroup_prefix, guess_project_name, project_payload, roots
+        from orchestrator.cli.lifecycle import (
+            cgroup_prefix,
+            guess_project_name,
+            image_options,
+            locked_images,
+            project_payload,
+            roots,
+        )
         from orchestrator.daemon.client import call
         from orchestrator.daemon.handle import ProjectHandle
 
         # Boot the supervisor while the files load: the two take about as long as each other.
-        guess = guess_project_name(ctx)
+        # Not with --locked: a stale lock must fail before anything is started.
+        guess = guess_project_name(ctx) if not locked else None
         booting = ProjectHandle(roots(ctx), guess, cgroup_prefix()).begin_supervisor() if guess else None
         try:
             handle, loaded = project_handle(ctx)
+            if locked:
+                options["locked_images"] = locked_images(loaded)
+            options["image_options"] = image_options(loaded)
         except BaseException:
             if booting is not None:
                 with contextlib.suppress(Exception):

@@ -1124,15 +1124,12 @@ def _port(port: Any) -> DriverPortSpec:
 
 
 def _registry_options(options: ImageOptions) -> Any:
-    """The images driver's ``RegistryOptions`` for what the CLI sent."""
-    from orchestrator.runtime.images.auth import Credentials
-    from orchestrator.runtime.images.registry import DEFAULT_CERTS_DIRS, RegistryOptions
+    """The images driver's ``RegistryOptions`` for the CLI's environment (defaults without one)."""
+    from orchestrator.runtime.images.registry import RegistryOptions, options_from_environment
 
-    return RegistryOptions(
-        credentials=Credentials(Path(options.docker_config) if options.docker_config else None),
-        certs_dirs=tuple(Path(d) for d in options.certs_dirs) or DEFAULT_CERTS_DIRS,
-        insecure_registries=frozenset(options.insecure_registries),
-    )
+    if options.home is None and not options.environment:
+        return RegistryOptions()
+    return options_from_environment(options.environment, Path(options.home or "/root"))
 
 
 def _normalised(pools: Sequence[ipam.PoolRange]) -> tuple[ipam.PoolRange, ...]:

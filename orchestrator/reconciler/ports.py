@@ -90,31 +90,25 @@ class ExecRequest:
 
 @dataclass(frozen=True)
 class ImageOptions:
-    """How images are fetched, as the CLI found it in its environment (the supervisor must not
-    read its own): the Docker ``config.json`` holding credentials, the ``certs.d``-style CA
-    directories (empty: the images driver's defaults), the registries allowed plain HTTP, and the
-    directory relative ``oci:`` sources are read from (the project directory). JSON-able, since
-    it travels in the ``up`` request."""
+    """How images are fetched, from the CLI's side: the registry variables of its environment
+    (``DOCKER_CONFIG``, ``ORC_INSECURE_REGISTRIES``, ``ORC_CERTS_DIR``; the supervisor never reads
+    its own) and home directory, which the runtime turns into registry options with
+    ``options_from_environment``, and the directory relative ``oci:`` sources are read from (the
+    project directory). JSON-able, since it travels in the ``up`` request."""
 
-    docker_config: str | None = None
-    certs_dirs: tuple[str, ...] = ()
-    insecure_registries: tuple[str, ...] = ()
+    environment: Mapping[str, str] = field(default_factory=dict)
+    home: str | None = None
     base_dir: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "docker_config": self.docker_config,
-            "certs_dirs": list(self.certs_dirs),
-            "insecure_registries": list(self.insecure_registries),
-            "base_dir": self.base_dir,
-        }
+        return {"environment": dict(self.environment), "home": self.home, "base_dir": self.base_dir}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ImageOptions:
+        environment = data.get("environment") or {}
         return cls(
-            docker_config=data.get("docker_config"),
-            certs_dirs=tuple(str(d) for d in data.get("certs_dirs") or ()),
-            insecure_registries=tuple(sorted(str(h) for h in data.get("insecure_registries") or ())),
+            environment={str(k): str(v) for k, v in environment.items()},
+            home=data.get("home"),
             base_dir=data.get("base_dir"),
         )
 
