@@ -6,7 +6,9 @@ the socket, ``setns`` back: a socket stays in the namespace it was created in), 
 helper process. The container end of each veth is created directly in the container's namespace
 (``peer`` with ``net_ns_fd``), which is several times faster than create-then-move.
 
-pyroute2 is imported lazily (CLI cold start). Its synchronous API runs its own event loop, so
+pyroute2 is imported lazily (CLI cold start), and only its ``iproute`` modules: its package
+``__init__`` imports every family it supports (IPDB, NDB, wireless, ...), ~0.1 s and ~6 MiB of a
+supervisor that never uses them (see :func:`_iproute_class`). Its synchronous API runs its own event loop, so
 call these methods from a worker thread (``anyio.to_thread.run_sync``), never from inside a
 running event loop. ``fake.RecordingLinkOps`` records the same calls for unit tests.
 Called by ``driver.NetworkDriver``.
@@ -16,9 +18,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import importlib
+import importlib.util
 import ipaddress
 import os
 import socket
+import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +38,48 @@ NETLINK_ROUTE = 0
 LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a network namespace
 
 NetnsRef = str | int  # a path like /proc/<pid>/ns/net, or an open fd to one
+
+
+_PYROUTE2_LOCK = threading.Lock()
+
+
+def _iproute_class() -> Any:
+    """``pyroute2.IPRoute`` without running ``pyroute2/__init__.py``.
+
+    The package is registered unexecuted, so importing ``pyroute2.iproute.linux`` loads only what
+    that module needs. Anyone who later asks the package itself for a name (``from pyroute2
+    import NDB``) gets the whole package run then, through the module ``__getattr__``.
+    """
+    with _PYROUTE2_LOCK:
+        if "pyroute2" not in sys.modules:
+            spec = importlib.util.find_spec("pyroute2")
+            if spec is not None and spec.loader is not None:
+                sys.modules["pyroute2"] = _deferred_package(spec)
+        from pyroute2.iproute.linux import IPRoute
+
+    return IPRoute
+
+
+def _deferred_package(spec: Any) -> Any:
+    package = importlib.util.module_from_spec(spec)
+    executed = False
+
+    def complete(name: str) -> Any:
+        nonlocal executed
+        if name.startswith("__"):
+            raise AttributeError(name)
+        # ``from pyroute2 import config`` (inside pyroute2) asks for a submodule: just load it.
+        if importlib.util.find_spec(f"pyroute2.{name}") is not None:
+            return importlib.import_module(f"pyroute2.{name}")
+        if not executed:
+            executed = True
+            spec.loader.exec_module(package)
+            if name in package.__dict__:
+                return package.__dict__[name]
+        raise AttributeError(f"module 'pyroute2' has no attribute {name!r}")
+
+    package.__getattr__ = complete  # type: ignore[method-assign]
+    return package
 
 
 @dataclass(frozen=True)
@@ -148,7 +196,7 @@ class PyrouteLinkOps:
     def _host(self) -> Iterator[Any]:
         # one socket per call (~0.3 ms): pyroute2's sync API keeps per-thread event loop state,
         # and sockets cached per worker thread would leak when anyio retires the thread
-        from pyroute2 import IPRoute
+        IPRoute = _iproute_class()
 
         ipr = IPRoute()
         try:
@@ -158,7 +206,7 @@ class PyrouteLinkOps:
 
     @contextmanager
     def _in(self, netns: NetnsRef) -> Iterator[Any]:
-        from pyroute2 import IPRoute
+        IPRoute = _iproute_class()
 
         sock = netlink_socket_in(netns)
         ipr = IPRoute(fileno=sock.detach())

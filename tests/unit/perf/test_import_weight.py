@@ -1,0 +1,67 @@
+"""What the hot paths import: the CLI's project payload and the supervisor's netlink client.
+
+Each check runs in a fresh interpreter (the test process has imported everything already).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def _new_modules(code: str) -> list[str]:
+    script = (
+        "import json, sys\n"
+        "before = set(sys.modules)\n"
+        f"{code}\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_cli_payload_does_not_import_the_reconciler_or_planner() -> None:
+    new = _new_modules(
+        "from orchestrator.cli.lifecycle import project_payload\n"
+        "class P: pass\n"
+        "p = P(); p.name = 'x'; p.working_dir = '/'; p.files = (); p.document = {}\n"
+        "p.config_hashes = {}; p.records = {}; p.environment = {}; p.stack = None\n"
+        "assert project_payload(p)['name'] == 'x'"
+    )
+    heavy = [
+        m for m in new if m.startswith(("orchestrator.planner", "orchestrator.runtime", "asyncio", "anyio"))
+    ]
+    heavy += [
+        m for m in new if m.startswith("orchestrator.reconciler.") and m != "orchestrator.reconciler.payload"
+    ]
+    assert heavy == []
+    assert "orchestrator.reconciler.payload" in new
+
+
+def test_netlink_client_loads_iproute_without_pyroute2s_other_families() -> None:
+    new = _new_modules(
+        "from orchestrator.runtime.network.netlink import _iproute_class\n"
+        "cls = _iproute_class()\n"
+        "assert cls.__name__ == 'IPRoute', cls"
+    )
+    assert "pyroute2.iproute.linux" in new
+    assert not [m for m in new if m.startswith(("pyroute2.ndb", "pyroute2.ipdb", "pyroute2.nftables"))]
+
+
+def test_asking_the_deferred_pyroute2_package_for_a_name_runs_it_whole() -> None:
+    new = _new_modules(
+        "from orchestrator.runtime.network.netlink import _iproute_class\n"
+        "cls = _iproute_class()\n"
+        "import pyroute2\n"
+        "from pyroute2 import IPRoute, NDB\n"
+        "assert IPRoute is cls and NDB.__name__ == 'NDB'\n"
+        "assert pyroute2.__version__ != 'unknown'\n"
+        "try:\n"
+        "    pyroute2.no_such_name\n"
+        "except AttributeError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise SystemExit('missing names must still raise AttributeError')"
+    )
+    assert "pyroute2.ndb.main" in new
