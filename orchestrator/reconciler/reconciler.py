@@ -34,8 +34,18 @@ from orchestrator.planner.restart import RestartTracker
 from orchestrator.reconciler.board import FAIL, OK, ContainerBoard, ContainerView, gate_verdict
 from orchestrator.reconciler.clock import Clock, SystemClock
 from orchestrator.reconciler.events import Event, EventBus
-from orchestrator.reconciler.health import STARTING, HealthCheck, monitor_health
+from orchestrator.reconciler.health import STARTING, UNHEALTHY, HealthCheck, Probe, monitor_health
 from orchestrator.reconciler.ports import ContainerRequest, ContainerRuntime, ExecRequest, ExecResult
+from orchestrator.reconciler.probes import (
+    NetnsProbeDriver,
+    ProbeDriver,
+    extension_of,
+    monitor_ready_log,
+    probe_function,
+    unhealthy_restart_decision,
+    validate_orc_extensions,
+    with_orc_health,
+)
 from orchestrator.reconciler.project import ProjectSpec, ServiceBehaviour
 from orchestrator.state.records import ContainerRecord, NetworkRecord, ProjectRecord
 from orchestrator.state.store import StateStore
@@ -81,8 +91,12 @@ class Reconciler:
         bus: EventBus | None = None,
         wall: Callable[[], float] = time.time,
         concurrency: int = 8,
+        probes: ProbeDriver | None = None,
     ) -> None:
         self.runtime = runtime
+        self.probes: ProbeDriver = probes or NetnsProbeDriver()
+        # Containers orc is stopping because they turned unhealthy (x-orc restart_on_unhealthy).
+        self._unhealthy_stops: set[str] = set()
         self.store = store
         self.clock: Clock = clock or SystemClock()
         self.bus = bus or EventBus()
@@ -164,6 +178,7 @@ class Reconciler:
         """Converge ``spec``: plan and execute until the plan is empty (or stops changing)."""
         options = options or UpOptions()
         report = ExecutionReport()
+        validate_orc_extensions(spec)
         self._remember_project(spec)
         previous: str | None = None
         started_this_run: set[str] = set()
@@ -560,6 +575,7 @@ class Reconciler:
             # The image's HEALTHCHECK, with the service's own timings over the image's.
             image_check = HealthCheck.from_compose({**created.healthcheck, **behaviour.healthcheck_timings})
             behaviour = replace(behaviour, healthcheck=image_check)
+        behaviour = with_orc_health(behaviour)
         self._behaviours[name] = behaviour
         self._trackers[name] = RestartTracker(behaviour.restart)
         self._save(record)
@@ -676,12 +692,20 @@ class Reconciler:
                             tracker.backoff = previous.backoff
                             tracker.cancelled = previous.cancelled
                         self._trackers[name] = tracker
-                    decision = tracker.on_exit(
-                        status.exit_code,
-                        started_at=self._started_at.get(name, self.clock.now()),
-                        exited_at=self.clock.now(),
-                        stopped_by_user=name in self._stopping,
-                    )
+                    started_at = self._started_at.get(name, self.clock.now())
+                    if name in self._unhealthy_stops and name not in self._stopping:
+                        self._unhealthy_stops.discard(name)
+                        decision = unhealthy_restart_decision(
+                            tracker, started_at=started_at, exited_at=self.clock.now()
+                        )
+                    else:
+                        self._unhealthy_stops.discard(name)
+                        decision = tracker.on_exit(
+                            status.exit_code,
+                            started_at=started_at,
+                            exited_at=self.clock.now(),
+                            stopped_by_user=name in self._stopping,
+                        )
                     if not decision.restart:
                         return
                     record.status = "restarting"
@@ -712,8 +736,9 @@ class Reconciler:
     async def _health_loop(self, record: ContainerRecord, behaviour: ServiceBehaviour) -> None:
         assert behaviour.healthcheck is not None
         last = record.health
+        extension = extension_of(behaviour)
 
-        async def probe(argv: Sequence[str], timeout: float) -> ExecResult:
+        async def exec_probe(argv: Sequence[str], timeout: float) -> ExecResult:
             return await self.runtime.exec(record, list(argv), timeout)
 
         def report(status: str, result: ExecResult) -> None:
@@ -723,14 +748,45 @@ class Reconciler:
                 record.health = status
                 self._save(record)
                 self.board.update(record.name, health=status)
-                self._publish("container", f"health_status: {status}", record.name, record.service)
+                detail = {"output": result.output[:200]} if extension.replaces_healthcheck else {}
+                self._publish("container", f"health_status: {status}", record.name, record.service, **detail)
+                if status == UNHEALTHY and extension.restart_on_unhealthy:
+                    self._restart_unhealthy(record, behaviour)
 
+        if extension.ready_log is not None:
+            since = record.started_at or self.wall()
+            reader = self.probes.output_reader(record.log_path or "", since)
+            await monitor_ready_log(extension.ready_log, reader, self.clock, report)
+            return
+        probe: Probe = exec_probe
+        if extension.probe is not None:
+            probe = probe_function(self.probes, lambda: record.pid, extension.probe)
         await monitor_health(behaviour.healthcheck, probe, self.clock, report)
+
+    def _restart_unhealthy(self, record: ContainerRecord, behaviour: ServiceBehaviour) -> None:
+        """Stop the container (stop signal, grace period); its watcher then restarts it."""
+        if self._group is None or record.name in self._stopping or record.name in self._unhealthy_stops:
+            return
+        self._unhealthy_stops.add(record.name)
+        self._publish(
+            "container", "kill", record.name, record.service, signal=behaviour.stop_signal, reason="unhealthy"
+        )
+
+        async def stop() -> None:
+            try:
+                await self.runtime.stop(record, behaviour.stop_signal, behaviour.stop_grace_period)
+            except OrcError as exc:
+                self._unhealthy_stops.discard(record.name)
+                self._publish("container", "restart-failed", record.name, record.service, error=str(exc))
+
+        self._group.start_soon(stop)
 
     # --- helpers -----------------------------------------------------------------------------
 
     def _remember_project(self, spec: ProjectSpec) -> None:
-        self._spec_behaviours = {s.name: spec.behaviour(s.name) for s in spec.desired.services}
+        self._spec_behaviours = {
+            s.name: with_orc_health(spec.behaviour(s.name)) for s in spec.desired.services
+        }
         for service in spec.desired.services:
             self.runtime.describe(
                 spec.name, service.name, spec.behaviour(service.name).source, service.networks
