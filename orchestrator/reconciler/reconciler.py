@@ -263,11 +263,14 @@ class Reconciler:
         with_dependencies: bool = True,
         detach: bool = False,
         stdio: tuple[int, int, int] | None = None,
+        name: str | None = None,
+        overrides: Mapping[str, object] | None = None,
     ) -> ContainerRecord:
         """``orc run``: a one-off container of ``service_name`` (its dependencies started first
-        unless told otherwise), named ``<project>-<service>-run-<suffix>``, with no restart
-        policy and no published ports. Returns its record once it exited (or, with ``detach``,
-        once it started)."""
+        unless told otherwise), named ``<project>-<service>-run-<suffix>`` (or ``name``), with no
+        restart policy and no published ports. ``overrides`` replaces fields of the service's
+        model for this container only (``run -u -w -v -p --entrypoint --service-ports``).
+        Returns its record once it exited (or, with ``detach``, once it started)."""
         self._remember_project(spec)
         service = spec.desired.service(service_name)
         if service is None:
@@ -287,10 +290,9 @@ class Reconciler:
                 source,
                 command=tuple(command) if command else source.command,
                 environment=FrozenDict({**source.environment, **(environment or {})}),
-                container_name=None,
-                ports=(),
+                **{"container_name": None, "ports": (), **(overrides or {})},  # type: ignore[arg-type]
             )
-        name = f"{spec.name}-{service_name}-run-{suffix}"
+        name = name or f"{spec.name}-{service_name}-run-{suffix}"
         created = await self.runtime.create(
             ContainerRequest(
                 project=spec.name,
