@@ -4,18 +4,83 @@ The service's dependencies are started first (``--no-deps`` skips them); the con
 restart policy and publishes no ports. In the foreground it uses our stdin/stdout/stderr, or a
 pseudo-terminal of its own when stdin is a terminal (``-T`` turns that off); its exit code becomes
 orc's; ``--rm`` removes it afterwards, ``-d`` prints its name and returns.
+
+``-u -w --entrypoint -v -p --service-ports`` change the service for this container only: they are
+turned here into the service's keys in canonical Compose (:func:`service_changes`, with the
+loader's own short-syntax parsers; relative ``-v`` sources are taken from the current directory,
+as Docker Compose does) and bound by the supervisor like the file's own keys. ``--name`` names
+the container.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from orchestrator.cli.lifecycle import print_event, project_handle, project_payload
 from orchestrator.cli.verb_exec import terminal_for
 from orchestrator.errors import UsageError
+
+
+def service_changes(
+    document: dict[str, Any],
+    service: str,
+    *,
+    user: str | None = None,
+    workdir: str | None = None,
+    entrypoint: str | None = None,
+    volumes: list[str] | None = None,
+    publish: list[str] | None = None,
+    service_ports: bool = False,
+    cwd: str,
+    home: str | None = None,
+) -> dict[str, Any]:
+    """The keys of ``service`` (canonical Compose) that ``run``'s options change for its container.
+
+    ``-v`` mounts are added to the service's; ``-p`` replaces its ports (which ``run`` otherwise
+    drops; ``--service-ports`` keeps them). An empty ``--entrypoint ""`` clears the image's.
+    """
+    from orchestrator.errors import StackError
+    from orchestrator.stack import canonical as canon
+
+    if publish and service_ports:
+        raise UsageError("--service-ports and --publish are incompatible")
+    written = (document.get("services") or {}).get(service)
+    if written is None:
+        raise UsageError(f"no such service: {service}")
+    changes: dict[str, Any] = {}
+    if user is not None:
+        changes["user"] = user
+    if workdir is not None:
+        changes["working_dir"] = workdir
+    if entrypoint is not None:
+        try:
+            changes["entrypoint"] = shlex.split(entrypoint)
+        except ValueError as exc:
+            raise UsageError(f"invalid --entrypoint {entrypoint!r}: {exc}") from exc
+    if volumes or publish:
+        added: dict[str, Any] = {"services": {service: {}}}
+        if volumes:
+            added["services"][service]["volumes"] = list(volumes)
+        if publish:
+            added["services"][service]["ports"] = list(publish)
+        try:
+            added = canon.canonical(added)
+            added = canon.set_defaults(added)
+            added = canon.resolve_paths(added, cwd, home)
+        except StackError as exc:
+            raise UsageError(f"run: {exc}") from exc
+        if volumes:
+            changes["volumes"] = [*(written.get("volumes") or []), *added["services"][service]["volumes"]]
+        if publish:
+            changes["ports"] = added["services"][service]["ports"]
+    if service_ports:
+        changes["ports"] = list(written.get("ports") or [])
+    return changes
 
 
 def register(app: typer.Typer) -> None:
@@ -31,6 +96,29 @@ def register(app: typer.Typer) -> None:
         ] = None,
         no_deps: Annotated[bool, typer.Option("--no-deps", help="Don't start linked services")] = False,
         no_tty: Annotated[bool, typer.Option("--no-TTY", "-T", help="Disable pseudo-TTY allocation")] = False,
+        user: Annotated[
+            str | None, typer.Option("--user", "-u", help="Run as specified username or uid")
+        ] = None,
+        workdir: Annotated[
+            str | None, typer.Option("--workdir", "-w", help="Working directory inside the container")
+        ] = None,
+        volume: Annotated[
+            list[str] | None, typer.Option("--volume", "-v", help="Bind mount a volume")
+        ] = None,
+        publish: Annotated[
+            list[str] | None,
+            typer.Option("--publish", "-p", help="Publish a container's port(s) to the host"),
+        ] = None,
+        service_ports: Annotated[
+            bool,
+            typer.Option(
+                "--service-ports", help="Run command with the service's ports enabled and mapped to the host"
+            ),
+        ] = False,
+        entrypoint: Annotated[
+            str | None, typer.Option("--entrypoint", help="Override the entrypoint of the image")
+        ] = None,
+        name: Annotated[str | None, typer.Option("--name", help="Assign a name to the container")] = None,
     ) -> None:
         """Run a one-off command on a service."""
         environment: dict[str, str] = {}
@@ -40,13 +128,28 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(f"invalid --env {item!r}: expected KEY=VALUE")
             environment[key] = value if sep else ""
         handle, loaded = project_handle(ctx)
+        payload = project_payload(loaded)
+        changes = service_changes(
+            payload["document"],
+            service,
+            user=user,
+            workdir=workdir,
+            entrypoint=entrypoint,
+            volumes=volume,
+            publish=publish,
+            service_ports=service_ports,
+            cwd=os.getcwd(),
+            home=os.environ.get("HOME"),
+        )
         with terminal_for(not no_tty and not detach) as on_terminal:
             result = handle.request(
                 "run",
                 start=True,
                 on_event=print_event,
-                project=project_payload(loaded),
+                project=payload,
                 service=service,
+                service_changes=changes,
+                name=name,
                 command=list(command) if command else None,
                 environment=environment,
                 rm=remove,

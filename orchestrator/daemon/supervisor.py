@@ -65,6 +65,41 @@ def load_spec(load: dict[str, Any]) -> ProjectSpec:
     return from_loaded(load_project(options, HostFileSource()))
 
 
+# The service keys ``run`` may change for its container (``service_changes``), all named as
+# the model's fields.
+ONE_OFF_KEYS = frozenset({"user", "working_dir", "entrypoint", "volumes", "ports"})
+
+
+def one_off_overrides(request: dict[str, Any], service: str) -> dict[str, object]:
+    """The model fields of ``service`` that ``run`` changes for its one-off container.
+
+    ``request["service_changes"]`` holds the service's keys as canonical Compose (what the CLI
+    built from ``-u -w -v -p --entrypoint --service-ports``); they are bound with the rest of the
+    project's document, like the file's own, and only the changed fields are taken, so the
+    project this supervisor remembers keeps the service as written.
+    """
+    changes = request.get("service_changes") or {}
+    if not changes:
+        return {}
+    unknown = set(changes) - ONE_OFF_KEYS
+    if unknown:
+        raise UsageError(f"run cannot change {', '.join(sorted(unknown))} of a service")
+    project = request.get("project")
+    if not project:
+        raise UsageError("run with service changes needs the project's document")
+    import copy
+
+    from orchestrator.reconciler.desired import from_document
+
+    document = copy.deepcopy(project["document"])
+    services = document.get("services") or {}
+    if service not in services:
+        raise UsageError(f"no such service: {service}")
+    services[service].update(copy.deepcopy(changes))
+    source = from_document({**project, "document": document}).behaviour(service).source
+    return {key: getattr(source, key) for key in changes}
+
+
 def report_json(report: ExecutionReport) -> dict[str, Any]:
     return {
         "done": report.done,
@@ -320,7 +355,9 @@ class Supervisor:
             raise UsageError("run needs the project's files")
         suffix = request.get("name_suffix") or os.urandom(6).hex()
         if request.get("tty") and len(fds) == 3:
-            self.reconciler.runtime.use_terminal(f"{spec.name}-{request['service']}-run-{suffix}")
+            self.reconciler.runtime.use_terminal(
+                request.get("name") or f"{spec.name}-{request['service']}-run-{suffix}"
+            )
         async with self._changing:
             record = await self.reconciler.run_one_off(
                 spec,
@@ -331,6 +368,8 @@ class Supervisor:
                 with_dependencies=not request.get("no_deps"),
                 detach=True,
                 stdio=(fds[0], fds[1], fds[2]) if len(fds) == 3 else None,
+                name=request.get("name") or None,
+                overrides=one_off_overrides(request, str(request["service"])),
             )
         if not request.get("detach"):
             record = await self.reconciler.wait_exit(record.name)
