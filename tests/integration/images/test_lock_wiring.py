@@ -379,6 +379,10 @@ def test_up_uses_the_environments_credentials_and_cas_the_project_dir_and_platfo
     configured = Orc(
         orc.root, orc.project_dir, name, {"DOCKER_CONFIG": str(docker_config), "ORC_CERTS_DIR": str(certs)}
     )
+    # without them the TLS registry with Basic auth cannot be used
+    refused = orc("up", "-d", check=False)
+    assert refused.returncode != 0 and f"{host}/test/busybox:v1" in refused.stderr
+    # the same supervisor takes the new settings with the next up
     configured("up", "-d")
     assert {(r["Service"], r["State"]) for r in orc.ps()} == {
         ("secure", "running"),
