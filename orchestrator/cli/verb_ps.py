@@ -1,7 +1,10 @@
 """``orc ps``: list the project's containers from the recorded state (no supervisor needed).
 
 ``--format json`` prints one JSON object per line with Docker Compose's keys (ID, Name, Service,
-State, Health, ExitCode, ...); the default is a table.
+State, Health, ExitCode, ...); the default is a table. Service arguments, ``--status`` (repeatable:
+Docker's words created, running, paused, restarting, removing, exited, dead) and ``--filter
+status=...`` narrow the list; a status filter includes stopped containers, as ``-a`` does (Docker
+Compose v2.40.3 does the same, and shows nothing for a word it does not know).
 """
 
 from __future__ import annotations
@@ -49,6 +52,17 @@ def _ago(seconds: int) -> str:
     return f"{seconds // 3600} hour{'s' * (seconds // 3600 != 1)}"
 
 
+def status_filter(statuses: list[str] | None, filters: list[str] | None) -> set[str]:
+    """The container states ``--status`` and ``--filter status=...`` ask for (empty: any)."""
+    wanted = set(statuses or [])
+    for item in filters or []:
+        key, sep, value = item.partition("=")
+        if not sep or key != "status":
+            raise UsageError(f"invalid --filter {item!r}: only status=STATUS is supported")
+        wanted.add(value)
+    return wanted
+
+
 def register(app: typer.Typer) -> None:
     @app.command("ps")
     def ps_cmd(
@@ -58,14 +72,29 @@ def register(app: typer.Typer) -> None:
         format_: Annotated[str, typer.Option("--format", help="table or json")] = "table",
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only display IDs")] = False,
         list_services: Annotated[bool, typer.Option("--services", help="Display services")] = False,
+        status: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--status",
+                metavar="STATUS",
+                help="Filter services by status: created|running|paused|restarting|removing|exited|dead",
+            ),
+        ] = None,
+        filter_: Annotated[
+            list[str] | None,
+            typer.Option("--filter", metavar="status=STATUS", help="Filter services by a property"),
+        ] = None,
     ) -> None:
         """List containers."""
         if format_ not in ("table", "json"):
             raise UsageError(f"unsupported --format {format_!r}: table or json")
+        wanted = status_filter(status, filter_)
         handle, _ = project_handle(ctx, need_files=False)
         now = time.time()
         records = [
-            r for r in handle.containers(include_stopped=all_) if not services or r.service in services
+            r
+            for r in handle.containers(include_stopped=all_ or bool(wanted))
+            if (not services or r.service in services) and (not wanted or r.status in wanted)
         ]
         if list_services:
             for name in sorted({r.service for r in records}):
