@@ -2,19 +2,59 @@
 
 Reads the files directly (no supervisor needed): ``--tail`` per container, ``--since``/``--until``
 as RFC 3339 times or durations (``10m``), ``-t`` timestamps, ``-f`` follows across rotation and
-restarts until interrupted.
+restarts until interrupted. On a terminal each container's ``name |`` prefix gets its own colour
+(Docker Compose's cycle: cyan, yellow, green, magenta, blue, then their bold forms), unless
+``--no-color`` or ``NO_COLOR`` is set; ``up``'s attached output uses the same :class:`LinePrinter`.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from orchestrator.cli.lifecycle import project_handle
 from orchestrator.errors import UsageError
+
+if TYPE_CHECKING:
+    from orchestrator.state.logs import LogEntry
+
+_PREFIX_COLOURS = ("36", "33", "32", "35", "34", "36;1", "33;1", "32;1", "35;1", "34;1")
+
+
+def use_colour(no_color: bool) -> bool:
+    """Colour prefixes only on a terminal, unless told not to (``--no-color``, ``NO_COLOR``)."""
+    return not no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+
+
+class LinePrinter:
+    """Formats log entries as ``docker compose logs`` prints them, colouring each container's
+    prefix with the next colour of the cycle the first time the container appears."""
+
+    def __init__(
+        self, prefix_width: int, *, colour: bool, timestamps: bool = False, prefix: bool = True
+    ) -> None:
+        self.prefix_width = prefix_width
+        self.colour = colour
+        self.timestamps = timestamps
+        self.prefix = prefix
+        self._colours: dict[str, str] = {}
+
+    def format(self, entry: LogEntry) -> str:
+        from orchestrator.state.logs import format_entry
+
+        if not (self.colour and self.prefix):
+            return format_entry(
+                entry, prefix_width=self.prefix_width, timestamps=self.timestamps, prefix=self.prefix
+            )
+        code = self._colours.setdefault(
+            entry.container, _PREFIX_COLOURS[len(self._colours) % len(_PREFIX_COLOURS)]
+        )
+        text = format_entry(entry, timestamps=self.timestamps, prefix=False)
+        return f"\033[{code}m{entry.container.ljust(self.prefix_width)} | \033[0m{text}"
 
 
 def parse_when(text: str | None, now: float) -> int | None:
@@ -53,9 +93,10 @@ def register(app: typer.Typer) -> None:
         since: Annotated[str | None, typer.Option("--since", help="Since a time or a duration ago")] = None,
         until: Annotated[str | None, typer.Option("--until", help="Until a time or a duration ago")] = None,
         no_prefix: Annotated[bool, typer.Option("--no-log-prefix", help="Don't print the prefix")] = False,
+        no_color: Annotated[bool, typer.Option("--no-color", help="Produce monochrome output")] = False,
     ) -> None:
         """View output from containers."""
-        from orchestrator.state.logs import follow_logs, format_entry, read_logs
+        from orchestrator.state.logs import follow_logs, read_logs
 
         if tail != "all" and not tail.isdigit():
             raise UsageError(f"invalid --tail {tail!r}: a number or all")
@@ -65,12 +106,11 @@ def register(app: typer.Typer) -> None:
         wanted = list(services or [])
         sources = handle.log_sources(wanted)
         width = max((len(name) for name, _ in sources), default=0)
+        printer = LinePrinter(width, colour=use_colour(no_color), timestamps=timestamps, prefix=not no_prefix)
         for entry in read_logs(
             sources, tail=None if tail == "all" else int(tail), since_ns=since_ns, until_ns=until_ns
         ):
-            sys.stdout.write(
-                format_entry(entry, prefix_width=width, timestamps=timestamps, prefix=not no_prefix)
-            )
+            sys.stdout.write(printer.format(entry))
         sys.stdout.flush()
         if not follow:
             return
@@ -78,9 +118,7 @@ def register(app: typer.Typer) -> None:
             for entry in follow_logs(
                 lambda: handle.log_sources(wanted), keep_going=lambda: True, until_ns=until_ns
             ):
-                sys.stdout.write(
-                    format_entry(entry, prefix_width=width, timestamps=timestamps, prefix=not no_prefix)
-                )
+                sys.stdout.write(printer.format(entry))
                 sys.stdout.flush()
         except KeyboardInterrupt:
             return
