@@ -326,10 +326,20 @@ class KernelRuntime:
     def _lower_dirs(self, record: ContainerRecord) -> tuple[str, ...]:
         if record.image.startswith(ROOTFS_PREFIX):
             return (record.image[len(ROOTFS_PREFIX) :],)
-        image = self._images.get(record.image)
+        image = self._image_of(record.image)
         if image is None:
             raise NotFoundError(f"image {record.image} is not present")
         return tuple(str(d) for d in image.lower_dirs)
+
+    def _image_of(self, reference: str) -> Any | None:
+        """The local image of a container's reference. A container created by an earlier
+        supervisor may run one the current files no longer name (an ``up --locked`` pin)."""
+        image = self._images.get(reference)
+        if image is None and not reference.startswith((ROOTFS_PREFIX, BUILD_PREFIX)):
+            image = self._image_driver().get(reference)
+            if image is not None:
+                self._images[reference] = image
+        return image
 
     def describe(self, project: str, service: str, source: object | None, networks: tuple[str, ...]) -> None:
         if isinstance(source, Service):
@@ -517,7 +527,7 @@ class KernelRuntime:
         joins: dict[str, str] | None = None,
         etc_dir: Path | None = None,
     ) -> ContainerSpec:
-        image = self._images.get(record.image)
+        image = self._image_of(record.image)
         config = image.config if image is not None else None
         args = _arguments(service, config)
         if not args:

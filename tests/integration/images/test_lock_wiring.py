@@ -40,7 +40,7 @@ from orchestrator.runtime.images.lock import LockedImage, LockFile, render_lock
 from orchestrator.runtime.images.store import ImageStore
 from orchestrator.state.store import FileStateStore
 from tests.integration.images.conftest import Images, SecureRegistry
-from tests.integration.images.support import Registry, skopeo_push
+from tests.integration.images.support import Registry, skopeo_push, wait_for
 from tests.integration.images.test_resolve_digests_oracle import docker_problem
 
 
@@ -335,6 +335,16 @@ def test_up_locked_runs_the_locked_digest_after_the_tag_moved(
     assert ran is not None and ran.manifest_digest == images.busybox_digest
     record = FileStateStore(orc.root / "run").load_container(name, f"{name}-web-1")
     assert record is not None and record.image_digest == ran.id
+    assert orc("exec", "-T", "web", "test", "-e", "/app/hello.txt", check=False).returncode == 1
+
+    # a new supervisor (the old one left on SIGTERM) restarts it from the pinned image, which the
+    # files it loads no longer name
+    supervisor = json.loads((orc.root / "run" / name / "project.json").read_text())["supervisor_pid"]
+    os.kill(supervisor, signal.SIGTERM)
+    assert wait_for(lambda: not Path(f"/proc/{supervisor}").exists(), timeout=10)
+    orc("restart", "-t", "1", "web")
+    [row] = orc.ps()
+    assert (row["State"], row["Image"]) == ("running", pinned)
     assert orc("exec", "-T", "web", "test", "-e", "/app/hello.txt", check=False).returncode == 1
 
     # without --locked the tag is followed: the container is recreated from the new image
