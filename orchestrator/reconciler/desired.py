@@ -22,7 +22,7 @@ from dataclasses import replace as dataclass_replace
 from typing import Any
 
 from orchestrator.errors import StackError, UsageError
-from orchestrator.model import Service, Stack, thaw
+from orchestrator.model import Service, Stack, freeze, thaw
 from orchestrator.model.frozen import FrozenDict
 from orchestrator.planner.observed import Dependency, Desired, DesiredService
 from orchestrator.planner.restart import RestartPolicy
@@ -126,7 +126,11 @@ def project_spec(
             )
         )
         refs = resolve_refs(stack, service, environment or {})
-        service = dataclass_replace(service, extensions=FrozenDict({**service.extensions, REFS_KEY: refs}))
+        # x-* keys the model does not carry (x-orc: probes, ready_log...) travel with the service too.
+        carried = freeze(dict(extensions.get(service_name) or {}))
+        service = dataclass_replace(
+            service, extensions=FrozenDict({**carried, **service.extensions, REFS_KEY: refs})
+        )
         behaviours[service_name] = behaviour_of(service)
     desired = Desired(name, tuple(services), tuple(sorted(managed_networks)), tuple(sorted(managed_volumes)))
     return ProjectSpec(desired, behaviours, working_dir=working_dir, config_files=files)
