@@ -5,6 +5,9 @@ without ``-d`` it then follows the logs and stops the containers on Ctrl-C, as D
 does. ``plan`` and ``up --dry-run`` print the plan (actions in waves, each with its cause) computed
 from the files and the recorded state, changing nothing. ``up --locked`` runs the digests pinned in
 ``compose.lock`` and refuses, before anything starts, when the lock and the files disagree.
+``--abort-on-container-exit`` stops every container once one of the attached ones has exited and
+ends with the first one's exit code; ``--exit-code-from SERVICE`` implies it and ends with that
+service's exit code instead.
 """
 
 from __future__ import annotations
@@ -104,6 +107,21 @@ def register(app: typer.Typer) -> None:
                 "--locked", help="Run the image digests pinned in compose.lock; refuse if it is stale"
             ),
         ] = False,
+        abort_on_container_exit: Annotated[
+            bool,
+            typer.Option(
+                "--abort-on-container-exit", help="Stops all containers if any container was stopped"
+            ),
+        ] = False,
+        exit_code_from: Annotated[
+            str | None,
+            typer.Option(
+                "--exit-code-from",
+                metavar="SERVICE",
+                help="Return the exit code of the selected service container; implies --abort-on-container-exit",
+            ),
+        ] = None,
+        no_color: Annotated[bool, typer.Option("--no-color", help="Produce monochrome output")] = False,
     ) -> None:
         """Create and start containers."""
         options = {
@@ -122,6 +140,11 @@ def register(app: typer.Typer) -> None:
             options["test_kill_after_actions"] = int(kill_after)
         if force_recreate and no_recreate:
             raise UsageError("--force-recreate and --no-recreate are incompatible")
+        abort = abort_on_container_exit or exit_code_from is not None
+        if abort and detach:
+            raise UsageError("--detach cannot be combined with --abort-on-container-exit")
+        if abort and wait:
+            raise UsageError("--wait cannot be combined with --abort-on-container-exit")
         if dry_run:
             print_plan(ctx, list(services or []), {**options, "locked": locked})
             return
@@ -142,6 +165,8 @@ def register(app: typer.Typer) -> None:
         booting = ProjectHandle(roots(ctx), guess, cgroup_prefix()).begin_supervisor() if guess else None
         try:
             handle, loaded = project_handle(ctx)
+            if exit_code_from is not None and exit_code_from not in _service_names(loaded):
+                raise UsageError(f"no such service: {exit_code_from}")
             if locked:
                 options["locked_images"] = locked_images(loaded)
             options["image_options"] = image_options(loaded)
@@ -159,7 +184,16 @@ def register(app: typer.Typer) -> None:
             _wait_ready(handle, list(services or []), wait_timeout)
         if detach or no_start or wait:
             return
-        _attach(handle, list(services or []), timeout)
+        code = _attach(
+            handle,
+            list(services or []),
+            timeout,
+            abort=abort,
+            exit_code_from=exit_code_from,
+            no_color=no_color,
+        )
+        if code:
+            raise typer.Exit(code)
 
     @app.command("plan")
     def plan_cmd(
@@ -210,21 +244,75 @@ def _wait_ready(handle: Any, services: list[str], timeout: float | None) -> None
         time.sleep(0.05)
 
 
-def _attach(handle: Any, services: list[str], timeout: float | None) -> None:
-    """Follow the logs until every container has exited, or stop them all on Ctrl-C."""
-    from orchestrator.state.logs import follow_logs, format_entry
+def _service_names(loaded: Any) -> set[str]:
+    document = getattr(loaded, "document", None) or {}
+    return set(document.get("services") or {})
+
+
+def abort_verdict(records: list[Any], services: list[str]) -> Any | None:
+    """The attached container whose exit ends ``up --abort-on-container-exit`` (the first to
+    have exited, by finish time), or None while they all run (one-off containers do not count)."""
+    exited = [
+        r
+        for r in records
+        if not r.one_off and (not services or r.service in services) and r.status in ("exited", "dead")
+    ]
+    return min(exited, key=lambda r: (r.finished_at or 0.0, r.name)) if exited else None
+
+
+def abort_exit_code(records: list[Any], first: Any, exit_code_from: str | None) -> int:
+    """What ``up`` exits with after aborting: ``--exit-code-from``'s service's container (its
+    first replica), else the container that exited first."""
+    if exit_code_from is not None:
+        own = sorted(
+            (r for r in records if r.service == exit_code_from and not r.one_off), key=lambda r: r.number
+        )
+        first = own[0] if own else None
+    if first is None or first.exit_code is None:
+        return 1 if exit_code_from is not None else 0
+    return int(first.exit_code)
+
+
+def _attach(
+    handle: Any,
+    services: list[str],
+    timeout: float | None,
+    *,
+    abort: bool = False,
+    exit_code_from: str | None = None,
+    no_color: bool = False,
+) -> int:
+    """Follow the logs until every container has exited, or stop them all on Ctrl-C (or, with
+    ``abort``, once one has exited). Returns the exit code ``up`` ends with."""
+    from orchestrator.cli.verb_logs import LinePrinter, use_colour
+    from orchestrator.state.logs import follow_logs
 
     sources = handle.log_sources(services)
-    width = max((len(name) for name, _ in sources), default=0)
+    printer = LinePrinter(max((len(name) for name, _ in sources), default=0), colour=use_colour(no_color))
+    first_exited: list[Any] = []
 
-    def running() -> bool:
-        return any(r.status in ("running", "restarting") for r in handle.containers(include_stopped=False))
+    def keep_going() -> bool:
+        records = handle.containers(include_stopped=True)
+        if abort:
+            first = abort_verdict(records, services)
+            if first is not None:
+                first_exited.append(first)
+                return False
+        return any(r.status in ("running", "restarting") for r in records)
 
     try:
-        for entry in follow_logs(lambda: handle.log_sources(services), keep_going=running, from_start=True):
-            sys.stdout.write(format_entry(entry, prefix_width=width))
+        for entry in follow_logs(
+            lambda: handle.log_sources(services), keep_going=keep_going, from_start=True
+        ):
+            sys.stdout.write(printer.format(entry))
             sys.stdout.flush()
     except KeyboardInterrupt:
         print("Gracefully stopping... (press Ctrl+C again to force)", file=sys.stderr)
         finish(handle.request("stop", services=services, timeout=timeout, on_event=print_event))
-    time.sleep(0)
+        return 0
+    if not first_exited:
+        return 0
+    message = "Aborting on container exit..."
+    print(f"\033[31m\033[1m{message}\033[0m" if sys.stderr.isatty() else message, file=sys.stderr)
+    finish(handle.request("stop", services=[], timeout=timeout, on_event=print_event))
+    return abort_exit_code(handle.containers(include_stopped=True), first_exited[0], exit_code_from)

@@ -1,0 +1,176 @@
+"""The lifecycle verbs' Docker Compose flags on the real kernel, through the CLI.
+
+``run -u -w --entrypoint -v -p --service-ports --name``, ``up --abort-on-container-exit`` and
+``--exit-code-from``, ``ps --status``, and ``--progress json``, each checked on a busybox stack
+with its own ``--root``, project name and cgroup prefix (``unique_name``); a finaliser runs
+``down`` and kills a surviving supervisor if a test failed half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.kernel
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+COMPOSE = """
+name: {project}
+x-busybox: &busybox
+  image: busybox:orc-test
+  x-orc: {{rootfs: {rootfs}}}
+services:
+  web:
+    <<: *busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
+    ports: ["127.0.0.1:{port}:80"]
+  quick:
+    <<: *busybox
+    command: ["sh", "-c", "echo quick done; sleep 0.5; exit 3"]
+    profiles: [abort]
+  slow:
+    <<: *busybox
+    command: ["sh", "-c", "echo slow up; trap 'exit 7' TERM; sleep 100000 & wait"]
+    profiles: [abort]
+"""
+
+
+class Orc:
+    def __init__(self, root: Path, project_dir: Path, prefix: str) -> None:
+        self.root = root
+        self.project_dir = project_dir
+        self.env = {**os.environ, "ORC_CGROUP_PREFIX": prefix}
+
+    def __call__(
+        self, *args: str, check: bool = True, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "--root", str(self.root), *args],
+            cwd=cwd or self.project_dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"orc {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+
+def cgroup_dirs(prefix: str) -> list[str]:
+    found = []
+    for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
+        found += [os.path.join(dirpath, d) for d in dirnames if d.startswith(prefix)]
+    return found
+
+
+@pytest.fixture
+def stack(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[tuple[Orc, str, int]]:
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    port = free_port()
+    (project_dir / "compose.yaml").write_text(
+        COMPOSE.format(project=unique_name, rootfs=busybox_rootfs, port=port)
+    )
+    orc = Orc(tmp_path / "root", project_dir, unique_name)
+    try:
+        yield orc, unique_name, port
+    finally:
+        orc("--profile", "abort", "down", "-t", "1", check=False)
+        record = tmp_path / "root" / "run" / unique_name / "project.json"
+        if record.exists():
+            pid = json.loads(record.read_text()).get("supervisor_pid")
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for directory in sorted(cgroup_dirs(unique_name), key=len, reverse=True):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+
+
+def test_run_user_workdir_entrypoint_volume_name(stack: tuple[Orc, str, int], tmp_path: Path) -> None:
+    orc, project, _ = stack
+    shared = tmp_path / "here"
+    shared.mkdir()
+    (shared / "note").write_text("from the host\n")
+    orc("up", "--no-start")  # the project's network (run --no-deps does not create it)
+    result = orc(
+        "-f",
+        str(orc.project_dir / "compose.yaml"),
+        "run",
+        "--rm",
+        "--no-deps",
+        "-u",
+        "1234:5678",
+        "-w",
+        "/tmp",
+        "-v",
+        "./note:/mnt/note:ro",
+        "--entrypoint",
+        "sh -c",
+        "--name",
+        f"{project}-custom",
+        "web",
+        "id -u; id -g; pwd; cat /mnt/note; hostname; echo ok > /mnt/note || echo read-only",
+        cwd=shared,  # a relative -v source is taken from the current directory
+    )
+    lines = result.stdout.splitlines()
+    assert lines[:4] == ["1234", "5678", "/tmp", "from the host"], result.stdout
+    assert "read-only" in lines[-1], result.stdout
+    assert (shared / "note").read_text() == "from the host\n"
+    # --rm removed the named container
+    assert f"{project}-custom" not in orc("ps", "-a").stdout
+
+
+def test_run_publish_and_service_ports(stack: tuple[Orc, str, int]) -> None:
+    orc, _, port = stack
+    other = free_port()
+    command = "mkdir -p /www && echo published > /www/index.html; exec httpd -f -p 80 -h /www"
+    orc("up", "--no-start")
+    orc("run", "-d", "--no-deps", "-p", f"127.0.0.1:{other}:80", "web", "sh", "-c", command)
+    assert httpx.get(f"http://127.0.0.1:{other}/", timeout=10).text == "published\n"
+    orc("run", "-d", "--no-deps", "--service-ports", "web", "sh", "-c", command)
+    assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text == "published\n"
+    refused = orc("run", "--service-ports", "-p", f"{other}:80", "web", "true", check=False)
+    assert refused.returncode != 0 and "incompatible" in refused.stderr
+
+
+def test_up_abort_on_container_exit_and_exit_code_from(stack: tuple[Orc, str, int]) -> None:
+    orc = stack[0]
+    aborted = orc("--profile", "abort", "up", "--abort-on-container-exit", "quick", "slow", check=False)
+    assert aborted.returncode == 3, aborted.stderr  # the first container to exit: quick
+    assert "Aborting on container exit..." in aborted.stderr
+    assert "quick done" in aborted.stdout and "slow up" in aborted.stdout
+    states = {
+        row["Service"]: (row["State"], row["ExitCode"])
+        for row in map(
+            json.loads, orc("--profile", "abort", "ps", "-a", "--format", "json").stdout.splitlines()
+        )
+    }
+    assert states == {"quick": ("exited", 3), "slow": ("exited", 7)}, states
+
+    chosen = orc("--profile", "abort", "up", "--exit-code-from", "slow", "quick", "slow", check=False)
+    assert chosen.returncode == 7, chosen.stderr  # slow's code once up stopped it
+    assert "Aborting on container exit..." in chosen.stderr
+    unknown = orc("up", "--exit-code-from", "nope", check=False)
+    assert unknown.returncode != 0 and "no such service: nope" in unknown.stderr
