@@ -5,7 +5,7 @@ Owns the verb's flags and output: the canonical document as YAML or JSON (byte-c
 ``--images``, ``--hash``). Loading goes through :func:`orchestrator.cli.project.load_project_from_cli`;
 dependency cycles are reported by the planner's graph when that module is present.
 ``--resolve-image-digests`` pins every service image to the digest its registry serves now
-(through :func:`orchestrator.cli.verb_images.resolve_project_image_digests`), as Docker Compose.
+(:func:`orchestrator.runtime.images.lock.resolve_image_digests`), as Docker Compose does.
 """
 
 from __future__ import annotations
@@ -109,18 +109,28 @@ def image_lines(project: Any) -> str:
     return "".join(f"{services[n].get('image') or f'{project.name}-{n}'}\n" for n in sorted(services))
 
 
-def resolve_image_digests(ctx: typer.Context, project: Any) -> None:
-    """Rewrite each service's ``image`` in ``project.records`` as Docker Compose's
+def resolve_image_digests(ctx: typer.Context, project: Any, services: dict[str, Any]) -> None:
+    """Rewrite each service's ``image`` in ``services`` (the records printed) as Docker Compose's
     ``--resolve-image-digests`` does: ``docker.io/library/redis:7@sha256:…`` for a tag (asking the
     registry), and for an image already pinned by digest only the normalised name and the digest
     (``reference.ParseDockerRef`` drops the tag of a tagged-and-digested reference)."""
-    from orchestrator.cli.verb_images import resolve_project_image_digests
+    from pathlib import Path
+
+    import anyio
+
+    from orchestrator.cli.verb_images import open_driver
+    from orchestrator.runtime.images.lock import resolve_image_digests as resolve
     from orchestrator.runtime.images.reference import Reference, parse_image_source
 
-    pinned = resolve_project_image_digests(ctx, project)
-    services = project.records["services"]
-    for name, image in pinned.items():
-        written = parse_image_source(str(services[name]["image"]))
+    images = {name: str(s["image"]) for name, s in services.items() if isinstance(s, dict) and s.get("image")}
+    driver = open_driver(ctx, Path(project.working_dir))
+
+    async def main() -> dict[str, str]:
+        async with driver:
+            return await resolve(driver, images)
+
+    for name, image in anyio.run(main).items():
+        written = parse_image_source(images[name])
         if isinstance(written, Reference) and written.digest:
             image = str(Reference(written.domain, written.path, None, written.digest))
         services[name]["image"] = image
@@ -180,8 +190,8 @@ def register(app: typer.Typer) -> None:
         )
         if not raw:
             _check_dependencies(project)
-        if resolve_digests and not raw and not listing:
-            resolve_image_digests(ctx, project)
+        if resolve_digests and not listing:
+            resolve_image_digests(ctx, project, (project.model if raw else project.records)["services"])
         if raw and list_services:
             text = "".join(f"{n}\n" for n in sorted(project.model.get("services") or {}))
         elif hash_ is not None:

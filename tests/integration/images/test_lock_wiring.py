@@ -162,7 +162,7 @@ def test_config_resolve_image_digests_matches_docker_compose(
         },
     )
     orc = Orc(tmp_path / "root", tmp_path, "orctcfg")
-    for extra in ((), ("--format", "json")):
+    for extra in ((), ("--format", "json"), ("--no-interpolate",)):
         theirs = subprocess.run(
             ["docker-compose", "config", "--resolve-image-digests", *extra],
             cwd=tmp_path,
