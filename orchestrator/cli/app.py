@@ -38,6 +38,7 @@ class GlobalOptions:
     profiles: list[str] = field(default_factory=list)
     env_files: list[str] = field(default_factory=list)
     root: str | None = None
+    progress: str = "auto"
 
 
 @app.callback()
@@ -69,7 +70,16 @@ def _global_options(
             "--root", metavar="DIR", envvar="ORC_ROOT", help="State root (default /run/orc, /var/lib/orc)"
         ),
     ] = None,
+    progress: Annotated[
+        str,
+        typer.Option(
+            "--progress", metavar="MODE", help="Set type of progress output (auto, tty, plain, json, quiet)"
+        ),
+    ] = "auto",
 ) -> None:
+    from orchestrator.cli.lifecycle import set_progress
+
+    set_progress(progress)
     ctx.obj = GlobalOptions(
         files=list(file or []),
         project_name=project_name,
@@ -77,6 +87,7 @@ def _global_options(
         profiles=list(profile or []),
         env_files=list(env_file or []),
         root=root,
+        progress=progress,
     )
 
 
@@ -112,7 +123,17 @@ _register_verbs()
 
 
 _GLOBAL_OPTIONS_WITH_VALUE = frozenset(
-    {"-f", "--file", "-p", "--project-name", "--project-directory", "--profile", "--env-file", "--root"}
+    {
+        "-f",
+        "--file",
+        "-p",
+        "--project-name",
+        "--project-directory",
+        "--profile",
+        "--env-file",
+        "--root",
+        "--progress",
+    }
 )
 
 

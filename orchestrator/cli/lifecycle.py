@@ -5,18 +5,22 @@ Owned here: turning the global options, the process environment and the current 
 (the only reads of ambient state for these verbs), the images settings ``up`` sends along
 (:func:`image_options`: the environment's registry variables, home and project directory) and the
 ``compose.lock`` pins of ``up --locked`` (:func:`locked_images`), and printing the supervisor's
-progress events the way Docker Compose prints them (`` Container demo-web-1  Started`` on stderr).
+progress events the way Docker Compose prints them on stderr, in the global ``--progress`` mode
+(:func:`set_progress`): ``tty`` `` ✔ Container demo-web-1  Started``, ``plain``
+`` Container demo-web-1  Started``, ``json`` ``{"id":"Container demo-web-1","status":"Started"}``,
+``quiet`` nothing; ``auto`` (the default) is ``tty`` when stderr is a terminal, else ``plain``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from orchestrator.errors import OrcError, PermanentError
+from orchestrator.errors import OrcError, PermanentError, UsageError
 
 if TYPE_CHECKING:  # the daemon's modules are imported only by the verbs that run
     from orchestrator.daemon.handle import LoadRequest, ProjectHandle, Roots
@@ -35,6 +39,25 @@ _WORDS = {
     ("volume", "destroy"): "Removed",
     ("image", "pull"): "Pulled",
 }
+
+
+PROGRESS_MODES = ("auto", "tty", "plain", "json", "quiet")
+_progress = {"mode": "auto"}
+
+
+def set_progress(mode: str) -> None:
+    """The global ``--progress`` mode every verb's :func:`print_event` prints in."""
+    if mode not in PROGRESS_MODES:
+        raise UsageError(f"unsupported --progress {mode!r}: one of {', '.join(PROGRESS_MODES)}")
+    _progress["mode"] = mode
+
+
+def progress_mode() -> str:
+    """The effective mode: ``auto`` resolved against whether stderr is a terminal."""
+    mode = _progress["mode"]
+    if mode == "auto":
+        return "tty" if sys.stderr.isatty() else "plain"
+    return mode
 
 
 def global_options(ctx: typer.Context) -> Any:
@@ -173,17 +196,32 @@ def project_handle(ctx: typer.Context, need_files: bool = True) -> tuple[Project
     return ProjectHandle(roots(ctx), name, cgroup_prefix()), loaded
 
 
-def print_event(event: dict[str, Any]) -> None:
+def event_line(event: dict[str, Any], mode: str) -> str | None:
+    """The line a progress event prints as in ``mode`` (tty, plain, json, quiet), if any."""
+    if mode == "quiet":
+        return None
     word = _WORDS.get((event.get("type", ""), event.get("action", "")))
-    if word is None:
-        if event.get("action") == "retry":
-            print(
-                f" ! {event.get('id')}  retrying: {event.get('attributes', {}).get('error', '')}",
-                file=sys.stderr,
-            )
-        return
     kind = str(event.get("type", "")).capitalize()
-    print(f" ✔ {kind} {event.get('id')}  {word}", file=sys.stderr)
+    if word is None:
+        if event.get("action") != "retry":
+            return None
+        error = str(event.get("attributes", {}).get("error", ""))
+        if mode == "json":
+            return json.dumps(
+                {"id": f"{kind} {event.get('id')}", "status": "Retrying", "text": error},
+                separators=(",", ":"),
+            )
+        return f" ! {event.get('id')}  retrying: {error}"
+    if mode == "json":
+        return json.dumps({"id": f"{kind} {event.get('id')}", "status": word}, separators=(",", ":"))
+    mark = " ✔" if mode == "tty" else ""
+    return f"{mark} {kind} {event.get('id')}  {word}"
+
+
+def print_event(event: dict[str, Any]) -> None:
+    line = event_line(event, progress_mode())
+    if line is not None:
+        print(line, file=sys.stderr)
 
 
 def finish(result: dict[str, Any]) -> None:

@@ -174,3 +174,20 @@ def test_up_abort_on_container_exit_and_exit_code_from(stack: tuple[Orc, str, in
     assert "Aborting on container exit..." in chosen.stderr
     unknown = orc("up", "--exit-code-from", "nope", check=False)
     assert unknown.returncode != 0 and "no such service: nope" in unknown.stderr
+
+
+def test_progress_json_and_plain_and_ps_status(stack: tuple[Orc, str, int]) -> None:
+    orc, project, _ = stack
+    up = orc("--progress", "json", "up", "-d", "web")
+    events = [json.loads(line) for line in up.stderr.splitlines() if line.startswith("{")]
+    assert {"id": f"Network {project}_default", "status": "Created"} in events, up.stderr
+    assert {"id": f"Container {project}-web-1", "status": "Started"} in events, up.stderr
+    orc("run", "-d", "--no-deps", "--name", f"{project}-gone", "web", "true")
+    assert orc("ps", "--status", "running", "--format", "json").stdout.count('"State":"running"') == 1
+    assert orc("ps", "--status", "paused").stdout.splitlines()[1:] == []
+    stop = orc("--progress", "plain", "stop", "web")
+    assert f" Container {project}-web-1  Stopped" in stop.stderr.splitlines(), stop.stderr
+    assert "✔" not in stop.stderr
+    exited = orc("ps", "--status", "exited", "--format", "json").stdout.splitlines()
+    assert {json.loads(line)["Name"] for line in exited} == {f"{project}-web-1", f"{project}-gone"}
+    assert orc("--progress", "quiet", "down").stderr == ""
