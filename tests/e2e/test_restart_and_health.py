@@ -1,4 +1,5 @@
-"""examples/restart-and-health end to end: on-failure:3 restarts and health changes in `orc events`."""
+"""examples/restart-and-health end to end: on-failure:3 restarts and health changes in `orc events`;
+x-orc HTTP probe, ready_log and restart_on_unhealthy."""
 
 from __future__ import annotations
 
@@ -58,6 +59,18 @@ def test_crasher_is_restarted_three_times_and_health_changes_are_events(
         orc.wait_for("flaky to be unhealthy", lambda: _state(orc, "flaky")[1] == "unhealthy")
         orc.run("exec", "flaky", "rm", "/tmp/sick")
         orc.wait_for("flaky to be healthy again", lambda: _state(orc, "flaky")[1] == "healthy")
+        # x-orc: an HTTP probe run by orc in web's netns, ready_log, restart_on_unhealthy
+        orc.wait_for("web's x-orc http probe to pass", lambda: _state(orc, "web")[1] == "healthy")
+        orc.wait_for("worker's ready_log line", lambda: _state(orc, "worker")[1] == "healthy")
+        orc.run("exec", "web", "rm", "/www/health")
+        orc.wait_for(
+            "web to be restarted for being unhealthy and healthy again",
+            lambda: (
+                orc.run("logs", "web").stdout.count("web: serving") == 2
+                and _state(orc, "web")[1] == "healthy"
+            ),
+            timeout=30,
+        )
         orc.run("down")  # the supervisor exits, which ends `orc events`
         out, _ = events.communicate(timeout=20)
     finally:
@@ -76,3 +89,15 @@ def test_crasher_is_restarted_three_times_and_health_changes_are_events(
         e["action"] for e in seen if e.get("service") == "flaky" and e["action"].startswith("health_status")
     ]
     assert flaky[-2:] == ["health_status: unhealthy", "health_status: healthy"]
+    web = [(e["action"], e.get("attributes") or {}) for e in seen if e.get("service") == "web"]
+    unhealthy = [attributes for action, attributes in web if action == "health_status: unhealthy"]
+    assert unhealthy and "404" in unhealthy[0]["output"], web
+    assert ("kill", {"signal": "SIGTERM", "reason": "unhealthy"}) in web
+    actions = [action for action, _ in web]
+    restart = actions.index("restart")
+    assert (
+        actions.index("health_status: unhealthy")
+        < restart
+        < len(actions) - actions[::-1].index("health_status: healthy")
+    )
+    assert web[restart][1]["reason"] == "unhealthy (x-orc restart_on_unhealthy)"
