@@ -220,3 +220,20 @@ def test_log_tail_returns_new_complete_lines_since_the_start(tmp_path: Path) -> 
     assert NetnsProbeDriver().output_reader(str(tmp_path / "missing.log"), 0.0)() == []
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert lines[-1]["log"] == "partial\n"
+
+
+def test_a_container_stopped_by_the_user_is_not_restarted_for_being_unhealthy() -> None:
+    from orchestrator.reconciler.fake import ProcessScript
+
+    async def body(w: World) -> None:
+        w.reconciler.probes = FakeProbeDriver(default=1)
+        await w.reconciler.up(project({**http_probe(retries=1), "restart_on_unhealthy": True}))
+        await w.reconciler.down("demo")
+        await w.clock.sleep(5.0)
+
+    # api ignores SIGTERM: the unhealthy stop at t=1 is still waiting out its grace period when
+    # down stops the container; the exit must not lead to a restart.
+    w = run_world(body, scripts={"api": ProcessScript(ignores_term=True)})
+    assert w.at("start demo-api-1") == [0.0]
+    assert not [e for e in w.bus.history if e.action == "restart"]
+    assert w.store.load_container("demo", "demo-api-1") is None
