@@ -112,7 +112,9 @@ def register(app: typer.Typer) -> None:
         service_ports: Annotated[
             bool,
             typer.Option(
-                "--service-ports", help="Run command with the service's ports enabled and mapped to the host"
+                "--service-ports",
+                "-P",
+                help="Run command with the service's ports enabled and mapped to the host",
             ),
         ] = False,
         entrypoint: Annotated[

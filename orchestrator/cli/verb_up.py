@@ -122,6 +122,10 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         no_color: Annotated[bool, typer.Option("--no-color", help="Produce monochrome output")] = False,
+        no_log_prefix: Annotated[
+            bool, typer.Option("--no-log-prefix", help="Don't print prefix in logs")
+        ] = False,
+        timestamps: Annotated[bool, typer.Option("--timestamps", help="Show timestamps")] = False,
     ) -> None:
         """Create and start containers."""
         options = {
@@ -191,6 +195,8 @@ def register(app: typer.Typer) -> None:
             abort=abort,
             exit_code_from=exit_code_from,
             no_color=no_color,
+            prefix=not no_log_prefix,
+            timestamps=timestamps,
         )
         if code:
             raise typer.Exit(code)
@@ -281,6 +287,8 @@ def _attach(
     abort: bool = False,
     exit_code_from: str | None = None,
     no_color: bool = False,
+    prefix: bool = True,
+    timestamps: bool = False,
 ) -> int:
     """Follow the logs until every container has exited, or stop them all on Ctrl-C (or, with
     ``abort``, once one has exited). Returns the exit code ``up`` ends with."""
@@ -288,7 +296,12 @@ def _attach(
     from orchestrator.state.logs import follow_logs
 
     sources = handle.log_sources(services)
-    printer = LinePrinter(max((len(name) for name, _ in sources), default=0), colour=use_colour(no_color))
+    printer = LinePrinter(
+        max((len(name) for name, _ in sources), default=0),
+        colour=use_colour(no_color),
+        prefix=prefix,
+        timestamps=timestamps,
+    )
     first_exited: list[Any] = []
 
     def keep_going() -> bool:

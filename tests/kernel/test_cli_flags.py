@@ -169,8 +169,19 @@ def test_up_abort_on_container_exit_and_exit_code_from(stack: tuple[Orc, str, in
     }
     assert states == {"quick": ("exited", 3), "slow": ("exited", 7)}, states
 
-    chosen = orc("--profile", "abort", "up", "--exit-code-from", "slow", "quick", "slow", check=False)
+    chosen = orc(
+        "--profile",
+        "abort",
+        "up",
+        "--exit-code-from",
+        "slow",
+        "--no-log-prefix",
+        "quick",
+        "slow",
+        check=False,
+    )
     assert chosen.returncode == 7, chosen.stderr  # slow's code once up stopped it
+    assert "slow up" in chosen.stdout.splitlines(), chosen.stdout
     assert "Aborting on container exit..." in chosen.stderr
     unknown = orc("up", "--exit-code-from", "nope", check=False)
     assert unknown.returncode != 0 and "no such service: nope" in unknown.stderr
