@@ -403,3 +403,9 @@ def test_up_uses_the_environments_credentials_and_cas_the_project_dir_and_platfo
     store = ImageStore(orc.root / "lib" / "images")
     record = store.ref(f"{plain_registry.host}/test/multi:v1")
     assert record is not None and record.platform.startswith("linux/arm64")
+
+    # another platform for the same name: the arm64 copy counts as absent and amd64 is pulled
+    compose = orc.project_dir / "compose.yaml"
+    compose.write_text(compose.read_text().replace("platform: linux/arm64", "platform: linux/amd64"))
+    configured("up", "-d", "arm")
+    assert orc("exec", "-T", "arm", "cat", "/arch.txt").stdout == "amd64\n"
