@@ -14,6 +14,8 @@ CLI from ``ORC_TEST_KILL_AFTER_ACTIONS``): the supervisor SIGKILLs itself after 
 ``up`` options may carry ``image_options`` (registry settings and archive base directory, from the
 CLI's environment: :class:`~orchestrator.reconciler.ports.ImageOptions`) and ``locked_images``
 (``up --locked``: service → the ``compose.lock`` pin the CLI checked, run instead of the tag).
+``run`` may carry ``name`` (``--name``) and ``service_changes`` (the service's keys that ``run -u
+-w -v -p --entrypoint --service-ports`` change, bound for the one-off only: :func:`one_off_overrides`).
 """
 
 from __future__ import annotations
