@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.errors import StackError
 from orchestrator.model import Service, freeze
-from orchestrator.model.orc_extension import parse_orc_extension
+from orchestrator.model.orc_extension import HttpProbe, parse_orc_extension
 from orchestrator.planner.observed import Dependency, Desired
 from orchestrator.planner.restart import RestartPolicy, RestartTracker
 from orchestrator.reconciler.health import HealthCheck
@@ -237,3 +237,45 @@ def test_a_container_stopped_by_the_user_is_not_restarted_for_being_unhealthy() 
     assert w.at("start demo-api-1") == [0.0]
     assert not [e for e in w.bus.history if e.action == "restart"]
     assert w.store.load_container("demo", "demo-api-1") is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "output"),
+    [
+        (b"HTTP/1.1 204 No Content\r\n\r\n", 0, "http /health: HTTP/1.1 204 No Content"),
+        (b"HTTP/1.0 503 Service Unavailable\r\n", 1, "http /health: HTTP/1.0 503 Service Unavailable"),
+        (b"SSH-2.0-OpenSSH_9.2\r\n", 1, "http /health: not an HTTP response: 'SSH-2.0-OpenSSH_9.2'"),
+        (b"", 1, "http /health: not an HTTP response: ''"),
+    ],
+)
+def test_http_exchange_sends_a_get_and_judges_the_status_line(answer: bytes, code: int, output: str) -> None:
+    import socket
+
+    import anyio
+
+    from orchestrator.reconciler.probes import _http_exchange
+
+    client, server = socket.socketpair()
+    client.setblocking(False)
+    target = HttpProbe(8080, "/health", 200, 299, host="api.local")
+    try:
+
+        async def main() -> tuple[int, str, bytes]:
+            async with anyio.create_task_group() as group:
+
+                async def answer_once() -> None:
+                    await anyio.to_thread.run_sync(lambda: None)
+                    server.sendall(answer)
+                    server.shutdown(socket.SHUT_WR)
+
+                group.start_soon(answer_once)
+                result = await _http_exchange(client, target)
+            return result.exit_code, result.output, server.recv(4096)
+
+        exit_code, text, request = anyio.run(main)
+    finally:
+        client.close()
+        server.close()
+    assert (exit_code, text) == (code, output)
+    assert request.startswith(b"GET /health HTTP/1.1\r\nHost: api.local\r\n")
+    assert request.endswith(b"Connection: close\r\n\r\n")
