@@ -5,8 +5,10 @@ executing a plan it observes and plans again until nothing is left to do or a pa
 progress); ``execute`` carries a :class:`~orchestrator.planner.plan.Plan` out as a DAG (each action
 starts when the actions it waits for are done, a capacity limiter bounds concurrent driver calls,
 dependency gates wait on the :class:`~orchestrator.reconciler.board.ContainerBoard`); every started
-container gets a watcher task that records its exit, runs its health checks and applies its
-restart policy through :class:`~orchestrator.planner.restart.RestartTracker`.
+container gets a watcher task that records its exit, runs its health checks (Compose's through
+exec, or orc's own x-orc probe / ready_log from :mod:`orchestrator.reconciler.probes`) and applies
+its restart policy through :class:`~orchestrator.planner.restart.RestartTracker` (plus restarts
+for x-orc ``restart_on_unhealthy``).
 
 Failures: a ``TemporaryError`` is retried with backoff (its ``retry_after`` at least); a
 ``PermanentError`` fails that action, and every action that waits on it is skipped with the reason.
