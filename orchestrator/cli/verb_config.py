@@ -126,10 +126,23 @@ def resolve_image_digests(ctx: typer.Context, project: Any, services: dict[str, 
     driver = open_driver(ctx, Path(project.working_dir))
 
     async def main() -> dict[str, str]:
-        async with driver:
-            return await resolve(driver, images)
+        resolved: dict[str, str] = {}
 
-    for name, image in anyio.run(main).items():
+        async def one(name: str, image: str) -> None:
+            resolved.update(await resolve(driver, {name: image}))
+
+        async with driver, anyio.create_task_group() as group:
+            for name, image in sorted(images.items()):  # one registry round trip each, at once
+                group.start_soon(one, name, image)
+        return resolved
+
+    try:
+        pinned = anyio.run(main)
+    except BaseExceptionGroup as group:
+        from orchestrator.runtime.images.pull import first_error
+
+        raise first_error(group) from None
+    for name, image in pinned.items():
         written = parse_image_source(images[name])
         if isinstance(written, Reference) and written.digest:
             image = str(Reference(written.domain, written.path, None, written.digest))
