@@ -16,23 +16,19 @@
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 import yaml
 
 from orchestrator.daemon.client import SupervisorError, call
-from orchestrator.daemon.supervisor import Supervisor, socket_path
 from orchestrator.reconciler.clock import SystemClock
 from orchestrator.reconciler.fake import FakeRuntime
 from orchestrator.reconciler.ports import ImageOptions
@@ -42,51 +38,17 @@ from orchestrator.state.store import FileStateStore
 from tests.integration.images.conftest import Images, SecureRegistry
 from tests.integration.images.support import Registry, skopeo_push, wait_for
 from tests.integration.images.test_resolve_digests_oracle import docker_problem
+from tests.support import orc_cli
+from tests.support.supervised import serve_supervisor
+
+REGISTRY_SETTINGS = ("DOCKER_CONFIG", "ORC_CERTS_DIR", "ORC_INSECURE_REGISTRIES")
 
 
-class Orc:
-    """``python -m orchestrator --root ROOT ...`` in a project directory, with its own cgroup prefix."""
+class Orc(orc_cli.Orc):
+    """The shared CLI runner without the caller's registry settings unless a test passes them."""
 
     def __init__(self, root: Path, project_dir: Path, prefix: str, env: dict[str, str] | None = None) -> None:
-        self.root = root
-        self.project_dir = project_dir
-        self.env = {**os.environ, "ORC_CGROUP_PREFIX": prefix, **(env or {})}
-        for name in ("DOCKER_CONFIG", "ORC_CERTS_DIR", "ORC_INSECURE_REGISTRIES"):
-            if name not in (env or {}):
-                self.env.pop(name, None)
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "orchestrator", "--root", str(self.root), *args],
-            cwd=self.project_dir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"orc {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-        return result
-
-    def ps(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self("ps", "-a", "--format", "json").stdout.splitlines()]
-
-
-def _cleanup(orc: Orc, project: str) -> None:
-    """``down``, then kill a surviving supervisor and remove cgroups left by a half-way failure."""
-    orc("down", "-t", "1", check=False)
-    record = orc.root / "run" / project / "project.json"
-    if record.exists():
-        pid = json.loads(record.read_text()).get("supervisor_pid")
-        if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    found = []
-    for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
-        found += [os.path.join(dirpath, d) for d in dirnames if d.startswith(project)]
-    for directory in sorted(found, key=len, reverse=True):
-        with contextlib.suppress(OSError):
-            os.rmdir(directory)
+        super().__init__(root, project_dir, prefix, env, unset=REGISTRY_SETTINGS)
 
 
 @pytest.fixture
@@ -97,7 +59,7 @@ def project(tmp_path: Path, unique_name: str) -> Iterator[tuple[Orc, str]]:
     try:
         yield orc, unique_name
     finally:
-        _cleanup(orc, unique_name)
+        orc_cli.clean_up(orc)
 
 
 SLEEPER = ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
@@ -232,7 +194,7 @@ def test_up_locked_refuses_a_stale_or_missing_lock_before_anything_starts(tmp_pa
         assert f"pull 127.0.0.1:1/test/app:v1@{digest}" in plan
         _nothing_created(orc, project)
     finally:
-        _cleanup(orc, project)
+        orc_cli.clean_up(orc)
 
 
 # --- the supervisor threads the pins and the image options (recording fake) ---------------------
@@ -252,22 +214,7 @@ def _supervise(tmp_path: Path, script: Any) -> FakeRuntime:
     runtime = FakeRuntime(SystemClock(), images={"busybox:1": "sha256:tag"}, registry={PINNED: "sha256:pin"})
     runtime.images[f"rootfs:{tmp_path}"] = f"rootfs:{tmp_path}"
 
-    @contextlib.asynccontextmanager
-    async def factory() -> AsyncIterator[FakeRuntime]:
-        yield runtime
-
-    supervisor = Supervisor("demo", tmp_path / "run", tmp_path / "lib", factory)
-
-    async def main() -> None:
-        with anyio.fail_after(20):
-            async with anyio.create_task_group() as group:
-                ready = anyio.Event()
-                group.start_soon(supervisor.serve, ready.set)
-                await ready.wait()
-                await anyio.to_thread.run_sync(script, socket_path(tmp_path / "run", "demo"))
-                supervisor._done.set()
-
-    anyio.run(main)
+    serve_supervisor(tmp_path, runtime, script)
     return runtime
 
 

@@ -3,19 +3,15 @@ the kernel durability tests drive, and the unfinished log line a killed log writ
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import anyio
-
 from orchestrator.daemon.client import call
-from orchestrator.daemon.supervisor import Supervisor, socket_path
 from orchestrator.reconciler.clock import SystemClock
 from orchestrator.reconciler.fake import FakeRuntime
 from orchestrator.state.logs import LogWriter, container_entries
+from tests.support.supervised import serve_supervisor
 from tests.unit.daemon.test_supervisor import COMPOSE, load_request
 
 
@@ -24,15 +20,10 @@ def test_kill_hook_fires_once_after_the_given_number_of_actions(tmp_path: Path) 
     runtime = FakeRuntime(SystemClock(), images={"busybox:1": "sha256:b1"})
     crashes: list[list[str]] = []
 
-    @contextlib.asynccontextmanager
-    async def factory() -> AsyncIterator[FakeRuntime]:
-        yield runtime
-
     def crash() -> None:
         # What had happened when the supervisor would have died: the containers created so far.
         crashes.append(sorted(runtime.containers))
 
-    supervisor = Supervisor("demo", tmp_path / "run", tmp_path / "lib", factory, crash=crash)
     results: list[dict[str, Any]] = []
 
     def script(path: Path) -> None:
@@ -40,16 +31,7 @@ def test_kill_hook_fires_once_after_the_given_number_of_actions(tmp_path: Path) 
         results.append(call(path, "up", load=load_request(tmp_path), options=options))
         results.append(call(path, "down", load=load_request(tmp_path)))
 
-    async def main() -> None:
-        with anyio.fail_after(20):
-            async with anyio.create_task_group() as group:
-                ready = anyio.Event()
-                group.start_soon(supervisor.serve, ready.set)
-                await ready.wait()
-                await anyio.to_thread.run_sync(script, socket_path(tmp_path / "run", "demo"))
-                supervisor._done.set()
-
-    anyio.run(main)
+    serve_supervisor(tmp_path, runtime, script, crash=crash)
     # Two creates are the first two actions (the network's creation is no plan action event).
     assert crashes == [["demo-db-1", "demo-web-1"]]
     assert "start demo-web-1" in results[0]["done"]  # without a real kill, up goes on

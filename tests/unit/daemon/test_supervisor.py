@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +11,11 @@ import pytest
 
 from orchestrator.daemon import protocol
 from orchestrator.daemon.client import SupervisorError, call
-from orchestrator.daemon.supervisor import Supervisor, socket_path
+from orchestrator.daemon.supervisor import socket_path
 from orchestrator.reconciler.clock import SystemClock
 from orchestrator.reconciler.events import Event, EventBus
 from orchestrator.reconciler.fake import FakeRuntime
+from tests.support.supervised import serve_supervisor
 
 COMPOSE = """
 name: demo
@@ -38,23 +37,7 @@ def load_request(directory: Path) -> dict[str, Any]:
 def run_supervised(tmp_path: Path, script: Any) -> FakeRuntime:
     (tmp_path / "compose.yaml").write_text(COMPOSE)
     runtime = FakeRuntime(SystemClock(), images={"busybox:1": "sha256:b1"})
-
-    @contextlib.asynccontextmanager
-    async def factory() -> AsyncIterator[FakeRuntime]:
-        yield runtime
-
-    supervisor = Supervisor("demo", tmp_path / "run", tmp_path / "lib", factory)
-
-    async def main() -> None:
-        with anyio.fail_after(20):
-            async with anyio.create_task_group() as group:
-                ready = anyio.Event()
-                group.start_soon(supervisor.serve, ready.set)
-                await ready.wait()
-                await anyio.to_thread.run_sync(script, socket_path(tmp_path / "run", "demo"))
-                supervisor._done.set()
-
-    anyio.run(main)
+    serve_supervisor(tmp_path, runtime, script)
     return runtime
 
 
@@ -215,22 +198,7 @@ def test_kill_rm_pause_top_port(tmp_path: Path) -> None:
     runtime = FakeRuntime(SystemClock(), images={"busybox:1": "sha256:b1"})
     runtime_holder["runtime"] = runtime
 
-    @contextlib.asynccontextmanager
-    async def factory() -> AsyncIterator[FakeRuntime]:
-        yield runtime
-
-    supervisor = Supervisor("demo", tmp_path / "run", tmp_path / "lib", factory)
-
-    async def main() -> None:
-        with anyio.fail_after(20):
-            async with anyio.create_task_group() as group:
-                ready = anyio.Event()
-                group.start_soon(supervisor.serve, ready.set)
-                await ready.wait()
-                await anyio.to_thread.run_sync(with_ports, socket_path(tmp_path / "run", "demo"))
-                supervisor._done.set()
-
-    anyio.run(main)
+    serve_supervisor(tmp_path, runtime, with_ports)
     assert "pause demo-web-1" in runtime.calls and "kill demo-web-1 SIGKILL" in runtime.calls
 
 

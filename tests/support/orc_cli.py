@@ -1,0 +1,159 @@
+"""Running the ``orc`` CLI from tests as a user would, and cleaning up after it.
+
+Owned here: the plumbing the kernel, integration and end-to-end tests share — ``run_orc`` (one
+``python -m orchestrator --root ROOT ...`` call that fails the test with its output when it
+exits non-zero), :class:`Orc` (that call bound to a root, a project directory and a project name
+that is also the cgroup prefix), :func:`orc_project` (a project directory with a compose file,
+taken down afterwards pass or fail), :func:`clean_up` (``down``, then kill a supervisor or fork
+server that outlived it and remove the project's cgroups), :func:`cgroup_dirs` and
+:func:`free_port`. Used by tests/kernel/*, tests/integration/images/test_lock_wiring.py and
+tests/e2e/conftest.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def orc_argv(root: Path, *args: str) -> list[str]:
+    """The command line of ``orc --root ROOT ARGS`` run with this interpreter."""
+    return [sys.executable, "-m", "orchestrator", "--root", str(root), *args]
+
+
+def run_orc(
+    root: Path,
+    args: Iterable[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    check: bool = True,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``orc --root ROOT ARGS`` in ``cwd`` with stdin closed; with ``check`` a non-zero exit
+    fails the test showing both output streams."""
+    arguments = list(args)
+    result = subprocess.run(
+        orc_argv(root, *arguments),
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        # a terminal on the test runner's stdin would make `exec` and `run` allocate one
+        stdin=subprocess.DEVNULL,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"orc {' '.join(arguments)} failed ({result.returncode}):\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return result
+
+
+class Orc:
+    """``orc --root ROOT ...`` run in a project directory; ``project`` is the project's name and
+    its cgroup prefix (``ORC_CGROUP_PREFIX``). ``env`` is added to this process's environment,
+    after the names in ``unset`` that ``env`` does not set are dropped from it."""
+
+    def __init__(
+        self,
+        root: Path,
+        project_dir: Path,
+        project: str,
+        env: dict[str, str] | None = None,
+        unset: Iterable[str] = (),
+    ) -> None:
+        self.root = root
+        self.project_dir = project_dir
+        self.project = project
+        inherited = {k: v for k, v in os.environ.items() if k not in set(unset)}
+        self.env = {**inherited, "ORC_CGROUP_PREFIX": project, **(env or {})}
+
+    def __call__(
+        self, *args: str, check: bool = True, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return run_orc(self.root, args, cwd=cwd or self.project_dir, env=self.env, check=check)
+
+    def popen(self, *args: str, **options: Any) -> subprocess.Popen[Any]:
+        """``orc ARGS`` started in the background (``logs -f``, ``events``, a pseudo-terminal)."""
+        return subprocess.Popen(orc_argv(self.root, *args), cwd=self.project_dir, env=self.env, **options)
+
+    def ps(self) -> list[dict[str, Any]]:
+        """``ps -a --format json``, one dict per container."""
+        return [json.loads(line) for line in self("ps", "-a", "--format", "json").stdout.splitlines()]
+
+    @property
+    def state_dir(self) -> Path:
+        """The project's run-time state: ``project.json`` and ``containers/<name>.json``."""
+        return self.root / "run" / self.project
+
+
+def cgroup_dirs(prefix: str) -> list[str]:
+    """Every cgroup directory, in any hierarchy, whose name starts with ``prefix``."""
+    found = []
+    for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
+        found += [os.path.join(dirpath, d) for d in dirnames if d.startswith(prefix)]
+    return found
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def clean_up(orc: Orc, down: Iterable[str] = ("down", "-t", "1")) -> None:
+    """Run ``down`` (ignoring failure), then kill a supervisor or fork server of this root that a
+    half-way failure left running and remove the project's cgroups, deepest first."""
+    orc(*down, check=False)
+    record = orc.state_dir / "project.json"
+    if record.exists():
+        pid = json.loads(record.read_text()).get("supervisor_pid")
+        if pid:
+            _kill(int(pid))
+    found = subprocess.run(
+        ["pgrep", "-f", f"forkserver .*{orc.root}"], capture_output=True, text=True
+    ).stdout.split()
+    for pid_text in found:
+        _kill(int(pid_text))
+    for directory in sorted(cgroup_dirs(orc.project), key=len, reverse=True):
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+
+
+@contextlib.contextmanager
+def orc_project(
+    tmp_path: Path,
+    project: str,
+    compose: str | None = None,
+    *,
+    down: Iterable[str] = ("down", "-t", "1"),
+    env: dict[str, str] | None = None,
+    unset: Iterable[str] = (),
+) -> Iterator[Orc]:
+    """An :class:`Orc` on ``tmp_path/root`` for ``tmp_path/project`` (with ``compose.yaml`` when
+    ``compose`` is given); :func:`clean_up` runs ``down`` afterwards, pass or fail."""
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    if compose is not None:
+        (project_dir / "compose.yaml").write_text(compose)
+    orc = Orc(tmp_path / "root", project_dir, project, env, unset)
+    try:
+        yield orc
+    finally:
+        clean_up(orc, down)
