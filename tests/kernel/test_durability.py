@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.kernel.test_lifecycle import Orc, cgroup_dirs
+from tests.support.orc_cli import Orc, cgroup_dirs, orc_project
 
 pytestmark = pytest.mark.kernel
 
@@ -53,37 +52,9 @@ services:
 
 @pytest.fixture
 def orc(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[Orc]:
-    project_dir = tmp_path / "project"
-    project_dir.mkdir()
-    (project_dir / "compose.yaml").write_text(
-        COMPOSE.format(project=unique_name, rootfs=busybox_rootfs, talker=TALKER)
-    )
-    orc = Orc(tmp_path / "root", project_dir, unique_name)
-    try:
+    compose = COMPOSE.format(project=unique_name, rootfs=busybox_rootfs, talker=TALKER)
+    with orc_project(tmp_path, unique_name, compose) as orc:
         yield orc
-    finally:
-        orc("down", "-t", "1", check=False)
-        record = tmp_path / "root" / "run" / unique_name / "project.json"
-        if record.exists():
-            pid = json.loads(record.read_text()).get("supervisor_pid")
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        found = subprocess.run(
-            ["pgrep", "-f", f"forkserver .*{tmp_path}"], capture_output=True, text=True
-        ).stdout.split()
-        for pid_text in found:  # a fork server left behind by a failed test
-            try:
-                os.kill(int(pid_text), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for directory in sorted(cgroup_dirs(unique_name), key=len, reverse=True):
-            try:
-                os.rmdir(directory)
-            except OSError:
-                pass
 
 
 def supervisor_pid(orc: Orc, project: str) -> int:
@@ -115,7 +86,7 @@ def not_running(pid: int) -> bool:
 
 
 def rows(orc: Orc) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in orc("ps", "-a", "--format", "json").stdout.splitlines()]
+    return orc.ps()
 
 
 def test_supervisor_killed_while_running(orc: Orc, unique_name: str) -> None:
@@ -124,20 +95,11 @@ def test_supervisor_killed_while_running(orc: Orc, unique_name: str) -> None:
     in order, `exec` works in the taken-over talker and `logs -f` follows across the restart."""
     orc("up", "-d")
     wait_for(lambda: len(talker_numbers(orc)) >= 5)
-    follower = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator",
-            "--root",
-            str(orc.root),
-            "logs",
-            "-f",
-            "--no-log-prefix",
-            "talker",
-        ],
-        cwd=orc.project_dir,
-        env=orc.env,
+    follower = orc.popen(
+        "logs",
+        "-f",
+        "--no-log-prefix",
+        "talker",
         stdout=subprocess.PIPE,
         text=True,
     )

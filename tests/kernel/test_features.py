@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.kernel.test_lifecycle import Orc, cgroup_dirs
+from tests.support.orc_cli import Orc, cgroup_dirs, orc_project
 
 pytestmark = pytest.mark.kernel
 
@@ -76,26 +75,8 @@ volumes:
 
 @pytest.fixture
 def project(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[tuple[Orc, str, Path]]:
-    project_dir = tmp_path / "project"
-    project_dir.mkdir()
-    orc = Orc(tmp_path / "root", project_dir, unique_name)
-    try:
-        yield orc, unique_name, project_dir
-    finally:
-        orc("down", "-v", "-t", "1", check=False)
-        record = tmp_path / "root" / "run" / unique_name / "project.json"
-        if record.exists():
-            pid = json.loads(record.read_text()).get("supervisor_pid")
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        for directory in sorted(cgroup_dirs(unique_name), key=len, reverse=True):
-            try:
-                os.rmdir(directory)
-            except OSError:
-                pass
+    with orc_project(tmp_path, unique_name, down=("down", "-v", "-t", "1")) as orc:
+        yield orc, unique_name, orc.project_dir
 
 
 def write(project_dir: Path, text: str) -> None:
@@ -344,17 +325,13 @@ def run_on_terminal(orc: Orc, *args: str) -> tuple[int, str]:
     import fcntl
     import pty
     import struct
-    import subprocess
-    import sys
     import termios
     import time
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "--root", str(orc.root), *args],
-        cwd=orc.project_dir,
-        env=orc.env,
+    process = orc.popen(
+        *args,
         stdin=slave,
         stdout=slave,
         stderr=slave,

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.orc_cli import Orc, cgroup_dirs, free_port, orc_project
+
 pytestmark = pytest.mark.kernel
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 COMPOSE = """
@@ -53,59 +47,13 @@ services:
 """
 
 
-class Orc:
-    def __init__(self, root: Path, project_dir: Path, prefix: str) -> None:
-        self.root = root
-        self.project_dir = project_dir
-        self.env = {**os.environ, "ORC_CGROUP_PREFIX": prefix}
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "orchestrator", "--root", str(self.root), *args],
-            cwd=self.project_dir,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"orc {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-        return result
-
-
-def cgroup_dirs(prefix: str) -> list[str]:
-    found = []
-    for dirpath, dirnames, _ in os.walk("/sys/fs/cgroup"):
-        found += [os.path.join(dirpath, d) for d in dirnames if d.startswith(prefix)]
-    return found
-
-
 @pytest.fixture
 def stack(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[tuple[Orc, str, int]]:
-    project_dir = tmp_path / "project"
-    project_dir.mkdir()
     port = free_port()
-    (project_dir / "compose.yaml").write_text(
-        COMPOSE.format(project=unique_name, rootfs=busybox_rootfs, port=port)
-    )
-    orc = Orc(tmp_path / "root", project_dir, unique_name)
-    try:
+    with orc_project(
+        tmp_path, unique_name, COMPOSE.format(project=unique_name, rootfs=busybox_rootfs, port=port)
+    ) as orc:
         yield orc, unique_name, port
-    finally:
-        orc("down", "-t", "1", check=False)
-        record = tmp_path / "root" / "run" / unique_name / "project.json"
-        if record.exists():
-            pid = json.loads(record.read_text()).get("supervisor_pid")
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        for directory in sorted(cgroup_dirs(unique_name), key=len, reverse=True):
-            try:
-                os.rmdir(directory)
-            except OSError:
-                pass
 
 
 def test_three_tier_up_ps_logs_exec_down(stack: tuple[Orc, str, int], tmp_path: Path) -> None:

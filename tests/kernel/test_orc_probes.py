@@ -6,18 +6,15 @@ x-orc block refused at ``up``."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.kernel.test_lifecycle import Orc, cgroup_dirs, free_port
+from tests.support.orc_cli import Orc, cgroup_dirs, clean_up, free_port, orc_project
 
 pytestmark = pytest.mark.kernel
 
@@ -52,42 +49,17 @@ services:
 """
 
 
-def stack_cleanup(orc: Orc, tmp_path: Path, project: str) -> None:
-    """Down, then kill a supervisor that outlived it and remove the project's cgroups."""
-    orc("down", "-t", "1", check=False)
-    record = tmp_path / "root" / "run" / project / "project.json"
-    if record.exists():
-        pid = json.loads(record.read_text()).get("supervisor_pid")
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    for directory in sorted(cgroup_dirs(project), key=len, reverse=True):
-        try:
-            os.rmdir(directory)
-        except OSError:
-            pass
-
-
 @pytest.fixture
 def project(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[tuple[Orc, str, int]]:
-    project_dir = tmp_path / "project"
-    project_dir.mkdir()
     port = free_port()
-    (project_dir / "compose.yaml").write_text(
-        COMPOSE.format(project=unique_name, rootfs=busybox_rootfs, port=port)
-    )
-    orc = Orc(tmp_path / "root", project_dir, unique_name)
-    try:
+    with orc_project(
+        tmp_path, unique_name, COMPOSE.format(project=unique_name, rootfs=busybox_rootfs, port=port)
+    ) as orc:
         yield orc, unique_name, port
-    finally:
-        stack_cleanup(orc, tmp_path, unique_name)
 
 
 def ps(orc: Orc) -> dict[str, dict[str, object]]:
-    rows = [json.loads(line) for line in orc("ps", "-a", "--format", "json").stdout.splitlines()]
-    return {str(r["Service"]): r for r in rows}
+    return {str(r["Service"]): r for r in orc.ps()}
 
 
 def container_record(tmp_path: Path, project: str, name: str) -> dict[str, object]:
@@ -100,10 +72,9 @@ def test_probes_in_the_container_netns_ready_log_and_restart_on_unhealthy(
     orc, name, port = project
     orc("up", "--wait", "--wait-timeout", "60", "web", "dependent", "logger")
     # `orc events` follows the supervisor `up` started.
-    events = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "--root", str(orc.root), "events", "--json"],
-        cwd=orc.project_dir,
-        env=orc.env,
+    events = orc.popen(
+        "events",
+        "--json",
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -156,4 +127,4 @@ def test_an_invalid_x_orc_block_is_refused_at_up(
         assert "services.web.x-orc.probe.http.port: must be within 1-65535, got 99999" in result.stderr
         assert cgroup_dirs(unique_name) == []
     finally:
-        stack_cleanup(orc, tmp_path, unique_name)
+        clean_up(orc)
