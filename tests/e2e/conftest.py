@@ -1,8 +1,9 @@
 """End-to-end plumbing: run the ``orc`` CLI as a user would, on a private root, and clean up.
 
 ``OrcCli`` runs ``python -m orchestrator --root <tmp>/root -p <unique> ...`` in an example's
-directory; the ``orc`` fixture takes the project down (``down -v``) after the test, pass or fail,
-and fails the test if any process of the project's containers survives. ``offline_busybox`` packs
+directory (with tests/support/orc_cli.py's ``run_orc``, as the kernel tests do); the ``orc``
+fixture takes the project down (``down -v``) after the test, pass or fail, and fails the test if
+any process of the project's containers survives. ``offline_busybox`` packs
 and loads ``orc.local/busybox:latest`` with ``scripts/pack-rootfs-image.py``, as the quickstart does.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.orc_cli import run_orc
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -37,23 +39,10 @@ class OrcCli:
     def run(
         self, *args: str, check: bool = True, timeout: float = 120, project: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "orchestrator", "--root", str(self.root)]
-        if project:
-            command += ["-p", self.project]
-        command += list(args)
-        result = subprocess.run(
-            command,
-            cwd=self.directory,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+        project_args = ("-p", self.project) if project else ()
+        return run_orc(
+            self.root, (*project_args, *args), cwd=self.directory, env=self.env, check=check, timeout=timeout
         )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-            )
-        return result
 
     def ps(self) -> list[dict[str, object]]:
         out = self.run("ps", "-a", "--format", "json").stdout.strip()
@@ -76,12 +65,6 @@ def assert_before(output: str, first: str, second: str) -> None:
     """``first`` appears in ``output`` before ``second`` (both must appear)."""
     assert first in output and second in output, f"want {first!r} then {second!r} in:\n{output}"
     assert output.index(first) < output.index(second), f"want {first!r} before {second!r} in:\n{output}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _project_pids(project: str) -> list[int]:

@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import OrcCli, free_port
+from tests.e2e.conftest import OrcCli
+from tests.support.orc_cli import free_port
 
 pytestmark = pytest.mark.kernel
 

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.e2e.conftest import OrcCli, assert_before, free_port
+from tests.e2e.conftest import OrcCli, assert_before
+from tests.support.orc_cli import free_port
 
 pytestmark = pytest.mark.kernel
 

@@ -2,16 +2,20 @@
 
 ``build_busybox_rootfs(dest)`` makes a minimal one-binary rootfs: /bin/busybox with a symlink per
 applet, /etc/passwd and /etc/group with root, nobody and a test user (uid 1000), and the empty
-directories a container runtime mounts over (/proc, /sys, /dev, /tmp, /etc/hosts ...).
+directories a container runtime mounts over (/proc, /sys, /dev, /tmp, /etc/hosts ...). The tree is
+built by scripts/pack-rootfs-image.py (the quickstart's image), so there is one implementation;
+this module only adds the test user. Used by tests/conftest.py's ``busybox_rootfs`` and bench/*.
 """
 
 from __future__ import annotations
 
-import shutil
+import importlib.util
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 BUSYBOX = Path("/bin/busybox")
+PACKER = Path(__file__).resolve().parents[2] / "scripts" / "pack-rootfs-image.py"
 
 PASSWD = """root:x:0:0:root:/root:/bin/sh
 daemon:x:1:1:daemon:/usr/sbin:/bin/false
@@ -37,34 +41,19 @@ def busybox_problem() -> str | None:
 
 
 def build_busybox_rootfs(dest: Path) -> Path:
-    """Create a busybox rootfs in ``dest`` (created if missing) and return it."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for d in (
-        "bin",
-        "sbin",
-        "usr/bin",
-        "etc",
-        "proc",
-        "sys",
-        "dev",
-        "tmp",
-        "root",
-        "home/tester",
-        "var/run",
-        "run",
-    ):
-        (dest / d).mkdir(parents=True, exist_ok=True)
-    (dest / "tmp").chmod(0o1777)
-    shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
-    applets = subprocess.run(
-        [str(BUSYBOX), "--list"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    for applet in applets:
-        link = dest / "bin" / applet
-        if not link.exists() and applet != "busybox":
-            link.symlink_to("busybox")
+    """Create a busybox rootfs in ``dest`` (created if missing) and return it: the one
+    scripts/pack-rootfs-image.py packs for the quickstart, plus the test user and groups."""
+    _packer().build_busybox_rootfs(dest)
+    (dest / "home" / "tester").mkdir(parents=True, exist_ok=True)
     (dest / "etc" / "passwd").write_text(PASSWD)
     (dest / "etc" / "group").write_text(GROUP)
-    for f in ("hosts", "hostname", "resolv.conf"):
-        (dest / "etc" / f).touch()
     return dest
+
+
+def _packer() -> ModuleType:
+    """scripts/pack-rootfs-image.py as a module (its name is not an importable one)."""
+    spec = importlib.util.spec_from_file_location("pack_rootfs_image", PACKER)
+    assert spec is not None and spec.loader is not None, f"cannot load {PACKER}"
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
