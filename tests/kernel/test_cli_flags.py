@@ -15,18 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.orc_cli import Orc, free_port, orc_project
+from tests.support.orc_cli import BUSYBOX_STACK, Orc, free_port, orc_project
 
 pytestmark = pytest.mark.kernel
 
 
-COMPOSE = """
-name: {project}
-x-busybox: &busybox
-  image: busybox:orc-test
-  x-orc: {{rootfs: {rootfs}}}
-services:
-  web:
+COMPOSE = (
+    BUSYBOX_STACK
+    + """  web:
     <<: *busybox
     command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
     ports: ["127.0.0.1:{port}:80"]
@@ -39,6 +35,7 @@ services:
     command: ["sh", "-c", "echo slow up; trap 'exit 7' TERM; sleep 100000 & wait"]
     profiles: [abort]
 """
+)
 
 
 @pytest.fixture

@@ -20,20 +20,16 @@ from typing import Any
 
 import pytest
 
-from tests.support.orc_cli import Orc, cgroup_dirs, orc_project
+from tests.support.orc_cli import BUSYBOX_STACK, Orc, cgroup_dirs, orc_project
 
 pytestmark = pytest.mark.kernel
 
 # `$$` is Compose's escape for a literal `$`.
 TALKER = 'i=0; while true; do i=$$((i+1)); echo "line $$i"; sleep 0.02; done'
 
-COMPOSE = """
-name: {project}
-x-busybox: &busybox
-  image: busybox:orc-test
-  x-orc: {{rootfs: {rootfs}}}
-services:
-  talker:
+COMPOSE = (
+    BUSYBOX_STACK
+    + """  talker:
     <<: *busybox
     command: ["sh", "-c", '{talker}']
   quitter:
@@ -48,6 +44,7 @@ services:
     command: ["sleep", "100000"]
     depends_on: [a]
 """
+)
 
 
 @pytest.fixture

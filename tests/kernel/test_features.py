@@ -15,19 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.orc_cli import Orc, cgroup_dirs, orc_project
+from tests.support.orc_cli import BUSYBOX_STACK, Orc, busybox_stack, cgroup_dirs, orc_project
 
 pytestmark = pytest.mark.kernel
 
 SLEEPER = '["sh", "-c", "trap \'exit 0\' TERM; sleep 100000 & wait"]'
 
-FEATURES = """
-name: {project}
-x-busybox: &busybox
-  image: busybox:orc-test
-  x-orc: {{rootfs: {rootfs}}}
-services:
-  app:
+FEATURES = (
+    BUSYBOX_STACK
+    + """  app:
     <<: *busybox
     command: {sleeper}
     secrets:
@@ -71,6 +67,7 @@ volumes:
   bound:
     driver_opts: {{type: none, o: bind, device: {device}}}
 """
+)
 
 
 @pytest.fixture
@@ -191,13 +188,8 @@ def test_unsupported_keys_fail_their_service_only(
     orc, name, project_dir = project
     write(
         project_dir,
-        f"""
-name: {name}
-x-busybox: &busybox
-  image: busybox:orc-test
-  x-orc: {{rootfs: {busybox_rootfs}}}
-services:
-  fine:
+        busybox_stack(name, busybox_rootfs)
+        + f"""  fine:
     <<: *busybox
     command: {SLEEPER}
   watched:
@@ -257,13 +249,8 @@ def test_cp_stats_wait(project: tuple[Orc, str, Path], busybox_rootfs: Path, tmp
     orc, name, project_dir = project
     write(
         project_dir,
-        f"""
-name: {name}
-x-busybox: &busybox
-  image: busybox:orc-test
-  x-orc: {{rootfs: {busybox_rootfs}}}
-services:
-  app:
+        busybox_stack(name, busybox_rootfs)
+        + """  app:
     <<: *busybox
     command: ["sh", "-c", "mkdir -p /srv/tree/sub; echo leaf > /srv/tree/sub/leaf; ln -s /etc/shadow /srv/escape; trap 'exit 0' TERM; while :; do :; done & wait"]
     mem_limit: 64m
@@ -425,13 +412,8 @@ def test_named_volume_filled_from_the_image(
     orc, name, project_dir = project
     write(
         project_dir,
-        f"""
-name: {name}
-x-busybox: &busybox
-  image: busybox:orc-test
-  x-orc: {{rootfs: {busybox_rootfs}}}
-services:
-  app:
+        busybox_stack(name, busybox_rootfs)
+        + f"""  app:
     <<: *busybox
     command: {SLEEPER}
     volumes:

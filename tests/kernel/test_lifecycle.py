@@ -20,18 +20,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.orc_cli import Orc, cgroup_dirs, free_port, orc_project
+from tests.support.orc_cli import BUSYBOX_STACK, Orc, cgroup_dirs, free_port, orc_project
 
 pytestmark = pytest.mark.kernel
 
 
-COMPOSE = """
-name: {project}
-x-busybox: &busybox
-  image: busybox:orc-test
-  x-orc: {{rootfs: {rootfs}}}
-services:
-  db:
+COMPOSE = (
+    BUSYBOX_STACK
+    + """  db:
     <<: *busybox
     command: ["sh", "-c", "echo db ready; trap 'exit 0' TERM; sleep 100000 & wait"]
     healthcheck: {{test: ["CMD", "true"], interval: 200ms, retries: 3}}
@@ -45,6 +41,7 @@ services:
     depends_on: [api]
     ports: ["127.0.0.1:{port}:80"]
 """
+)
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ Owned here: the plumbing the kernel, integration and end-to-end tests share — 
 exits non-zero), :class:`Orc` (that call bound to a root, a project directory and a project name
 that is also the cgroup prefix), :func:`orc_project` (a project directory with a compose file,
 taken down afterwards pass or fail), :func:`clean_up` (``down``, then kill a supervisor or fork
-server that outlived it and remove the project's cgroups), :func:`cgroup_dirs` and
-:func:`free_port`. Used by tests/kernel/*, tests/integration/images/test_lock_wiring.py and
+server that outlived it and remove the project's cgroups), :func:`cgroup_dirs`, :func:`free_port`
+and :data:`BUSYBOX_STACK`, the start of a compose file running the tests' busybox rootfs. Used by tests/kernel/*, tests/integration/images/test_lock_wiring.py and
 tests/e2e/conftest.py.
 """
 
@@ -22,6 +22,21 @@ import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+# The start of a compose file whose services merge ``<<: *busybox`` to run the session's busybox
+# rootfs: a str.format template ({project}, {rootfs}) to which the services are appended.
+BUSYBOX_STACK = """
+name: {project}
+x-busybox: &busybox
+  image: busybox:orc-test
+  x-orc: {{rootfs: {rootfs}}}
+services:
+"""
+
+
+def busybox_stack(project: str, rootfs: Path) -> str:
+    """:data:`BUSYBOX_STACK` filled in; append the services (indented two spaces)."""
+    return BUSYBOX_STACK.format(project=project, rootfs=rootfs)
 
 
 def free_port() -> int:
