@@ -1,6 +1,10 @@
 """`up -d` and `down` of generated N-service stacks with orc, Docker Compose and podman-compose.
 
     .venv/bin/python bench/up_down.py [--sizes 30,100] [--runs 3] [--peers docker,podman]
+        [--compare DIR]
+
+``--compare DIR`` also runs the orc of another checkout (``PYTHONPATH=DIR``, e.g. an older commit
+unpacked with ``git archive``), alternating run by run with this tree, as tool ``before``.
 
 As root. Stacks come from ../shared/tools/gen-stack.py (busybox, depends_on in layers of 5, every
 service answers SIGTERM). orc runs them from a busybox rootfs (``x-orc: {rootfs: ...}``, built from
@@ -140,32 +144,51 @@ def crash_to_running(state: Path, name: str, runs: int) -> list[float]:
 
 
 def bench_orc(
-    n: int, runs: int, rootfs: Path, results: dict[str, list[float]], extra: dict[str, object]
+    n: int,
+    runs: int,
+    rootfs: Path,
+    results: dict[str, list[float]],
+    extra: dict[str, object],
+    compare: Path | None = None,
 ) -> None:
     for run in range(runs):
-        with tempfile.TemporaryDirectory(prefix="orcbench") as tmp:
-            work = Path(tmp)
-            project = "orcb" + uuid.uuid4().hex[:6]
-            (work / "compose.yaml").write_text(f"name: {project}\n" + generate(n, rootfs))
-            env = {**os.environ, "ORC_CGROUP_PREFIX": project}
-            orc = [sys.executable, "-m", "orchestrator", "--root", str(work / "root")]
-            try:
-                results.setdefault(f"orc up -d ({n})", []).append(timed([*orc, "up", "-d"], work, env))
-                state = work / "root" / "run" / project
-                if run == 0:
-                    supervisor = json.loads((state / "project.json").read_text())["supervisor_pid"]
-                    time.sleep(1.0)
-                    extra[f"orc RSS with {n} containers (KiB)"] = rss_kib(orc_processes(supervisor))
-                    extra[f"orc PSS with {n} containers (KiB)"] = pss_kib(orc_processes(supervisor))
-                    extra[f"orc supervisor alone RSS with {n} containers (KiB)"] = rss_kib([supervisor])
-                    extra[f"orc processes with {n} containers"] = len(orc_processes(supervisor))
-                    if n <= 30:
-                        results.setdefault("orc crash → running (ms)", []).extend(
-                            crash_to_running(state, f"{project}-s1-1", 10)
-                        )
-                results.setdefault(f"orc down ({n})", []).append(timed([*orc, "down"], work, env))
-            finally:
-                subprocess.run([*orc, "down", "-t", "0"], cwd=work, env=env, capture_output=True, timeout=300)
+        bench_orc_once(n, run, rootfs, results, extra, "orc", {})
+        if compare is not None:
+            bench_orc_once(n, run, rootfs, results, extra, "before", {"PYTHONPATH": str(compare)})
+
+
+def bench_orc_once(
+    n: int,
+    run: int,
+    rootfs: Path,
+    results: dict[str, list[float]],
+    extra: dict[str, object],
+    tool: str,
+    env_extra: dict[str, str],
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="orcbench") as tmp:
+        work = Path(tmp)
+        project = "orcb" + uuid.uuid4().hex[:6]
+        (work / "compose.yaml").write_text(f"name: {project}\n" + generate(n, rootfs))
+        env = {**os.environ, "ORC_CGROUP_PREFIX": project, **env_extra}
+        orc = [sys.executable, "-m", "orchestrator", "--root", str(work / "root")]
+        try:
+            results.setdefault(f"{tool} up -d ({n})", []).append(timed([*orc, "up", "-d"], work, env))
+            state = work / "root" / "run" / project
+            if run == 0:
+                supervisor = json.loads((state / "project.json").read_text())["supervisor_pid"]
+                time.sleep(1.0)
+                extra[f"{tool} RSS with {n} containers (KiB)"] = rss_kib(orc_processes(supervisor))
+                extra[f"{tool} PSS with {n} containers (KiB)"] = pss_kib(orc_processes(supervisor))
+                extra[f"{tool} supervisor alone RSS with {n} containers (KiB)"] = rss_kib([supervisor])
+                extra[f"{tool} processes with {n} containers"] = len(orc_processes(supervisor))
+                if n <= 30:
+                    results.setdefault(f"{tool} crash → running (ms)", []).extend(
+                        crash_to_running(state, f"{project}-s1-1", 10)
+                    )
+            results.setdefault(f"{tool} down ({n})", []).append(timed([*orc, "down"], work, env))
+        finally:
+            subprocess.run([*orc, "down", "-t", "0"], cwd=work, env=env, capture_output=True, timeout=300)
 
 
 def bench_peer(peer: str, n: int, runs: int, results: dict[str, list[float]]) -> None:
@@ -199,6 +222,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--peer-runs", type=int, default=1)
     parser.add_argument("--peers", default="docker,podman")
+    parser.add_argument("--compare", type=Path, default=None, help="another checkout, run as 'before'")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[str, list[float]] = {}
@@ -206,7 +230,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="orcbench-rootfs") as tmp:
         rootfs = build_busybox_rootfs(Path(tmp) / "rootfs")
         for n in sizes:
-            bench_orc(n, args.runs, rootfs, results, extra)
+            bench_orc(n, args.runs, rootfs, results, extra, args.compare)
             for peer in [p for p in args.peers.split(",") if p]:
                 bench_peer(peer, n, args.peer_runs, results)
 
