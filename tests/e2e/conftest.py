@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.orc_cli import run_orc
+from tests.support.orc_cli import run_orc, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -53,12 +53,12 @@ class OrcCli:
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def wait_for(self, what: str, predicate: Callable[[], bool], timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.25)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; ps: {self.ps()}")
+        wait_until(
+            predicate,
+            timeout=timeout,
+            interval=0.25,
+            failure=lambda: f"timed out after {timeout}s waiting for {what}; ps: {self.ps()}",
+        )
 
 
 def assert_before(output: str, first: str, second: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.orc_cli import BUSYBOX_STACK, Orc, free_port, orc_project
+from tests.support.orc_cli import BUSYBOX_STACK, Orc, free_port, port_stack
 
 pytestmark = pytest.mark.kernel
 
@@ -40,10 +40,10 @@ COMPOSE = (
 
 @pytest.fixture
 def stack(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[tuple[Orc, str, int]]:
-    port = free_port()
-    compose = COMPOSE.format(project=unique_name, rootfs=busybox_rootfs, port=port)
-    with orc_project(tmp_path, unique_name, compose, down=("--profile", "abort", "down", "-t", "1")) as orc:
-        yield orc, unique_name, port
+    with port_stack(
+        tmp_path, unique_name, busybox_rootfs, COMPOSE, down=("--profile", "abort", "down", "-t", "1")
+    ) as stack:
+        yield stack
 
 
 def test_run_user_workdir_entrypoint_volume_name(stack: tuple[Orc, str, int], tmp_path: Path) -> None:

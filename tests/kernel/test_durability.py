@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.orc_cli import BUSYBOX_STACK, Orc, cgroup_dirs, orc_project
+from tests.support.orc_cli import BUSYBOX_STACK, Orc, cgroup_dirs, orc_project, wait_until
 
 pytestmark = pytest.mark.kernel
 
@@ -65,12 +65,7 @@ def talker_numbers(orc: Orc) -> list[int]:
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {condition}")
+    wait_until(condition, timeout=timeout, interval=0.1, failure=lambda: f"timed out waiting for {condition}")
 
 
 def not_running(pid: int) -> bool:

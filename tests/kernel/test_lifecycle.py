@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.orc_cli import BUSYBOX_STACK, Orc, cgroup_dirs, free_port, orc_project
+from tests.support.orc_cli import BUSYBOX_STACK, Orc, cgroup_dirs, port_stack
 
 pytestmark = pytest.mark.kernel
 
@@ -46,11 +46,8 @@ COMPOSE = (
 
 @pytest.fixture
 def stack(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[tuple[Orc, str, int]]:
-    port = free_port()
-    with orc_project(
-        tmp_path, unique_name, COMPOSE.format(project=unique_name, rootfs=busybox_rootfs, port=port)
-    ) as orc:
-        yield orc, unique_name, port
+    with port_stack(tmp_path, unique_name, busybox_rootfs, COMPOSE) as stack:
+        yield stack
 
 
 def test_three_tier_up_ps_logs_exec_down(stack: tuple[Orc, str, int], tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.orc_cli import Orc, cgroup_dirs, clean_up, free_port, orc_project
+from tests.support.orc_cli import Orc, cgroup_dirs, clean_up, port_stack
 
 pytestmark = pytest.mark.kernel
 
@@ -51,11 +51,8 @@ services:
 
 @pytest.fixture
 def project(tmp_path: Path, busybox_rootfs: Path, unique_name: str) -> Iterator[tuple[Orc, str, int]]:
-    port = free_port()
-    with orc_project(
-        tmp_path, unique_name, COMPOSE.format(project=unique_name, rootfs=busybox_rootfs, port=port)
-    ) as orc:
-        yield orc, unique_name, port
+    with port_stack(tmp_path, unique_name, busybox_rootfs, COMPOSE) as stack:
+        yield stack
 
 
 def ps(orc: Orc) -> dict[str, dict[str, object]]:

@@ -5,7 +5,8 @@ Owned here: the plumbing the kernel, integration and end-to-end tests share — 
 exits non-zero), :class:`Orc` (that call bound to a root, a project directory and a project name
 that is also the cgroup prefix), :func:`orc_project` (a project directory with a compose file,
 taken down afterwards pass or fail), :func:`clean_up` (``down``, then kill a supervisor or fork
-server that outlived it and remove the project's cgroups), :func:`cgroup_dirs`, :func:`free_port`
+server that outlived it and remove the project's cgroups), :func:`port_stack` (the same for a
+template with a free port), :func:`wait_until`, :func:`cgroup_dirs`, :func:`free_port`
 and :data:`BUSYBOX_STACK`, the start of a compose file running the tests' busybox rootfs. Used by tests/kernel/*, tests/integration/images/test_lock_wiring.py and
 tests/e2e/conftest.py.
 """
@@ -19,7 +20,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_until(
+    condition: Callable[[], bool], *, timeout: float, interval: float, failure: Callable[[], str]
+) -> None:
+    """Poll ``condition`` every ``interval`` seconds; after ``timeout`` fail the test with the
+    message ``failure()`` builds then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(failure())
 
 
 def orc_argv(root: Path, *args: str) -> list[str]:
@@ -172,3 +187,20 @@ def orc_project(
         yield orc
     finally:
         clean_up(orc, down)
+
+
+@contextlib.contextmanager
+def port_stack(
+    tmp_path: Path,
+    project: str,
+    rootfs: Path,
+    template: str,
+    *,
+    down: Iterable[str] = ("down", "-t", "1"),
+) -> Iterator[tuple[Orc, str, int]]:
+    """:func:`orc_project` for ``template`` formatted with ``project``, ``rootfs`` and a free
+    loopback ``port``; yields ``(orc, project, port)``."""
+    port = free_port()
+    compose = template.format(project=project, rootfs=rootfs, port=port)
+    with orc_project(tmp_path, project, compose, down=down) as orc:
+        yield orc, project, port
