@@ -487,8 +487,8 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m orchestrator.daemon.supervisor --project P --run-root R --lib-root L``."""
     # Dozens of worker threads hand the GIL back and forth around short blocking calls (netlink,
     # fsync, the fork server's socket); with the default 5 ms interval a thread returning from
-    # one waits for a CPU-bound peer's whole slice. 0.5 ms cut `up -d` of 30 services by ~20 %
-    # (bench/results/up_down.md).
+    # one waits for a CPU-bound peer's whole slice. 0.5 ms cut `up -d` of 30 services by 4-20 %
+    # in A/B runs, depending on the machine's load (bench/results/up_down.md).
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     parser = argparse.ArgumentParser(prog="orc-supervisor")
     parser.add_argument("--project", required=True)
