@@ -15,18 +15,15 @@ from typing import Any
 
 def document_payload(project: Any) -> dict[str, Any]:
     """What ``from_document`` needs, from a loaded project (JSON-able)."""
-    stack = project.stack
-    # Only the variables secrets and configs take their content from.
-    file_variables = (
-        {
-            obj.environment
-            for objects in (stack.secrets, stack.configs)
-            for obj in objects.values()
-            if obj.environment
-        }
-        if stack is not None
-        else set()
-    )
+    # Only the variables secrets and configs take their content from, read from the canonical
+    # document: binding the model (``project.stack``) just for these names costs a CLI ~40 % of
+    # its run time (the model's import and the bind).
+    file_variables = {
+        str(entry["environment"])
+        for section in ("secrets", "configs")
+        for entry in (_mapping(project.document.get(section))).values()
+        if isinstance(entry, Mapping) and isinstance(entry.get("environment"), str) and entry["environment"]
+    }
     return {
         "name": project.name,
         "working_dir": project.working_dir,
@@ -42,3 +39,7 @@ def document_payload(project: Any) -> dict[str, Any]:
             key: project.environment[key] for key in sorted(file_variables) if key in project.environment
         },
     }
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}

@@ -21,16 +21,25 @@ def _new_modules(code: str) -> list[str]:
     return list(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def test_cli_payload_does_not_import_the_reconciler_or_planner() -> None:
+def test_cli_payload_does_not_import_the_reconciler_planner_or_model() -> None:
     new = _new_modules(
         "from orchestrator.cli.lifecycle import project_payload\n"
-        "class P: pass\n"
-        "p = P(); p.name = 'x'; p.working_dir = '/'; p.files = (); p.document = {}\n"
-        "p.config_hashes = {}; p.records = {}; p.environment = {}; p.stack = None\n"
-        "assert project_payload(p)['name'] == 'x'"
+        "class P:\n"
+        "    name = 'x'; working_dir = '/'; files = (); config_hashes = {}; records = {}\n"
+        "    environment = {'TOKEN': 't', 'CONF': 'c', 'OTHER': 'o'}\n"
+        "    document = {'secrets': {'s': {'environment': 'TOKEN'}, 'f': {'file': './f'}},\n"
+        "                'configs': {'c': {'environment': 'CONF'}, 'm': {'environment': 'MISSING'}}}\n"
+        "    @property\n"
+        "    def stack(self): raise AssertionError('the payload must not bind the model')\n"
+        "assert project_payload(P())['file_environment'] == {'TOKEN': 't', 'CONF': 'c'}"
     )
     heavy = [
-        m for m in new if m.startswith(("orchestrator.planner", "orchestrator.runtime", "asyncio", "anyio"))
+        m
+        for m in new
+        if m.startswith(
+            ("orchestrator.planner", "orchestrator.runtime", "orchestrator.model", "orchestrator.stack.bind")
+        )
+        or m.startswith(("asyncio", "anyio"))
     ]
     heavy += [
         m for m in new if m.startswith("orchestrator.reconciler.") and m != "orchestrator.reconciler.payload"
