@@ -109,7 +109,8 @@ def guess_project_name(ctx: typer.Context) -> str | None:
         for path in files:
             try:
                 with open(path) as handle:
-                    document = yaml.safe_load(handle)
+                    # libyaml when present: only `name:` is wanted, at a fifth of the cost
+                    document = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
             except (OSError, yaml.YAMLError):
                 return None
             if isinstance(document, dict) and document.get("name"):
