@@ -149,21 +149,27 @@ def _kill(pid: int) -> None:
 
 def clean_up(orc: Orc, down: Iterable[str] = ("down", "-t", "1")) -> None:
     """Run ``down`` (ignoring failure), then kill a supervisor or fork server of this root that a
-    half-way failure left running and remove the project's cgroups, deepest first."""
-    orc(*down, check=False)
+    half-way failure left running and remove the project's cgroups, deepest first. A ``down``
+    that hangs is reported once the rest is cleaned up."""
+    hung: subprocess.TimeoutExpired | None = None
+    try:
+        orc(*down, check=False)
+    except subprocess.TimeoutExpired as exc:
+        hung = exc
     record = orc.state_dir / "project.json"
     if record.exists():
         pid = json.loads(record.read_text()).get("supervisor_pid")
         if pid:
             _kill(int(pid))
-    found = subprocess.run(
-        ["pgrep", "-f", f"forkserver .*{orc.root}"], capture_output=True, text=True
-    ).stdout.split()
+    pattern = rf"orchestrator\.(daemon\.supervisor|runtime\.process\.forkserver) .*{orc.root}/"
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
     for pid_text in found:
         _kill(int(pid_text))
     for directory in sorted(cgroup_dirs(orc.project), key=len, reverse=True):
         with contextlib.suppress(OSError):
             os.rmdir(directory)
+    if hung is not None:
+        raise hung
 
 
 @contextlib.contextmanager
