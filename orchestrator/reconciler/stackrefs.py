@@ -80,16 +80,6 @@ def refs_of(service: Service) -> ServiceRefs:
     return refs if isinstance(refs, ServiceRefs) else ServiceRefs()
 
 
-def environment_names(stack: Stack) -> set[str]:
-    """The variables secrets and configs read their content from."""
-    return {
-        obj.environment
-        for objects in (stack.secrets, stack.configs)
-        for obj in objects.values()
-        if obj.environment
-    }
-
-
 def resolve_refs(stack: Stack, service: Service, environment: Mapping[str, str]) -> ServiceRefs:
     problems: list[str] = [
         f"service {service.name}: orc does not support {key!r} (remove it or run this service elsewhere)"
