@@ -45,6 +45,13 @@ def _hits(port: int) -> int:
     return int(httpx.get(f"http://127.0.0.1:{port}/", timeout=5).json()["hits"])
 
 
+def _app_reaches_redis(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def _running_healthy(orc: OrcCli, service: str) -> bool:
     return any(c["Service"] == service and c["Health"] == "healthy" for c in orc.ps())
 
@@ -66,6 +73,8 @@ def test_redis_and_app_from_debian_packages(orc_factory: Callable[..., OrcCli]) 
     orc.run("kill", "redis")
     orc.wait_for("redis to restart healthy", lambda: _running_healthy(orc, "redis"))
     orc.wait_for("app to be healthy again", lambda: _running_healthy(orc, "app"))
+    # the app's health is up to one interval old: ask it (PING, no increment) until redis answers
+    orc.wait_for("app to reach the restarted redis", lambda: _app_reaches_redis(port))
     assert _hits(port) == 3
     assert any(c["Service"] == "redis" and c["State"] == "running" for c in orc.ps())
 

@@ -29,12 +29,15 @@ def redis(*args: str) -> object:
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if self.path == "/health":
-            body, status = {"redis": redis("PING")}, 200
-        elif self.path == "/":
-            body, status = {"hits": redis("INCR", "hits"), "served_by": socket.gethostname()}, 200
-        else:
-            body, status = {"error": "not found"}, 404
+        try:
+            if self.path == "/health":
+                body, status = {"redis": redis("PING")}, 200
+            elif self.path == "/":
+                body, status = {"hits": redis("INCR", "hits"), "served_by": socket.gethostname()}, 200
+            else:
+                body, status = {"error": "not found"}, 404
+        except (OSError, RuntimeError) as exc:  # redis restarting: say so instead of hanging up
+            body, status = {"error": f"redis unavailable: {exc}"}, 503
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
