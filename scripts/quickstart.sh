@@ -32,7 +32,8 @@ fi
 
 step "orc in $REPO/.venv"
 [ -x "$REPO/.venv/bin/python" ] || python3 -m venv "$REPO/.venv"
-if ! "$REPO/.venv/bin/python" -c 'import orchestrator' 2>/dev/null; then
+# checked from / so the checkout itself on sys.path cannot pass for an installed orc
+if [ ! -x "$REPO/.venv/bin/orc" ] || ! (cd / && "$REPO/.venv/bin/python" -c 'import orchestrator' 2>/dev/null); then
     "$REPO/.venv/bin/pip" install -q --disable-pip-version-check -e "$REPO"
 fi
 ln -sf "$REPO/.venv/bin/orc" /usr/local/bin/orc
