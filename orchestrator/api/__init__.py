@@ -1,1 +1,3 @@
-"""Python API over a project (the same calls the CLI makes) and the pytest plugin."""
+"""Reserved for the Python API over a project and the pytest plugin (not written yet).
+
+The CLI talks to the supervisor through orchestrator.daemon.handle today."""
