@@ -114,6 +114,15 @@ class Project:
 _NAME_CHARS = re.compile(r"[a-z0-9_-]")
 
 
+# Service keys that have a twin under deploy.resources: both set to different values is an error.
+_DEPLOY_TWINS = (
+    ("cpus", "limits", "cpus"),
+    ("mem_limit", "limits", "memory"),
+    ("mem_reservation", "reservations", "memory"),
+    ("pids_limit", "limits", "pids"),
+)
+
+
 def normalize_project_name(name: str) -> str:
     """Lowercase, keep ``[a-z0-9_-]``, strip leading ``_``/``-`` (Compose's rule)."""
     return "".join(_NAME_CHARS.findall(name.lower())).lstrip("_-")
@@ -905,48 +914,21 @@ def _check_consistency(records: dict[str, Any], disabled: dict[str, Any]) -> Non
             raise _fail(f"services.{name}.scale: must be greater than or equal to 0", where)
         if deploy is not None and deploy.get("replicas") is not None and deploy["replicas"] < 0:
             raise _fail(f"services.{name}.deploy.replicas: must be greater than or equal to 0", where)
-        limits = ((deploy or {}).get("resources") or {}).get("limits")
-        reservations = ((deploy or {}).get("resources") or {}).get("reservations")
-        if (
-            s.get("cpus")
-            and deploy is not None
-            and limits is not None
-            and float(limits.get("cpus") or 0) != float(s["cpus"])
-        ):
-            raise _fail(
-                f"services.{name}: can't set distinct values on 'cpus' and 'deploy.resources.limits.cpus': invalid compose project",
-                where,
+        resources = (deploy or {}).get("resources") or {}
+        for key, part, twin in _DEPLOY_TWINS:
+            section = resources.get(part)
+            if not s.get(key) or deploy is None or section is None:
+                continue
+            same = (
+                float(section.get(twin) or 0) == float(s[key])
+                if key == "cpus"
+                else (section.get(twin) or 0) == s[key]
             )
-        if (
-            s.get("mem_limit")
-            and deploy is not None
-            and limits is not None
-            and (limits.get("memory") or 0) != s["mem_limit"]
-        ):
-            raise _fail(
-                f"services.{name}: can't set distinct values on 'mem_limit' and 'deploy.resources.limits.memory': invalid compose project",
-                where,
-            )
-        if (
-            s.get("mem_reservation")
-            and deploy is not None
-            and reservations is not None
-            and (reservations.get("memory") or 0) != s["mem_reservation"]
-        ):
-            raise _fail(
-                f"services.{name}: can't set distinct values on 'mem_reservation' and 'deploy.resources.reservations.memory': invalid compose project",
-                where,
-            )
-        if (
-            s.get("pids_limit")
-            and deploy is not None
-            and limits is not None
-            and (limits.get("pids") or 0) != s["pids_limit"]
-        ):
-            raise _fail(
-                f"services.{name}: can't set distinct values on 'pids_limit' and 'deploy.resources.limits.pids': invalid compose project",
-                where,
-            )
+            if not same:
+                raise _fail(
+                    f"services.{name}: can't set distinct values on '{key}' and 'deploy.resources.{part}.{twin}': invalid compose project",
+                    where,
+                )
         effective_scale = scale if scale is not None else (deploy or {}).get("replicas") or 1
         if effective_scale > 1 and s.get("container_name"):
             attr = "scale" if scale is not None else "deploy.replicas"

@@ -335,3 +335,31 @@ def test_alias_bomb_and_huge_file_through_the_loader() -> None:
 def test_empty_file_is_an_error() -> None:
     with pytest.raises(StackError, match="empty compose file"):
         load_files({"/p/compose.yaml": ""})
+
+
+# --- keys with a twin under deploy.resources -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "part", "twin", "twin_value"),
+    [
+        ("cpus", "0.5", "limits", "cpus", "0.25"),
+        ("mem_limit", "64m", "limits", "memory", "32m"),
+        ("mem_reservation", "16m", "reservations", "memory", "8m"),
+        ("pids_limit", "10", "limits", "pids", "20"),
+    ],
+)
+def test_distinct_values_on_a_key_and_its_deploy_twin_are_an_error(
+    key: str, value: str, part: str, twin: str, twin_value: str
+) -> None:
+    def compose(twin_setting: str) -> str:
+        return (
+            f"services:\n  web:\n    image: busybox\n    {key}: {value}\n"
+            f"    deploy:\n      resources:\n        {part}:\n          {twin}: {twin_setting}\n"
+        )
+
+    load_files({"/p/compose.yaml": compose(value)})  # the same value twice is fine
+    with pytest.raises(
+        StackError, match=f"can't set distinct values on '{key}' and 'deploy.resources.{part}.{twin}'"
+    ):
+        load_files({"/p/compose.yaml": compose(twin_value)})
