@@ -24,7 +24,6 @@ import ipaddress
 import os
 import shutil
 import signal
-import stat
 import termios
 import threading
 from collections.abc import Sequence
@@ -1167,17 +1166,12 @@ def cgroup_limits(service: Service) -> CgroupLimits:
 
 def _device_rule(path: str, permissions: str) -> DeviceRule:
     """The cgroup rule that lets a container use the host device ``path``."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise PermanentError(f"device {path}: {exc.strerror}") from exc
-    if stat.S_ISCHR(st.st_mode):
-        kind = "c"
-    elif stat.S_ISBLK(st.st_mode):
-        kind = "b"
-    else:
-        raise PermanentError(f"device {path} is not a character or block device")
-    return DeviceRule(kind, os.major(st.st_rdev), os.minor(st.st_rdev), permissions or "rwm")
+    # the fork server resolves the same node when it creates it; imported here, not at the top,
+    # because only services with `devices:` need it on the supervisor's side
+    from orchestrator.runtime.process.forkserver import resolve_device
+
+    node = resolve_device(path, path)
+    return DeviceRule(node.kind, node.major, node.minor, permissions or "rwm")
 
 
 def _arguments(service: Service, config: Any) -> list[str]:
