@@ -279,19 +279,26 @@ class Supervisor:
             return
         spec = self._spec_from(request)
         kill_after = int((request.get("options") or {}).get("test_kill_after_actions") or 0)
+        hook = anyio.CancelScope()
         async with self.bus.subscribe() as events, anyio.create_task_group() as group:
 
             async def forward() -> None:
                 async for item in events:
                     await _send(stream, protocol.event(item.to_json()))
 
+            async def die_hook(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+                with hook:
+                    await self._die_after_actions(kill_after, task_status=task_status)
+
             if op == "up" and kill_after > 0:
-                await group.start(self._die_after_actions, kill_after)
+                await group.start(die_hook)
             group.start_soon(forward)
             async with self._changing:
                 report = await self._run(op, request, spec)
-            await anyio.sleep(0)  # let the last events through
-            group.cancel_scope.cancel()
+            hook.cancel()
+            # Every event of this request reaches the client before its answer: forward drains
+            # the queue and ends, instead of being cancelled with events still queued.
+            self.bus.end(events)
         finished = op == "down" and not request.get("services")
         if finished:
             # Stop answering before saying "done", so the next `up` starts a fresh supervisor.

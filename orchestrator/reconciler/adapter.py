@@ -196,7 +196,9 @@ class KernelRuntime:
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
-        await anyio.to_thread.run_sync(self.process.close)
+        # A supervisor leaving while containers run (SIGTERM) hands them on like a crashed one:
+        # the fork server stays their parent for the next supervisor.
+        await anyio.to_thread.run_sync(lambda: self.process.close(hand_over=True))
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         try:
@@ -814,7 +816,9 @@ class KernelRuntime:
         return ExitStatus(137 if record.name in self._killed else 255, oom)
 
     async def stop(self, record: ContainerRecord, signal_name: str, timeout: float) -> None:
-        if self._known(record.name):
+        # Adopting first (as its watcher may be doing at this moment) keeps one owner of the
+        # container's exit: the process runtime, not a second pid-polling path racing it.
+        if self._known(record.name) or await self._adopt_orphan(record):
             await anyio.to_thread.run_sync(self.process.stop, record.name, timeout, limiter=self._waiters)
         elif self.alive(record) and record.pid is not None:
             await self._stop_adopted(record, signal_name, timeout)

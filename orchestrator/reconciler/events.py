@@ -98,5 +98,13 @@ class EventBus:
             subscriber.send.close()
             subscriber.receive.close()
 
+    def end(self, receive: MemoryObjectReceiveStream[Event]) -> None:
+        """Stop publishing to the subscription ``receive``: its reader gets what is queued, then
+        the end of the stream (so nothing published before this call is lost to it)."""
+        for subscriber in list(self._subscribers):
+            if subscriber.receive is receive:
+                self._subscribers.remove(subscriber)
+                subscriber.send.close()
+
     def dropped(self) -> int:
         return sum(s.dropped for s in self._subscribers)

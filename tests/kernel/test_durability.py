@@ -81,10 +81,12 @@ def rows(orc: Orc) -> list[dict[str, Any]]:
     return orc.ps()
 
 
-def test_supervisor_killed_while_running(orc: Orc, unique_name: str) -> None:
-    """SIGKILL the supervisor of a running project: the talker keeps writing (no SIGPIPE), the
-    quitter ends meanwhile; the next supervisor reports exit code 7, drains every buffered line
-    in order, `exec` works in the taken-over talker and `logs -f` follows across the restart."""
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_supervisor_killed_while_running(orc: Orc, unique_name: str, how: signal.Signals) -> None:
+    """SIGKILL (or SIGTERM) the supervisor of a running project: the talker keeps writing (no
+    SIGPIPE), the quitter ends meanwhile; the next supervisor reports exit code 7, drains every
+    buffered line in order, `exec` works in the taken-over talker and `logs -f` follows across
+    the restart. A supervisor leaving on SIGTERM hands the containers on the same way."""
     orc("up", "-d")
     wait_for(lambda: len(talker_numbers(orc)) >= 5)
     follower = orc.popen(
@@ -97,7 +99,8 @@ def test_supervisor_killed_while_running(orc: Orc, unique_name: str) -> None:
     )
     try:
         first = supervisor_pid(orc, unique_name)
-        os.kill(first, signal.SIGKILL)
+        os.kill(first, how)
+        wait_for(lambda: not_running(first))
         talker = json.loads(
             (orc.root / "run" / unique_name / "containers" / f"{unique_name}-talker-1.json").read_text()
         )

@@ -549,6 +549,30 @@ def test_a_new_runtime_adopts_a_running_container_and_stops_it(box: Box) -> None
     except FileNotFoundError:
         pass
     box.runtime.delete(cid)
+    # An exited init nobody reaped (this machine's init never does) is not adopted again: its
+    # pidfd would report the exit at once, and the container would count as running.
+    with pytest.raises(NotFoundError):
+        box.runtime.adopt(spec, pid, start_time=started)
+    assert cid not in box.runtime.containers()
+
+
+def test_close_with_hand_over_leaves_the_containers_to_the_next_runtime(box: Box) -> None:
+    """A supervisor leaving on SIGTERM hands over like a crashed one: the server stays the
+    containers' parent, so the next runtime takes them over and reads their real exit codes."""
+    cid = box.run(box.spec("handover", ("sh", "-c", "sleep 0.5; exit 7")))
+    server = box.runtime._server
+    assert server is not None
+    box.runtime.close(hand_over=True)
+    assert Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z", (
+        "the fork server left with the runtime"
+    )
+    box.runtime = ForkServerRuntime(box.root / "state", box.root / "cache", oom_check=box.oom_killed)
+    assert box.runtime.containers() == {cid: ContainerState.RUNNING}
+    status = box.runtime.wait(cid, timeout=10)
+    assert status is not None and (status.code, status.known) == (7, True)
+    box.runtime.delete(cid)
+    box.runtime.close()  # nothing runs any more: this one stops the server
+    assert os.waitpid(server.pid, 0)[0] == server.pid
 
 
 def test_exec_with_a_tty_gets_a_terminal_of_the_container(box: Box) -> None:

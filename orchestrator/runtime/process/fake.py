@@ -283,5 +283,5 @@ class FakeProcessRuntime:
         self.calls.append(("delete", container_id))
         container.state = ContainerState.DELETED
 
-    def close(self) -> None:
-        self.calls.append(("close", ""))
+    def close(self, hand_over: bool = False) -> None:
+        self.calls.append(("close", "hand_over" if hand_over else ""))

@@ -786,6 +786,9 @@ class ForkServer:
             pidfd = os.pidfd_open(pid)
         except OSError as exc:
             raise ServerError(f"container {spec.id}: its init (pid {pid}) is gone", "notfound") from exc
+        if _is_zombie(pid):
+            os.close(pidfd)
+            raise ServerError(f"container {spec.id}: its init (pid {pid}) has exited", "notfound")
         self.records[spec.id] = _Record(spec, pid, mask(caps), program, adopted_pidfd=pidfd)
         self.adopted[pidfd] = spec.id
         self.poller.register(pidfd, select.POLLIN)
@@ -886,6 +889,15 @@ class ForkServer:
             run_exec(plan, k)
         except BaseException as exc:
             _fail_child(plan.error_fd, exc)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether ``pid`` exited and waits to be reaped (its pidfd would report it at once)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except OSError:
+        return True
 
 
 def _close_all(fds: tuple[int, ...]) -> None:

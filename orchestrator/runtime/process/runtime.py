@@ -159,7 +159,7 @@ class ProcessRuntime(Protocol):
     def wait_exec(self, handle: ExecHandle, timeout: float | None = None) -> ExitStatus | None: ...
     def delete(self, container_id: str, force: bool = False) -> None: ...
     def containers(self) -> dict[str, ContainerState]: ...
-    def close(self) -> None: ...
+    def close(self, hand_over: bool = False) -> None: ...
 
 
 @dataclass
@@ -262,13 +262,18 @@ _SPEC_FILE = "spec.pickle"
 
 
 def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), None if it is gone."""
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), None if it is gone
+    or a zombie: an init that exited but nobody reaped (its new parent, after its fork server
+    died, may never reap it) is no container to adopt."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             text = f.read()
     except OSError:
         return None
-    return int(text.rsplit(")", 1)[1].split()[19])
+    fields = text.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
 
 
 class ForkServerRuntime:
@@ -683,15 +688,21 @@ class ForkServerRuntime:
         validate_spec(spec)
         if start_time is not None and process_start_time(pid) != start_time:
             raise NotFoundError(f"container {spec.id}: its init (pid {pid}) is gone")
+        container = _Container(spec, pid, state=ContainerState.RUNNING, start_requested=True)
         with self._lock:
             existing = self._containers.get(spec.id)
             if existing is not None and existing.state is not ContainerState.DELETED:
                 raise ConflictError(f"container {spec.id} already exists ({existing.state.value})")
-        self._request({"op": "adopt", "spec": spec, "pid": pid})
-        with self._lock:
-            self._containers[spec.id] = _Container(
-                spec, pid, state=ContainerState.RUNNING, start_requested=True
-            )
+            # Known before the server watches it: an init that dies right after the server took
+            # it reports its exit on the reader thread, possibly before the reply is seen here.
+            self._containers[spec.id] = container
+        try:
+            self._request({"op": "adopt", "spec": spec, "pid": pid})
+        except BaseException:
+            with self._lock:
+                if self._containers.get(spec.id) is container:
+                    del self._containers[spec.id]
+            raise
 
     def adopt_recorded(self, container_id: str, pid: int, start_time: int | None) -> None:
         """``adopt`` with the spec a runtime on this ``state_dir`` recorded when it created the
@@ -770,15 +781,29 @@ class ForkServerRuntime:
         if container.console is not None:
             os.close(container.console)
 
-    def close(self) -> None:
+    def close(self, hand_over: bool = False) -> None:
         """Stop the fork server. Started containers keep running (they are re-parented); created
         ones that were never started exit (their sync pipe closes). If instead this process dies
         without ``close``, the server stays, still the containers' parent, and a new runtime on
-        the same ``state_dir`` takes them over with their exit codes."""
+        the same ``state_dir`` takes them over with their exit codes.
+
+        ``hand_over``: while containers still run, leave the server as a dying runtime would
+        (disconnect only), so it stays their parent, keeps their output pipes open and their
+        exit codes for the next runtime; with nothing running it is stopped as usual."""
         with self._lock:
             containers = list(self._containers.values())
+            running = any(c.state is ContainerState.RUNNING and c.exit is None for c in containers)
         for container in containers:
             container.close_handover()
+        if hand_over and running and not self._closed:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
+            self._sock.close()
+            self._reader.join(timeout=5)
+            self._trash.close()
+            if self._server is not None:
+                self._server.returncode = 0  # not ours to wait for any more: no warning at exit
+            return
         if not self._closed:
             with contextlib.suppress(OrcError):
                 self._request({"op": "shutdown"}, timeout=10.0)

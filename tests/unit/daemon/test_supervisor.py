@@ -108,6 +108,37 @@ def test_event_bus_fans_out_and_drops_oldest_for_slow_subscribers() -> None:
     anyio.run(main)
 
 
+def test_event_bus_end_delivers_what_is_queued_then_ends_the_stream() -> None:
+    async def main() -> None:
+        bus = EventBus()
+        async with bus.subscribe() as events, bus.subscribe() as other:
+            for i in range(3):
+                bus.publish(Event(float(i), "container", "start", f"c{i}"))
+            bus.end(events)
+            bus.publish(Event(9.0, "container", "die", "late"))  # after the end: not for it
+            assert [item.name async for item in events] == ["c0", "c1", "c2"]
+            assert [other.receive_nowait().name for _ in range(4)] == ["c0", "c1", "c2", "late"]
+
+    anyio.run(main)
+
+
+def test_every_event_of_a_request_arrives_before_its_answer(tmp_path: Path) -> None:
+    def script(path: Path) -> None:
+        for _ in range(20):
+            events: list[dict[str, Any]] = []
+            call(
+                path,
+                "up",
+                on_event=events.append,
+                load=load_request(tmp_path),
+                options={"force_recreate": True},
+            )
+            started = [e["id"] for e in events if (e["type"], e["action"]) == ("container", "start")]
+            assert sorted(started) == ["demo-db-1", "demo-web-1"]
+
+    run_supervised(tmp_path, script)
+
+
 def test_event_json_shape() -> None:
     event = Event(1764000000.5, "container", "die", "demo-web-1", "web", {"exitCode": "1"})
     assert json.loads(event.to_json_line()) == {
