@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from orchestrator import __version__
+from orchestrator.cli.entry import requested_verb
 from orchestrator.errors import OrcError
 
 app = typer.Typer(
@@ -122,30 +123,8 @@ def _register_verbs() -> None:
 _register_verbs()
 
 
-_GLOBAL_OPTIONS_WITH_VALUE = frozenset(
-    {
-        "-f",
-        "--file",
-        "-p",
-        "--project-name",
-        "--project-directory",
-        "--profile",
-        "--env-file",
-        "--root",
-        "--progress",
-    }
-)
-
-
-def _requested_verb(argv: list[str]) -> str | None:
-    """The verb named on the command line, skipping the global options and their values."""
-    args = iter(argv)
-    for arg in args:
-        if arg in _GLOBAL_OPTIONS_WITH_VALUE:
-            next(args, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
+# The command-line pre-scan lives with the entry point, which runs it before typer is imported.
+_requested_verb = requested_verb
 
 
 def _app_for(argv: list[str]) -> typer.Typer:
@@ -154,7 +133,7 @@ def _app_for(argv: list[str]) -> typer.Typer:
     Turning typer's declarations into click commands costs ~2 ms per verb; building only the one
     being run keeps every command's cold start ~50 ms shorter.
     """
-    verb = _requested_verb(argv)
+    verb = requested_verb(argv)
     commands = [c for c in app.registered_commands if c.name == verb]
     groups = [g for g in app.registered_groups if g.name == verb]
     if not commands and not groups:

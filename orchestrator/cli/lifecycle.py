@@ -83,43 +83,13 @@ def load_request(ctx: typer.Context) -> LoadRequest:
     )
 
 
-_DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-
-
 def guess_project_name(ctx: typer.Context) -> str | None:
     """The project name, cheaply and without the loader, or None when unsure. Lets ``up`` start
     the supervisor while the files are loaded; a wrong guess only costs that supervisor."""
-    import re
-
-    import yaml
+    from orchestrator.cli.entry import guess_project_name as guess
 
     options = global_options(ctx)
-    if options.project_name:
-        name = options.project_name
-    elif os.environ.get("COMPOSE_PROJECT_NAME"):
-        name = os.environ["COMPOSE_PROJECT_NAME"]
-    else:
-        files = [os.path.abspath(f) for f in options.files]
-        if not files:
-            found = next((f for f in _DEFAULT_FILES if os.path.exists(f)), None)
-            if found is None:
-                return None
-            files = [os.path.abspath(found)]
-        name = None
-        for path in files:
-            try:
-                with open(path) as handle:
-                    # libyaml when present: only `name:` is wanted, at a fifth of the cost
-                    document = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-            except (OSError, yaml.YAMLError):
-                return None
-            if isinstance(document, dict) and document.get("name"):
-                name = str(document["name"])
-        if name is None:
-            directory = options.project_directory or os.path.dirname(files[0])
-            name = os.path.basename(os.path.abspath(directory))
-    name = re.sub(r"[^a-z0-9_-]", "", name.lower()).lstrip("_-")
-    return name if name and "$" not in name else None
+    return guess(options.project_name, options.files, options.project_directory)
 
 
 def project_payload(loaded: Any) -> dict[str, Any]:

@@ -166,7 +166,13 @@ def register(app: typer.Typer) -> None:
         # Boot the supervisor while the files load: the two take about as long as each other.
         # Not with --locked: a stale lock must fail before anything is started.
         guess = guess_project_name(ctx) if not locked else None
-        booting = ProjectHandle(roots(ctx), guess, cgroup_prefix()).begin_supervisor() if guess else None
+        booting = None
+        if guess:
+            from orchestrator.cli.entry import claim_early_boot
+
+            booting = claim_early_boot(guess, roots(ctx).run) or (
+                ProjectHandle(roots(ctx), guess, cgroup_prefix()).begin_supervisor()
+            )
         try:
             handle, loaded = project_handle(ctx)
             if exit_code_from is not None and exit_code_from not in _service_names(loaded):

@@ -9,13 +9,15 @@ with its own ``--root``, project name and cgroup prefix (``unique_name``); a fin
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.orc_cli import BUSYBOX_STACK, Orc, free_port, port_stack
+from tests.support.orc_cli import BUSYBOX_STACK, Orc, free_port, orc_project, port_stack
 
 pytestmark = pytest.mark.kernel
 
@@ -140,3 +142,41 @@ def test_progress_json_and_plain_and_ps_status(stack: tuple[Orc, str, int]) -> N
     exited = orc("ps", "--status", "exited", "--format", "json").stdout.splitlines()
     assert {json.loads(line)["Name"] for line in exited} == {f"{project}-web-1", f"{project}-gone"}
     assert orc("--progress", "quiet", "down").stderr == ""
+
+
+def _supervisors_of(orc: Orc) -> list[str]:
+    pattern = rf"orchestrator\.daemon\.supervisor --project {orc.project} --run-root {orc.root}/"
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+
+
+def test_up_boots_its_supervisor_early_and_a_failed_up_leaves_none(
+    tmp_path: Path, busybox_rootfs: Path, unique_name: str
+) -> None:
+    """`up` starts the project's supervisor before the CLI has loaded (orchestrator.cli.entry);
+    when the command then fails (a usage error, a file that does not load) that supervisor is
+    told to exit, so nothing is left running; a successful `up` uses it."""
+    compose = BUSYBOX_STACK.format(project=unique_name, rootfs=busybox_rootfs) + (
+        '  web:\n    <<: *busybox\n    command: ["sleep", "100000"]\n'
+    )
+    with orc_project(tmp_path, unique_name, compose) as orc:
+        bad = orc("up", "-d", "--no-such-flag", check=False)
+        assert bad.returncode == 2 and "no-such-flag" in bad.stderr
+        assert not orc.state_dir.exists(), "the early supervisor left its state behind"
+        assert wait_for_none(lambda: _supervisors_of(orc)), "the early supervisor was left running"
+        (orc.project_dir / "compose.yaml").write_text(compose + "  broken: [\n")
+        assert orc("up", "-d", check=False).returncode != 0
+        assert wait_for_none(lambda: _supervisors_of(orc))
+        assert not orc.state_dir.exists()
+        (orc.project_dir / "compose.yaml").write_text(compose)
+        orc("up", "-d")
+        assert len(_supervisors_of(orc)) == 1
+        assert [(r["Service"], r["State"]) for r in orc.ps()] == [("web", "running")]
+
+
+def wait_for_none(found: Callable[[], list[str]], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while found():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -1,0 +1,197 @@
+"""The ``orc`` entry point: boots ``up``'s supervisor before the CLI itself has loaded.
+
+Owned here: :func:`main` (the console script and ``python -m orchestrator``), the command-line
+pre-scan that finds the verb and the global options without typer (:func:`requested_verb`,
+:func:`scan_global_options`) and the early supervisor boot for ``up``.
+
+Why: a cold ``up`` waits for two interpreters, the CLI (typer, click and the loader: ~0.1 s
+before it can even guess the project) and the supervisor (~0.25 s of imports). Started from
+here, before typer is imported, the supervisor boots while the CLI imports and loads, on the
+other CPU. The guess of the project's name (``-p``, ``COMPOSE_PROJECT_NAME``, the files'
+``name:``, the directory) may be wrong or impossible: ``up`` then starts the right supervisor
+itself and tells the wrong one to exit, as it does for a guess of its own; one that nobody
+claimed (a usage error, ``--help``) is told to exit when the CLI does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GLOBAL_OPTIONS_WITH_VALUE = frozenset(
+    {
+        "-f",
+        "--file",
+        "-p",
+        "--project-name",
+        "--project-directory",
+        "--profile",
+        "--env-file",
+        "--root",
+        "--progress",
+    }
+)
+
+DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+
+# `up` options after which the CLI must not start anything before it checked the files.
+_NO_EARLY_BOOT = frozenset({"--dry-run", "--locked", "--help", "-h"})
+
+
+def requested_verb(argv: Sequence[str]) -> str | None:
+    """The verb named on the command line, skipping the global options and their values."""
+    args = iter(argv)
+    for arg in args:
+        if arg in GLOBAL_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+@dataclass
+class ScannedOptions:
+    """The global options that name the project, as far as a pre-scan can tell."""
+
+    files: list[str] = field(default_factory=list)
+    project_name: str | None = None
+    project_directory: str | None = None
+    root: str | None = None
+
+
+def scan_global_options(argv: Sequence[str]) -> ScannedOptions:
+    """The global options before the verb (``-f X``, ``--file=X``, ``-p``, ``--project-directory``,
+    ``--root``); ``ORC_ROOT`` when ``--root`` is not given."""
+    found = ScannedOptions(root=os.environ.get("ORC_ROOT") or None)
+    args = list(argv)
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        name, equals, value = arg.partition("=")
+        if not arg.startswith("-"):
+            break  # the verb: its own options follow
+        if name in GLOBAL_OPTIONS_WITH_VALUE and not equals:
+            value = args[index + 1] if index + 1 < len(args) else ""
+            index += 1
+        index += 1
+        if name in ("-f", "--file"):
+            found.files.append(value)
+        elif name in ("-p", "--project-name"):
+            found.project_name = value
+        elif name == "--project-directory":
+            found.project_directory = value
+        elif name == "--root":
+            found.root = value
+    return found
+
+
+def guess_project_name(
+    project_name: str | None, files: Sequence[str], project_directory: str | None
+) -> str | None:
+    """The project name, cheaply and without the loader, or None when unsure: ``-p``, then
+    ``COMPOSE_PROJECT_NAME``, then the last ``name:`` of the files, then the project directory
+    (the first file's). Normalised as Compose does; a name still holding ``$`` is no guess."""
+    if project_name:
+        name = project_name
+    elif os.environ.get("COMPOSE_PROJECT_NAME"):
+        name = os.environ["COMPOSE_PROJECT_NAME"]
+    else:
+        import yaml
+
+        paths = [os.path.abspath(f) for f in files]
+        if not paths:
+            found = next((f for f in DEFAULT_FILES if os.path.exists(f)), None)
+            if found is None:
+                return None
+            paths = [os.path.abspath(found)]
+        named = None
+        for path in paths:
+            try:
+                with open(path) as handle:
+                    # libyaml when present: only `name:` is wanted, at a fifth of the cost
+                    document = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            except (OSError, yaml.YAMLError):
+                return None
+            if isinstance(document, dict) and document.get("name"):
+                named = str(document["name"])
+        name = named or os.path.basename(os.path.abspath(project_directory or os.path.dirname(paths[0])))
+    if "$" in name:
+        return None  # interpolated: only the loader knows
+    name = re.sub(r"[^a-z0-9_-]", "", name.lower()).lstrip("_-")
+    return name or None
+
+
+@dataclass
+class EarlyBoot:
+    """A supervisor started before the CLI loaded: for ``project``, under ``run_root``."""
+
+    project: str
+    run_root: Path
+    finish: Callable[[], Path]
+    claimed: bool = False
+
+
+_early: EarlyBoot | None = None
+
+
+def claim_early_boot(project: str, run_root: Path) -> Callable[[], Path] | None:
+    """The waiting call of the supervisor booted early for ``project`` under ``run_root``, if
+    there is one (once); the caller then owns it (and the project lock it holds)."""
+    global _early
+    boot = _early
+    if boot is None or boot.claimed or boot.project != project or boot.run_root != run_root:
+        return None
+    boot.claimed = True
+    return boot.finish
+
+
+def _boot_early(argv: Sequence[str]) -> None:
+    global _early
+    if requested_verb(argv) != "up" or any(a in _NO_EARLY_BOOT for a in argv):
+        return
+    options = scan_global_options(argv)
+    try:
+        name = guess_project_name(options.project_name, options.files, options.project_directory)
+    except Exception:  # any surprise here is the loader's to report, with its own message
+        return
+    if name is None:
+        return
+    from orchestrator.daemon.handle import ProjectHandle, Roots
+    from orchestrator.errors import OrcError
+
+    roots = Roots.from_option(options.root)
+    try:
+        finish = ProjectHandle(roots, name, os.environ.get("ORC_CGROUP_PREFIX") or "orc").begin_supervisor()
+    except (OrcError, OSError):
+        return  # e.g. not root: the verb itself reports it
+    if finish is None:
+        return  # one runs already
+    _early = EarlyBoot(name, roots.run, finish)
+    atexit.register(_release_unclaimed)
+
+
+def _release_unclaimed() -> None:
+    """The CLI ends without having used the early supervisor: tell it to exit."""
+    boot = _early
+    if boot is None or boot.claimed:
+        return
+    boot.claimed = True
+    from orchestrator.daemon.client import call
+
+    with contextlib.suppress(Exception):
+        call(boot.finish(), "exit")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (``orc``, ``orchestrator``, ``python -m orchestrator``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _boot_early(args)
+    from orchestrator.cli.app import main as app_main
+
+    app_main(args)

@@ -1,0 +1,91 @@
+"""The entry point's command-line pre-scan and project-name guess (no typer, no supervisor)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli.entry import claim_early_boot, guess_project_name, requested_verb, scan_global_options
+
+
+def test_scan_reads_the_global_options_before_the_verb_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ORC_ROOT", raising=False)
+    scanned = scan_global_options(
+        [
+            "-f",
+            "a.yaml",
+            "--file=b.yaml",
+            "-p",
+            "Demo",
+            "--root=/r",
+            "--project-directory",
+            "d",
+            "up",
+            "-p",
+            "x",
+        ]
+    )
+    assert scanned.files == ["a.yaml", "b.yaml"]
+    assert (scanned.project_name, scanned.project_directory, scanned.root) == ("Demo", "d", "/r")
+    assert requested_verb(["--progress", "json", "-f", "up", "ps"]) == "ps"  # `up` is -f's value
+
+
+def test_scan_takes_orc_root_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORC_ROOT", "/from/env")
+    assert scan_global_options(["up"]).root == "/from/env"
+    assert scan_global_options(["--root", "/given", "up"]).root == "/given"
+
+
+def test_guess_follows_compose_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COMPOSE_PROJECT_NAME", raising=False)
+    project = tmp_path / "My Dir"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    assert guess_project_name(None, [], None) is None  # no file: no guess
+    (project / "compose.yaml").write_text("services: {}\n")
+    assert guess_project_name(None, [], None) == "mydir"
+    assert guess_project_name(None, [], str(tmp_path / "Other_One")) == "other_one"
+    (project / "named.yaml").write_text("name: Named\nservices: {}\n")
+    assert guess_project_name(None, ["compose.yaml", "named.yaml"], None) == "named"
+    monkeypatch.setenv("COMPOSE_PROJECT_NAME", "fromenv")
+    assert guess_project_name(None, ["named.yaml"], None) == "fromenv"
+    assert guess_project_name("-Given", ["named.yaml"], None) == "given"
+    monkeypatch.delenv("COMPOSE_PROJECT_NAME")
+    (project / "interpolated.yaml").write_text("name: ${NAME}\nservices: {}\n")
+    assert guess_project_name(None, ["interpolated.yaml"], None) is None
+    (project / "broken.yaml").write_text("name: [\n")
+    assert guess_project_name(None, ["broken.yaml"], None) is None
+
+
+def test_nothing_to_claim_without_an_early_boot() -> None:
+    assert claim_early_boot("demo", Path("/run/orc")) is None
+
+
+def test_only_up_boots_early_and_its_boot_is_claimed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.cli import entry
+    from orchestrator.daemon.handle import ProjectHandle
+
+    started: list[tuple[str, Path]] = []
+
+    def begin(self: ProjectHandle) -> object:
+        started.append((self.name, self.roots.run))
+        return lambda: tmp_path / "socket"
+
+    monkeypatch.setattr(ProjectHandle, "begin_supervisor", begin)
+    monkeypatch.setattr(entry, "_early", None)
+    monkeypatch.setattr(entry.atexit, "register", lambda fn: None)
+    monkeypatch.delenv("COMPOSE_PROJECT_NAME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "compose.yaml").write_text("name: demo\nservices: {}\n")
+    for argv in (["ps"], ["up", "--dry-run"], ["up", "--locked"], ["up", "--help"], ["--root", "/r", "down"]):
+        entry._boot_early(argv)
+    assert started == []
+    entry._boot_early(["--root", str(tmp_path / "r"), "up", "-d"])
+    assert started == [("demo", tmp_path / "r" / "run")]
+    assert claim_early_boot("other", tmp_path / "r" / "run") is None
+    claimed = claim_early_boot("demo", tmp_path / "r" / "run")
+    assert claimed is not None and claimed() == tmp_path / "socket"
+    assert claim_early_boot("demo", tmp_path / "r" / "run") is None
