@@ -140,6 +140,7 @@ class KernelRuntime:
         self._terminals: set[str] = set()
         self._cgroup_lock = threading.Lock()
         self._adopt_lock = threading.Lock()
+        self._fresh: set[str] = set()  # created here and never started (nothing of a run to forget)
 
     async def __aenter__(self) -> KernelRuntime:
         self._group = anyio.create_task_group()
@@ -291,6 +292,7 @@ class KernelRuntime:
         for sub in ("upper", "work"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         self._specs[request.name] = service
+        self._fresh.add(request.name)
         self._network_names[request.name] = dict(
             zip(service.networks_by_priority(), request.networks, strict=False)
         )
@@ -354,43 +356,21 @@ class KernelRuntime:
         return service
 
     async def start(self, record: ContainerRecord) -> StartedContainer:
+        # The synchronous work runs in as few worker-thread hops as possible (two without
+        # published ports): each hop costs the event loop, which every container shares.
         service = self._service(record)
         name = record.name
         netns_file = self._netns_file(record.project, name)
-        await self._forget(name, keep_network=True)
-        handle = await self._run(self._create_cgroup, record.project, name, cgroup_limits(service))
-        self._handles[name] = handle
-        etc = self._container_dir(name) / "etc"
-        etc.mkdir(parents=True, exist_ok=True)
-        joins, peer_etc = self._namespace_joins(record, service)
-        extra_mounts: list[Mount] = [
-            *write_file_mounts(self._container_dir(name) / "files", refs_of(service).files)
-        ]
-        extra_mounts += self._volumes_from(record, service)
-        await self._run(self._copy_up_volumes, record, service)
-        hostname = service.hostname or record.container_id[:12]
-        if peer_etc is not None:
-            # network_mode service:/container: shares the peer's names and resolver (as Docker).
-            hostname = (peer_etc / "hostname").read_text().strip() or hostname
-        (etc / "hostname").write_text(hostname + "\n")
+        if name in self._fresh:
+            self._fresh.discard(name)  # created by this runtime and never started: nothing to forget
+        else:
+            await self._forget(name, keep_network=True)
         networks = _network_endpoints(
             record, service, self._network_names.get(name) or self._service_networks.get(record.service, {})
         )
         # A restart joins the namespace of the previous run, still wired to its bridges: no new
         # veths, same addresses (Docker keeps its sandbox the same way).
         kept = bool(networks) and os.path.ismount(netns_file)
-        if not kept:
-            (etc / "hosts").write_text(
-                hosts_file(
-                    hostname,
-                    [],
-                    extra_hosts=[
-                        f"{h.hostname}:{h.address}"
-                        for h in service.extra_hosts
-                        if h.address != "host-gateway"
-                    ],
-                )
-            )
         resolver = None
         if networks:
             info = self._network_info.get(networks[0].network) or await self._run(
@@ -398,56 +378,29 @@ class KernelRuntime:
             )
             self._network_info[networks[0].network] = info
             resolver = info.gateways[0] if info.gateways and not info.internal else None
-        (etc / "resolv.conf").write_text(
-            resolv_conf(self._host_resolvers, resolver, service.dns, service.dns_search, service.dns_opt)
-        )
-        spec = self.container_spec(
-            record,
-            service,
-            handle,
-            hostname,
-            str(netns_file) if kept else None,
-            extra_mounts=extra_mounts,
-            joins=joins,
-            etc_dir=peer_etc,
-        )
         attached = self._attached.pop(name, None)
         terminal = attached if attached is not None and name in self._terminals else None
         self._terminals.discard(name)
-        if terminal is not None:
-            # `run` on a terminal: a pseudo-terminal of its own, shuttled to the caller's.
-            spec = replace(spec, process=replace(spec.process, tty=True))
-            attached = (-1, -1, -1)
-        if attached is not None:
-            # `run` in the foreground: the caller's own descriptors, no log file.
-            try:
-                stdio = Stdio() if terminal is not None else Stdio(*attached)
-                pid = await self._run(self.process.create, spec, stdio)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await self._run(self.cgroups.remove, self._handles.pop(name), True)
-                raise
-        else:
+        pipes: tuple[int, int, int, int] | None = None
+        if attached is None:
             out_read, out_write = output_pipe()
             err_read, err_write = output_pipe()
-            try:
-                # The fork server keeps copies of the read ends: the output survives us (process
-                # runtime, Stdio.readers) and the next supervisor drains it.
-                pid = await self._run(
-                    self.process.create,
-                    spec,
-                    Stdio(stdout=out_write, stderr=err_write, readers=(out_read, err_read)),
-                )
-            except BaseException:
-                for fd in (out_read, err_read):
+            pipes = (out_read, out_write, err_read, err_write)
+        try:
+            pid, spec, hostname = await self._run(
+                self._prepare_and_create, record, service, netns_file, kept, resolver, attached, terminal, pipes
+            )
+        except BaseException:
+            if pipes is not None:
+                for fd in (pipes[0], pipes[2]):
                     os.close(fd)
-                with contextlib.suppress(Exception):
-                    await self._run(self.cgroups.remove, self._handles.pop(name), True)
-                raise
-            finally:
-                os.close(out_write)
-                os.close(err_write)
-            self._start_pump(record, out_read, err_read)
+            raise
+        finally:
+            if pipes is not None:
+                os.close(pipes[1])
+                os.close(pipes[3])
+        if pipes is not None:
+            self._start_pump(record, pipes[0], pipes[2])
         endpoints: list[EndpointRecord] = []
         ports: list[str] = []
         try:
@@ -455,38 +408,26 @@ class KernelRuntime:
                 endpoints = list(record.networks)
                 addresses = [e.ipv4 for e in endpoints if e.ipv4]
                 if service.ports and addresses:
-                    await self.services.unpublish(name)
-                    bindings = await self.services.publish(
-                        name, addresses[0], [_port(p) for p in service.ports]
-                    )
-                    ports = [f"{b}->{b.target}/{b.protocol}" for b in bindings]
+                    ports = await self._publish(name, addresses[0], service)
+                await self._run(self.process.start, name)
             elif networks:
-                attachments = await self._run(self.network.connect, name, f"/proc/{pid}/ns/net", networks)
+                # Without ports to publish in between, wiring and starting are one hop.
+                attachments = await self._run(
+                    self._wire, name, pid, networks, hostname, service, netns_file, not service.ports
+                )
                 endpoints = [
                     EndpointRecord(a.network, a.ifname, a.ipv4, a.ipv6, a.mac, list(a.names))
                     for a in attachments
                 ]
                 addresses = [a.ipv4 for a in attachments if a.ipv4]
-                gateway = attachments[0].gateway4 if attachments else None
-                (etc / "hosts").write_text(
-                    hosts_file(
-                        hostname,
-                        addresses,
-                        [name, service.name],
-                        [f"{h.hostname}:{h.address}" for h in service.extra_hosts],
-                        host_gateway=gateway,
-                    )
-                )
-                if service.ports and addresses:
-                    await self.services.unpublish(name)  # a previous run's ports
-                    bindings = await self.services.publish(
-                        name, addresses[0], [_port(p) for p in service.ports]
-                    )
-                    ports = [f"{b}->{b.target}/{b.protocol}" for b in bindings]
-                await self._run(_keep_netns, pid, netns_file)
-            elif service.network_mode == "none":
-                await self._run(self.network.prepare_mode, "none", f"/proc/{pid}/ns/net")
-            await self._run(self.process.start, name)
+                if service.ports:
+                    if addresses:
+                        ports = await self._publish(name, addresses[0], service)
+                    await self._run(self.process.start, name)
+            else:
+                if service.network_mode == "none":
+                    await self._run(self.network.prepare_mode, "none", f"/proc/{pid}/ns/net")
+                await self._run(self.process.start, name)
             if terminal is not None:
                 self._shuttle_terminal(name, terminal)
             elif attached is None and spec.process.tty:
@@ -506,6 +447,116 @@ class KernelRuntime:
                 await self._run(self.cgroups.remove, self._handles.pop(name), True)
             raise
         return StartedContainer(pid, pid_start_time(pid), tuple(endpoints), tuple(ports))
+
+    async def _publish(self, name: str, address: str, service: Service) -> list[str]:
+        await self.services.unpublish(name)  # a previous run's ports
+        bindings = await self.services.publish(name, address, [_port(p) for p in service.ports])
+        return [f"{b}->{b.target}/{b.protocol}" for b in bindings]
+
+    def _prepare_and_create(
+        self,
+        record: ContainerRecord,
+        service: Service,
+        netns_file: Path,
+        kept: bool,
+        resolver: str | None,
+        attached: tuple[int, int, int] | None,
+        terminal: tuple[int, int, int] | None,
+        pipes: tuple[int, int, int, int] | None,
+    ) -> tuple[int, ContainerSpec, str]:
+        """In a worker thread: the cgroup, the /etc files, the spec, then the fork server's
+        ``create``. Returns the init's pid, the spec and the hostname; on failure the cgroup is
+        removed again."""
+        name = record.name
+        handle = self._create_cgroup(record.project, name, cgroup_limits(service))
+        self._handles[name] = handle
+        try:
+            etc = self._container_dir(name) / "etc"
+            etc.mkdir(parents=True, exist_ok=True)
+            joins, peer_etc = self._namespace_joins(record, service)
+            extra_mounts: list[Mount] = [
+                *write_file_mounts(self._container_dir(name) / "files", refs_of(service).files)
+            ]
+            extra_mounts += self._volumes_from(record, service)
+            self._copy_up_volumes(record, service)
+            hostname = service.hostname or record.container_id[:12]
+            if peer_etc is not None:
+                # network_mode service:/container: shares the peer's names and resolver (as Docker).
+                hostname = (peer_etc / "hostname").read_text().strip() or hostname
+            (etc / "hostname").write_text(hostname + "\n")
+            if not kept:
+                (etc / "hosts").write_text(
+                    hosts_file(
+                        hostname,
+                        [],
+                        extra_hosts=[
+                            f"{h.hostname}:{h.address}"
+                            for h in service.extra_hosts
+                            if h.address != "host-gateway"
+                        ],
+                    )
+                )
+            (etc / "resolv.conf").write_text(
+                resolv_conf(self._host_resolvers, resolver, service.dns, service.dns_search, service.dns_opt)
+            )
+            spec = self.container_spec(
+                record,
+                service,
+                handle,
+                hostname,
+                str(netns_file) if kept else None,
+                extra_mounts=extra_mounts,
+                joins=joins,
+                etc_dir=peer_etc,
+            )
+            if terminal is not None:
+                # `run` on a terminal: a pseudo-terminal of its own, shuttled to the caller's.
+                spec = replace(spec, process=replace(spec.process, tty=True))
+                pid = self.process.create(spec, Stdio())
+            elif attached is not None:
+                # `run` in the foreground: the caller's own descriptors, no log file.
+                pid = self.process.create(spec, Stdio(*attached))
+            else:
+                assert pipes is not None
+                # The fork server keeps copies of the read ends: the output survives us (process
+                # runtime, Stdio.readers) and the next supervisor drains it.
+                pid = self.process.create(
+                    spec, Stdio(stdout=pipes[1], stderr=pipes[3], readers=(pipes[0], pipes[2]))
+                )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.cgroups.remove(self._handles.pop(name), True)
+            raise
+        return pid, spec, hostname
+
+    def _wire(
+        self,
+        name: str,
+        pid: int,
+        networks: list[Any],
+        hostname: str,
+        service: Service,
+        netns_file: Path,
+        then_start: bool,
+    ) -> list[Any]:
+        """In a worker thread: veths and addresses, the final /etc/hosts, the namespace kept
+        on ``netns_file``; then, with ``then_start``, the container's start."""
+        attachments = self.network.connect(name, f"/proc/{pid}/ns/net", networks)
+        addresses = [a.ipv4 for a in attachments if a.ipv4]
+        gateway = attachments[0].gateway4 if attachments else None
+        (self._container_dir(name) / "etc" / "hosts").write_text(
+            hosts_file(
+                hostname,
+                addresses,
+                [name, service.name],
+                [f"{h.hostname}:{h.address}" for h in service.extra_hosts],
+                host_gateway=gateway,
+            )
+        )
+        _keep_netns(pid, netns_file)
+        if then_start:
+            self.process.start(name)
+        return list(attachments)
 
     def _create_cgroup(self, project: str, name: str, limits: CgroupLimits) -> CgroupHandle:
         # The driver prepares a project's parent cgroups on first use; two threads doing that at
@@ -847,41 +898,49 @@ class KernelRuntime:
 
     async def remove(self, record: ContainerRecord) -> None:
         name = record.name
-        await self._forget(name)
+        self._fresh.discard(name)
         await self.services.unpublish(name)
-        with contextlib.suppress(NotFoundError):
-            await self._run(self.network.disconnect, name)
-        handle = self._handles.pop(name, None) or await self._run(self.cgroups.open, record.project, name)
-        if handle is not None:
-            await self._run(self.cgroups.remove, handle, True)
-        await self._run(self.cgroups.remove_project, record.project)  # only when it is empty
         writer = self._writers.pop(name, None)
         if writer is not None:
             writer.close()
+        await self._run(self._remove_sync, record)
+        self._specs.pop(name, None)
+
+    def _remove_sync(self, record: ContainerRecord) -> None:
+        """In one worker-thread hop: the process record, namespace, veths and addresses, the
+        cgroups (the project's too once empty), the log files and the container directory."""
+        name = record.name
+        self._forget_sync(name, False)
+        handle = self._handles.pop(name, None) or self.cgroups.open(record.project, name)
+        if handle is not None:
+            self.cgroups.remove(handle, True)
+        self.cgroups.remove_project(record.project)  # only when it is empty
         if record.log_path:
             for file in log_files(Path(record.log_path)):
                 file.unlink(missing_ok=True)
-        await self._run(shutil.rmtree, self._container_dir(name), True)
-        self._specs.pop(name, None)
+        shutil.rmtree(self._container_dir(name), True)
 
     async def _forget(self, name: str, keep_network: bool = False) -> None:
         """Delete the process runtime's record of a previous run (stopped) of this container; its
         network namespace and veths too unless ``keep_network`` and they are still held."""
+        self._fresh.discard(name)
+        await self._run(self._forget_sync, name, keep_network)
+
+    def _forget_sync(self, name: str, keep_network: bool) -> None:
         try:
             state = self.process.state(name)
         except NotFoundError:
             state = None
         if state is not None:
-            await self._run(self.process.delete, name, True)
+            self.process.delete(name, True)
         netns_file = self._netns_file(self.project, name)
-        if not (keep_network and netns_file is not None and os.path.ismount(netns_file)):
-            if netns_file is not None:
-                await self._run(_release_netns, netns_file)
+        if not (keep_network and os.path.ismount(netns_file)):
+            _release_netns(netns_file)
             with contextlib.suppress(NotFoundError):
-                await self._run(self.network.disconnect, name)
+                self.network.disconnect(name)
         handle = self._handles.pop(name, None)
         if handle is not None and state is not None and state is not ContainerState.DELETED:
-            await self._run(self.cgroups.remove, handle, True)
+            self.cgroups.remove(handle, True)
 
     def attach_next_start(self, name: str, stdio: tuple[int, int, int]) -> None:
         self._attached[name] = stdio

@@ -59,7 +59,12 @@ def check_name(kind: str, name: str) -> str:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` so readers see the old or the new content, never a mix."""
+    """Write ``data`` as JSON to ``path`` so readers see the old or the new content, never a mix.
+
+    No fsync: these records describe processes, namespaces and mounts that die with the kernel
+    (the run root is ``/run/orc``, gone at reboot anyway), and a writer killed at any point
+    leaves the old or the new file thanks to the rename. An fsync pair cost 0.3-8 ms per write
+    here, on the event loop, twice per container start."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     payload = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
@@ -67,15 +72,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, payload)
-            os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
