@@ -38,6 +38,7 @@ from orchestrator.errors import NotFoundError, OrcError, PermanentError, Tempora
 from orchestrator.model import Service
 from orchestrator.reconciler import hostroot
 from orchestrator.reconciler.desired import BUILD_PREFIX, ROOTFS_PREFIX
+from orchestrator.reconciler.logpump import LogPump, PumpHandle
 from orchestrator.reconciler.ports import (
     ContainerRequest,
     CreatedContainer,
@@ -129,7 +130,8 @@ class KernelRuntime:
         self._service_networks: dict[str, dict[str, str]] = {}
         self._images: dict[str, Any] = {}
         self._writers: dict[str, LogWriter] = {}
-        self._pumps: dict[str, anyio.Event] = {}
+        self._pumps: dict[str, list[PumpHandle]] = {}
+        self.logpump = LogPump()
         self._threads = anyio.CapacityLimiter(64)
         self._waiters = anyio.CapacityLimiter(_WAIT_THREADS)
         self._group: Any = None
@@ -194,6 +196,7 @@ class KernelRuntime:
         await self.services.__aexit__(None, None, None)
         self._group.cancel_scope.cancel()
         await self._group.__aexit__(None, None, None)
+        self.logpump.close()
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()
@@ -388,7 +391,15 @@ class KernelRuntime:
             pipes = (out_read, out_write, err_read, err_write)
         try:
             pid, spec, hostname = await self._run(
-                self._prepare_and_create, record, service, netns_file, kept, resolver, attached, terminal, pipes
+                self._prepare_and_create,
+                record,
+                service,
+                netns_file,
+                kept,
+                resolver,
+                attached,
+                terminal,
+                pipes,
             )
         except BaseException:
             if pipes is not None:
@@ -776,26 +787,29 @@ class KernelRuntime:
         return mounts
 
     def _start_pump(self, record: ContainerRecord, out_fd: int, err_fd: int | None) -> None:
+        """Hand the container's output (pipes, or a terminal's master end) to the log pump."""
         name = record.name
         writer = self._writers.get(name)
         if writer is None and record.log_path:
             options = self.log_options.get(record.service) or _log_options(self._specs.get(name))
             writer = LogWriter(Path(record.log_path), options)
             self._writers[name] = writer
-        done = anyio.Event()
-        self._pumps[name] = done
-        self._group.start_soon(self._pump, writer, out_fd, err_fd, done)
+        sources = [(out_fd, "stdout")] + ([(err_fd, "stderr")] if err_fd is not None else [])
+        handle = self.logpump.add(sources, writer.write if writer is not None else None)
+        if err_fd is None and name in self._pumps:
+            self._pumps[name].append(handle)  # a terminal's output next to the run's pipes
+        else:
+            self._pumps[name] = [handle]
 
-    async def _pump(
-        self, writer: LogWriter | None, out_fd: int, err_fd: int | None, done: anyio.Event
-    ) -> None:
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(_copy, out_fd, "stdout", writer)
-                if err_fd is not None:
-                    group.start_soon(_copy, err_fd, "stderr", writer)
-        finally:
-            done.set()
+    async def _pumped(self, name: str, timeout: float) -> None:
+        """Wait (at most ``timeout``) until the log pump has read the container's output to its end."""
+        for handle in self._pumps.get(name, []):
+            if not handle.done.is_set():
+                await anyio.to_thread.run_sync(handle.done.wait, timeout, limiter=self._threads)
+
+    def _stop_pumps(self, name: str) -> None:
+        for handle in self._pumps.pop(name, []):
+            self.logpump.forget(handle)
 
     def _known(self, name: str) -> bool:
         try:
@@ -839,10 +853,7 @@ class KernelRuntime:
         )
         if status is None:
             raise TemporaryError(f"container {record.name}: lost track of its process")
-        pump = self._pumps.get(record.name)
-        if pump is not None:
-            with anyio.move_on_after(1.0):
-                await pump.wait()  # the last lines before the exit reach the log first
+        await self._pumped(record.name, 1.0)  # the last lines before the exit reach the log first
         return ExitStatus(status.code, status.oom_killed)
 
     async def _wait_adopted(self, record: ContainerRecord) -> ExitStatus:
@@ -900,6 +911,7 @@ class KernelRuntime:
         name = record.name
         self._fresh.discard(name)
         await self.services.unpublish(name)
+        self._stop_pumps(name)
         writer = self._writers.pop(name, None)
         if writer is not None:
             writer.close()
@@ -1380,11 +1392,3 @@ async def _shuttle(source: int, sink: int) -> None:
             except OSError:
                 return
             data = data[written:]
-
-
-async def _copy(fd: int, stream: str, writer: LogWriter | None) -> None:
-    try:
-        await _read_all(fd, (lambda data: writer.write(stream, data)) if writer else (lambda data: None))
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(fd)
