@@ -73,6 +73,8 @@ def start_supervisor(
         "--ready-fd",
         str(write_end),
     ]
+    if os.environ.get("ORC_PROFILE_WRAP"):
+        argv = os.environ["ORC_PROFILE_WRAP"].split() + argv
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         try:
@@ -86,7 +88,7 @@ def start_supervisor(
             os.dup2(null, 0)
             os.dup2(out, 1)
             os.dup2(out, 2)
-            os.execv(sys.executable, argv)
+            os.execv(argv[0], argv)
         finally:
             os._exit(127)
     os.close(write_end)

@@ -1,17 +1,20 @@
-"""Links, addresses and routes through netlink (pyroute2), behind the ``LinkOps`` Protocol.
+"""Links, addresses and routes through netlink, behind the ``LinkOps`` Protocol.
 
-``PyrouteLinkOps`` is the real thing: one cached host-side netlink socket per thread, and for a
-container a netlink socket opened *inside* its network namespace (``setns`` on this thread, open
+``PyrouteLinkOps`` is the real thing: pyroute2's message classes (``ifinfmsg``, ``ifaddrmsg``,
+``rtmsg``) encode the requests and decode the replies, and :class:`RtnlSocket` exchanges them over
+a plain ``NETLINK_ROUTE`` socket, synchronously. pyroute2's own ``IPRoute`` is not used on this
+path: importing it costs ~60 ms (it loads every tc qdisc module and ssl) and each instance runs
+an asyncio event loop of its own (~1-2 ms per socket); a container's wiring opened two. For a
+container the socket is opened *inside* its network namespace (``setns`` on this thread, open
 the socket, ``setns`` back: a socket stays in the namespace it was created in), so there is no
 helper process. The container end of each veth is created directly in the container's namespace
-(``peer`` with ``net_ns_fd``), which is several times faster than create-then-move.
+(``peer`` with ``IFLA_NET_NS_FD``), which is several times faster than create-then-move.
 
-pyroute2 is imported lazily (CLI cold start), and only its ``iproute`` modules: its package
+pyroute2 is imported lazily (CLI cold start), and only its message modules: its package
 ``__init__`` imports every family it supports (IPDB, NDB, wireless, ...), ~0.1 s and ~6 MiB of a
-supervisor that never uses them (see :func:`_iproute_class`). Its synchronous API runs its own event loop, so
-call these methods from a worker thread (``anyio.to_thread.run_sync``), never from inside a
-running event loop. ``fake.RecordingLinkOps`` records the same calls for unit tests.
-Called by ``driver.NetworkDriver``.
+supervisor that never uses them (see :func:`_iproute_class`). Blocking calls: use them from a
+worker thread (``anyio.to_thread.run_sync``). ``fake.RecordingLinkOps`` records the same calls for
+unit tests. Called by ``driver.NetworkDriver``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import importlib.util
 import ipaddress
 import os
 import socket
+import struct
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -51,10 +55,7 @@ def _iproute_class() -> Any:
     import NDB``) gets the whole package run then, through the module ``__getattr__``.
     """
     with _PYROUTE2_LOCK:
-        if "pyroute2" not in sys.modules:
-            spec = importlib.util.find_spec("pyroute2")
-            if spec is not None and spec.loader is not None:
-                sys.modules["pyroute2"] = _deferred_package(spec)
+        _register_deferred_pyroute2()
         from pyroute2.iproute.linux import IPRoute
 
     return IPRoute
@@ -80,6 +81,111 @@ def _deferred_package(spec: Any) -> Any:
 
     package.__getattr__ = complete  # type: ignore[method-assign]
     return package
+
+
+def _register_deferred_pyroute2() -> None:
+    if "pyroute2" not in sys.modules:
+        spec = importlib.util.find_spec("pyroute2")
+        if spec is not None and spec.loader is not None:
+            sys.modules["pyroute2"] = _deferred_package(spec)
+
+
+_CODECS: Any = None
+
+
+def _codecs() -> Any:
+    """pyroute2's rtnetlink message classes (``ifinfmsg``, ``ifaddrmsg``, ``rtmsg``), loaded once
+    without pyroute2's package ``__init__`` or ``IPRoute`` (~12 ms instead of ~60 ms)."""
+    global _CODECS
+    with _PYROUTE2_LOCK:
+        if _CODECS is None:
+            _register_deferred_pyroute2()
+            from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+            from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+            from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+            _CODECS = (ifinfmsg, ifaddrmsg, rtmsg)
+    return _CODECS
+
+
+# rtnetlink message types and flags (linux/rtnetlink.h, linux/netlink.h)
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWADDR = 20
+RTM_NEWROUTE, RTM_GETROUTE = 24, 26
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x1, 0x4, 0x200, 0x400, 0x300
+IFF_UP = 0x1
+RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
+_HEADER = struct.Struct("=IHHII")
+
+
+class RtnlSocket:
+    """One ``NETLINK_ROUTE`` socket: a request encoded by a pyroute2 message class, then its
+    replies read until the acknowledgement (or the end of a dump). Errors come back as
+    ``OSError`` with the kernel's errno."""
+
+    def __init__(self, sock: socket.socket | None = None) -> None:
+        self.sock = sock or socket.socket(
+            socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_ROUTE
+        )
+        self.sock.bind((0, 0))
+        self._sequence = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RtnlSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, message: Any, message_type: int, flags: int = 0, reply_class: Any = None) -> list[Any]:
+        """Send ``message`` (a pyroute2 message with its fields and ``attrs`` set) as
+        ``message_type``; the decoded replies of ``reply_class`` (a dump's entries, or the one
+        answer of a get) once the kernel acknowledged or ended the dump."""
+        self._sequence += 1
+        sequence = self._sequence
+        header = message["header"]
+        header["type"] = message_type
+        header["flags"] = NLM_F_REQUEST | NLM_F_ACK | flags
+        header["sequence_number"] = sequence
+        header["pid"] = 0
+        message.encode()
+        self.sock.send(message.data)
+        replies: list[Any] = []
+        while True:
+            data = self.sock.recv(1 << 20)
+            offset = 0
+            while offset + _HEADER.size <= len(data):
+                length, kind, _, number, _ = _HEADER.unpack_from(data, offset)
+                if length < _HEADER.size:
+                    raise OSError(errno.EPROTO, "malformed netlink reply")
+                if number == sequence:
+                    if kind == NLMSG_ERROR:
+                        (code,) = struct.unpack_from("=i", data, offset + _HEADER.size)
+                        if code:
+                            raise OSError(-code, os.strerror(-code))
+                        return replies
+                    if kind == NLMSG_DONE:
+                        return replies
+                    if reply_class is not None:
+                        reply = reply_class(data[offset : offset + length])
+                        reply.decode()
+                        replies.append(reply)
+                offset += (length + 3) & ~3
+
+
+def _message(cls: Any, fields: dict[str, int], attrs: list[Any]) -> Any:
+    message = cls()
+    for key, value in fields.items():
+        message[key] = value
+    message["attrs"] = attrs
+    return message
+
+
+def _family(address: str) -> int:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
 
 
 @dataclass(frozen=True)
@@ -193,35 +299,55 @@ class PyrouteLinkOps:
         self._bridge_index: dict[str, int] = {}  # saves a lookup per veth; dropped on failure
 
     @contextmanager
-    def _host(self) -> Iterator[Any]:
-        # one socket per call (~0.3 ms): pyroute2's sync API keeps per-thread event loop state,
-        # and sockets cached per worker thread would leak when anyio retires the thread
-        IPRoute = _iproute_class()
-
-        ipr = IPRoute()
-        try:
-            yield ipr
-        finally:
-            ipr.close()
+    def _host(self) -> Iterator[RtnlSocket]:
+        # one socket per call (~20 us): cheap enough that nothing is cached per thread
+        _codecs()
+        with RtnlSocket() as rtnl:
+            yield rtnl
 
     @contextmanager
-    def _in(self, netns: NetnsRef) -> Iterator[Any]:
-        IPRoute = _iproute_class()
+    def _in(self, netns: NetnsRef) -> Iterator[RtnlSocket]:
+        _codecs()
+        with RtnlSocket(netlink_socket_in(netns)) as rtnl:
+            yield rtnl
 
-        sock = netlink_socket_in(netns)
-        ipr = IPRoute(fileno=sock.detach())
+    @staticmethod
+    def _set_up(rtnl: RtnlSocket, index: int) -> None:
+        ifinfmsg, _, _ = _codecs()
+        rtnl.request(_message(ifinfmsg, {"index": index, "flags": IFF_UP, "change": IFF_UP}, []), RTM_NEWLINK)
+
+    @staticmethod
+    def _add_address(rtnl: RtnlSocket, index: int, address: IfaceAddress) -> None:
+        _, ifaddrmsg, _ = _codecs()
+        family = _family(address.address)
+        attrs: list[Any] = [("IFA_ADDRESS", address.address)]
+        if family == socket.AF_INET:
+            attrs.insert(0, ("IFA_LOCAL", address.address))
+        fields = {"family": family, "prefixlen": address.prefixlen, "flags": IFA_F_NODAD, "index": index}
+        rtnl.request(_message(ifaddrmsg, fields, attrs), RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL)
+
+    @staticmethod
+    def _lookup(rtnl: RtnlSocket, name: str) -> int | None:
+        ifinfmsg, _, _ = _codecs()
         try:
-            yield ipr
-        finally:
-            ipr.close()
+            found = rtnl.request(_message(ifinfmsg, {}, [("IFLA_IFNAME", name)]), RTM_GETLINK, 0, ifinfmsg)
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENOENT):
+                return None
+            raise
+        return int(found[0]["index"]) if found else None
 
     def host_routes(self) -> list[str]:
+        _, _, rtmsg = _codecs()
         prefixes: list[str] = []
-        with self._host() as ipr:
+        with self._host() as rtnl:
             routes = [
                 (route["dst_len"], route.get_attr("RTA_DST"))
                 for family in (socket.AF_INET, socket.AF_INET6)
-                for route in ipr.get_routes(family=family, table=254)
+                for route in rtnl.request(
+                    _message(rtmsg, {"family": family}, []), RTM_GETROUTE, NLM_F_DUMP, rtmsg
+                )
+                if (route.get_attr("RTA_TABLE") or route["table"]) == RT_TABLE_MAIN
             ]
         for length, dst in routes:
             if length == 0 or dst is None:
@@ -233,42 +359,58 @@ class PyrouteLinkOps:
         return sorted(set(prefixes))
 
     def link_exists(self, name: str) -> bool:
-        with self._host() as ipr:
-            return bool(ipr.link_lookup(ifname=name))
+        with self._host() as rtnl:
+            return self._lookup(rtnl, name) is not None
 
     def link_names(self) -> set[str]:
-        with self._host() as ipr:
-            return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+        ifinfmsg, _, _ = _codecs()
+        with self._host() as rtnl:
+            links = rtnl.request(_message(ifinfmsg, {}, []), RTM_GETLINK, NLM_F_DUMP, ifinfmsg)
+        return {link.get_attr("IFLA_IFNAME") for link in links}
 
-    def _index(self, ipr: Any, name: str) -> int:
-        found = ipr.link_lookup(ifname=name)
-        if not found:
+    def _index(self, rtnl: RtnlSocket, name: str) -> int:
+        found = self._lookup(rtnl, name)
+        if found is None:
             raise NotFoundError(f"network link {name} does not exist")
-        return int(found[0])
+        return found
 
     def add_bridge(self, name: str, mtu: int, addresses: Sequence[IfaceAddress]) -> None:
+        ifinfmsg, _, _ = _codecs()
+        linkinfo = {
+            "attrs": [
+                ("IFLA_INFO_KIND", "bridge"),
+                ("IFLA_INFO_DATA", {"attrs": [("IFLA_BR_FORWARD_DELAY", 0), ("IFLA_BR_STP_STATE", 0)]}),
+            ]
+        }
         try:
-            with self._host() as ipr:
-                ipr.link("add", ifname=name, kind="bridge", mtu=mtu, br_forward_delay=0, br_stp_state=0)
-                idx = self._index(ipr, name)
-                for a in addresses:
-                    ipr.addr("add", index=idx, address=a.address, prefixlen=a.prefixlen, flags=IFA_F_NODAD)
-                ipr.link("set", index=idx, state="up")
+            with self._host() as rtnl:
+                rtnl.request(
+                    _message(
+                        ifinfmsg, {}, [("IFLA_IFNAME", name), ("IFLA_MTU", mtu), ("IFLA_LINKINFO", linkinfo)]
+                    ),
+                    RTM_NEWLINK,
+                    NLM_F_CREATE | NLM_F_EXCL,
+                )
+                index = self._index(rtnl, name)
+                for address in addresses:
+                    self._add_address(rtnl, index, address)
+                self._set_up(rtnl, index)
         except OrcError:
             raise
         except Exception as exc:
             raise _map_netlink(exc, f"creating bridge {name}") from exc
 
     def delete_link(self, name: str) -> bool:
+        ifinfmsg, _, _ = _codecs()
         self._bridge_index.pop(name, None)
-        with self._host() as ipr:
-            found = ipr.link_lookup(ifname=name)
-            if not found:
+        with self._host() as rtnl:
+            found = self._lookup(rtnl, name)
+            if found is None:
                 return False
             try:
-                ipr.link("del", index=found[0])
+                rtnl.request(_message(ifinfmsg, {"index": found}, []), RTM_DELLINK)
             except Exception as exc:
-                if getattr(exc, "code", None) == errno.ENODEV:
+                if getattr(exc, "errno", None) == errno.ENODEV:
                     return False
                 raise _map_netlink(exc, f"deleting link {name}") from exc
         return True
@@ -276,18 +418,38 @@ class PyrouteLinkOps:
     def add_veth(
         self, host_name: str, bridge: str, netns: NetnsRef, peer_name: str, mac: str, mtu: int
     ) -> None:
+        ifinfmsg, _, _ = _codecs()
         cached = bridge in self._bridge_index
         try:
-            with self._host() as ipr, _netns_fd(netns) as fd:
-                master = self._bridge_index.get(bridge) or self._index(ipr, bridge)
-                ipr.link(
-                    "add",
-                    ifname=host_name,
-                    kind="veth",
-                    mtu=mtu,
-                    master=master,
-                    state="up",
-                    peer={"ifname": peer_name, "net_ns_fd": fd, "address": mac, "mtu": mtu},
+            with self._host() as rtnl, _netns_fd(netns) as fd:
+                master = self._bridge_index.get(bridge) or self._index(rtnl, bridge)
+                peer = {
+                    "attrs": [
+                        ("IFLA_IFNAME", peer_name),
+                        ("IFLA_NET_NS_FD", fd),
+                        ("IFLA_ADDRESS", mac),
+                        ("IFLA_MTU", mtu),
+                    ]
+                }
+                linkinfo = {
+                    "attrs": [
+                        ("IFLA_INFO_KIND", "veth"),
+                        ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]}),
+                    ]
+                }
+                rtnl.request(
+                    _message(
+                        ifinfmsg,
+                        {"flags": IFF_UP, "change": IFF_UP},
+                        [
+                            ("IFLA_IFNAME", host_name),
+                            ("IFLA_MTU", mtu),
+                            ("IFLA_MASTER", master),
+                            ("IFLA_LINKINFO", linkinfo),
+                        ],
+                    ),
+                    RTM_NEWLINK,
+                    NLM_F_CREATE | NLM_F_EXCL,
                 )
         except OrcError:
             raise
@@ -300,17 +462,26 @@ class PyrouteLinkOps:
         self._bridge_index[bridge] = master
 
     def configure_container(self, netns: NetnsRef, iface: ContainerIface) -> None:
+        _, _, rtmsg = _codecs()
         try:
-            with self._in(netns) as ipr:
-                ipr.link("set", index=LOOPBACK_INDEX, state="up")
-                idx = self._index(ipr, iface.ifname)
-                for a in iface.addresses:
-                    ipr.addr("add", index=idx, address=a.address, prefixlen=a.prefixlen, flags=IFA_F_NODAD)
-                ipr.link("set", index=idx, state="up")
-                if iface.default_route and iface.gateway4:
-                    ipr.route("add", dst="0.0.0.0/0", gateway=iface.gateway4, oif=idx)
-                if iface.default_route and iface.gateway6:
-                    ipr.route("add", dst="::/0", gateway=iface.gateway6, oif=idx, family=socket.AF_INET6)
+            with self._in(netns) as rtnl:
+                self._set_up(rtnl, LOOPBACK_INDEX)
+                index = self._index(rtnl, iface.ifname)
+                for address in iface.addresses:
+                    self._add_address(rtnl, index, address)
+                self._set_up(rtnl, index)
+                for gateway, family in ((iface.gateway4, socket.AF_INET), (iface.gateway6, socket.AF_INET6)):
+                    if iface.default_route and gateway:
+                        fields = {
+                            "family": family,
+                            "dst_len": 0,
+                            "table": RT_TABLE_MAIN,
+                            "proto": RTPROT_BOOT,
+                            "scope": RT_SCOPE_UNIVERSE,
+                            "type": RTN_UNICAST,
+                        }
+                        attrs = [("RTA_GATEWAY", gateway), ("RTA_OIF", index)]
+                        rtnl.request(_message(rtmsg, fields, attrs), RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL)
         except OrcError:
             raise
         except Exception as exc:
@@ -318,8 +489,8 @@ class PyrouteLinkOps:
 
     def loopback_up(self, netns: NetnsRef) -> None:
         try:
-            with self._in(netns) as ipr:
-                ipr.link("set", index=LOOPBACK_INDEX, state="up")
+            with self._in(netns) as rtnl:
+                self._set_up(rtnl, LOOPBACK_INDEX)
         except OrcError:
             raise
         except Exception as exc:
