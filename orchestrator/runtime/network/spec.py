@@ -7,7 +7,7 @@ Compose model. Everything here is plain frozen data that round-trips through JSO
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Transport = Literal["tcp", "udp"]
@@ -96,7 +96,9 @@ class NetworkInfo:
     firewall: tuple[str, ...] = field(default=())  # host firewall shims installed (see firewall.py)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Flat fields only (str, int, bool, tuples of str): a copy of them is the JSON object;
+        # dataclasses.asdict's deep copy was most of a lease transaction's cost.
+        return dict(vars(self))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NetworkInfo:
@@ -138,7 +140,9 @@ class Attachment:
     exposed: tuple[str, ...] = ()  # ``expose`` entries, recorded for discovery only
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Flat fields only (str, int, bool, tuples of str): a copy of them is the JSON object;
+        # dataclasses.asdict's deep copy was most of a lease transaction's cost.
+        return dict(vars(self))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Attachment:
