@@ -189,9 +189,36 @@ def _release_unclaimed() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point (``orc``, ``orchestrator``, ``python -m orchestrator``)."""
+    """Console-script entry point (``orc``, ``orchestrator``, ``python -m orchestrator``).
+
+    The process ends through :func:`exit_now`: once the command is done nothing is left to
+    free, and the interpreter's own teardown (every module's objects) cost ~20 ms per command.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     _boot_early(args)
     from orchestrator.cli.app import main as app_main
 
-    app_main(args)
+    try:
+        app_main(args)
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    exit_now(code)
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)  # what SystemExit("message") prints
+    return 1
+
+
+def exit_now(code: int) -> None:
+    """Flush stdout and stderr, run the ``atexit`` handlers, and end the process at once."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe (`orc logs | head`)
+            stream.flush()
+    atexit._run_exitfuncs()
+    os._exit(code)

@@ -89,3 +89,38 @@ def test_only_up_boots_early_and_its_boot_is_claimed_once(
     claimed = claim_early_boot("demo", tmp_path / "r" / "run")
     assert claimed is not None and claimed() == tmp_path / "socket"
     assert claim_early_boot("demo", tmp_path / "r" / "run") is None
+
+
+def test_exit_codes_as_the_interpreter_would_give_them(capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator.cli.entry import _exit_code
+
+    assert (_exit_code(None), _exit_code(0), _exit_code(15)) == (0, 0, 15)
+    assert _exit_code("went wrong") == 1
+    assert capsys.readouterr().err == "went wrong\n"
+
+
+def test_the_fast_exit_flushes_output_and_runs_atexit_handlers(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    marker = tmp_path / "atexit-ran"
+    script = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').close())\n"
+        "from orchestrator.cli.entry import main\n"
+        "sys.stdout.write('x' * 100000)\n"  # still buffered when main ends
+        "main(['version', '--short'])\n"
+        "print('not reached')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (
+        done.stdout.startswith("x" * 100000)
+        and done.stdout.endswith("\n")
+        and "not reached" not in done.stdout
+    )
+    assert marker.exists()
+    failed = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "no-such-verb"], capture_output=True, timeout=60
+    )
+    assert failed.returncode == 2
