@@ -83,6 +83,10 @@ class ExecutionReport:
             raise PermanentError("\n".join(lines))
 
 
+# The plan actions `run` takes from the service's `up` plan before creating its container.
+RUN_PREREQUISITES = frozenset({"pull", "create-network", "create-volume"})
+
+
 class Reconciler:
     def __init__(
         self,
@@ -285,6 +289,15 @@ class Reconciler:
                 verdict, why = await self._wait_gate(Gate(dep.service, dep.condition, dep.required))
                 if verdict == FAIL and dep.required:
                     raise PermanentError(why)
+        # What the one-off itself needs, as Docker Compose makes it for `run` (also with
+        # --no-deps, and in a project never brought up): its image, networks and volumes.
+        observed = await self.observe(spec, spec.name)
+        needs = plan_up(spec.desired, observed, UpOptions(services=(service_name,), no_deps=True))
+        prerequisites = tuple(a for a in needs.actions if a.kind in RUN_PREREQUISITES)
+        keys = {a.key for a in prerequisites}
+        prerequisites = tuple(replace(a, after=tuple(k for k in a.after if k in keys)) for a in prerequisites)
+        if prerequisites:
+            (await self.execute(Plan(spec.name, prerequisites), spec)).raise_for_failures()
         behaviour = spec.behaviour(service_name)
         source = behaviour.source
         if isinstance(source, Service):

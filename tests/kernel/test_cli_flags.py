@@ -53,7 +53,7 @@ def test_run_user_workdir_entrypoint_volume_name(stack: tuple[Orc, str, int], tm
     shared = tmp_path / "here"
     shared.mkdir()
     (shared / "note").write_text("from the host\n")
-    orc("up", "--no-start")  # the project's network (run --no-deps does not create it)
+    # a project never brought up: run --no-deps creates the network its service is on
     result = orc(
         "-f",
         str(orc.project_dir / "compose.yaml"),
@@ -78,6 +78,8 @@ def test_run_user_workdir_entrypoint_volume_name(stack: tuple[Orc, str, int], tm
     assert lines[:4] == ["1234", "5678", "/tmp", "from the host"], result.stdout
     assert "read-only" in lines[-1], result.stdout
     assert (shared / "note").read_text() == "from the host\n"
+    state = json.loads((orc.state_dir / "project.json").read_text())
+    assert [n["name"] for n in state["networks"]] == [f"{project}_default"], state
     # --rm removed the named container
     assert f"{project}-custom" not in orc("ps", "-a").stdout
 
