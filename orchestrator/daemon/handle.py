@@ -165,8 +165,18 @@ class ProjectHandle:
     # --- read-only views ---------------------------------------------------------------------
 
     def containers(self, include_stopped: bool = True) -> list[ContainerRecord]:
+        """The project's containers as recorded, a recorded process that is gone shown as
+        exited; except ``restarting`` (between two runs its process is gone by definition)
+        while the supervisor that will start it again runs."""
         records = []
+        supervised: bool | None = None
         for record in self.store.list_containers(self.name):
+            if record.status == "restarting":
+                if supervised is None:
+                    supervised = self.supervisor() is not None
+                if supervised:
+                    records.append(record)
+                    continue
             if record.status in ("running", "restarting", "paused") and not (
                 record.pid is not None
                 and record.pid_start_time is not None
