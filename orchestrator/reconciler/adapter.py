@@ -26,7 +26,7 @@ import shutil
 import signal
 import termios
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ import anyio
 import anyio.to_thread
 
 from orchestrator.errors import NotFoundError, OrcError, PermanentError, TemporaryError
-from orchestrator.model import Service
+from orchestrator.model import Network, Service
 from orchestrator.reconciler import hostroot
 from orchestrator.reconciler.desired import BUILD_PREFIX, ROOTFS_PREFIX
 from orchestrator.reconciler.logpump import LogPump, PumpHandle
@@ -57,7 +57,7 @@ from orchestrator.runtime.network import ipam
 from orchestrator.runtime.network.dnsfiles import hosts_file, parse_resolv_conf, resolv_conf
 from orchestrator.runtime.network.driver import NetworkDriver
 from orchestrator.runtime.network.services import NetworkServices
-from orchestrator.runtime.network.spec import EndpointSpec, NetworkSpec
+from orchestrator.runtime.network.spec import EndpointSpec, IpamPool, NetworkSpec
 from orchestrator.runtime.network.spec import PortSpec as DriverPortSpec
 from orchestrator.runtime.process.runtime import (
     ContainerState,
@@ -142,7 +142,10 @@ class KernelRuntime:
         self._terminals: set[str] = set()
         self._cgroup_lock = threading.Lock()
         self._adopt_lock = threading.Lock()
-        self._fresh: set[str] = set()  # created here and never started (nothing of a run to forget)
+        self._fresh: set[str] = set()
+        self._network_defs: dict[
+            str, object
+        ] = {}  # full name -> model.Network  # created here and never started (nothing of a run to forget)
 
     async def __aenter__(self) -> KernelRuntime:
         self._group = anyio.create_task_group()
@@ -252,8 +255,12 @@ class KernelRuntime:
 
     # --- networks and volumes ----------------------------------------------------------------
 
+    def describe_networks(self, project: str, networks: Mapping[str, object]) -> None:
+        self._network_defs.update(networks)
+
     async def create_network(self, project: str, name: str) -> NetworkInfo:
-        info = await self._run(self.network.create_network, NetworkSpec(project=project, name=name))
+        spec = network_spec(project, name, self._network_defs.get(name))
+        info = await self._run(self.network.create_network, spec)
         self._network_info[name] = info
         if not info.internal:
             await self.services.start_dns(info)
@@ -1149,6 +1156,43 @@ class KernelRuntime:
 _libc = ctypes.CDLL(None, use_errno=True)
 _MS_BIND = 4096
 _MNT_DETACH = 2
+
+
+# The Compose network drivers and IPAM drivers orc implements (both are Linux bridges / its own).
+_NETWORK_DRIVERS = (None, "", "bridge")
+_IPAM_DRIVERS = (None, "", "default")
+
+
+def network_spec(project: str, name: str, definition: object | None) -> NetworkSpec:
+    """The driver's spec of the Compose network ``definition`` (a ``model.Network``; None: the
+    implicit default network): its subnets, gateways and ranges, ``internal``, ``enable_ipv6``,
+    driver options (bridge name, MTU, ICC, masquerading) and labels. A driver orc does not have
+    is refused, naming the network, rather than quietly made a bridge."""
+    if not isinstance(definition, Network):
+        return NetworkSpec(project=project, name=name)
+    if definition.driver not in _NETWORK_DRIVERS:
+        raise PermanentError(
+            f"network {definition.key}: orc does not support driver {definition.driver!r} (only bridge)"
+        )
+    if definition.ipam.driver not in _IPAM_DRIVERS:
+        raise PermanentError(
+            f"network {definition.key}: orc does not support ipam driver {definition.ipam.driver!r}"
+        )
+    pools = []
+    for pool in definition.ipam.pools:
+        if not pool.subnet:
+            raise PermanentError(f"network {definition.key}: an ipam config entry without a subnet")
+        pools.append(IpamPool(pool.subnet, pool.gateway, pool.ip_range, tuple(pool.aux_addresses.values())))
+    return NetworkSpec(
+        project=project,
+        name=name,
+        pools=tuple(pools),
+        internal=definition.internal,
+        enable_ipv6=bool(definition.enable_ipv6),
+        driver_opts=tuple(sorted(definition.driver_opts.items())),
+        external=definition.external,
+        labels=tuple(sorted(definition.labels.items())),
+    )
 
 
 def _keep_netns(pid: int, target: Path) -> None:

@@ -133,7 +133,8 @@ def project_spec(
         )
         behaviours[service_name] = behaviour_of(service)
     desired = Desired(name, tuple(services), tuple(sorted(managed_networks)), tuple(sorted(managed_volumes)))
-    return ProjectSpec(desired, behaviours, working_dir=working_dir, config_files=files)
+    definitions = {network.name: network for network in stack.networks.values()}
+    return ProjectSpec(desired, behaviours, working_dir=working_dir, config_files=files, networks=definitions)
 
 
 def pin_images(spec: ProjectSpec, pins: Mapping[str, str]) -> ProjectSpec:

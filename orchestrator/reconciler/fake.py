@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -91,6 +91,7 @@ class FakeRuntime:
         self.networks: set[str] = set()
         self.volumes: set[str] = set()
         self.described: dict[str, tuple[str, ...]] = {}
+        self.network_definitions: dict[str, object] = {}
         # The HEALTHCHECK each image carries (Compose's shape, durations in seconds).
         self.image_healthchecks: dict[str, dict[str, object]] = {}
         # Ports each container publishes (by container name), for `port`.
@@ -280,6 +281,9 @@ class FakeRuntime:
 
     def describe(self, project: str, service: str, source: object | None, networks: tuple[str, ...]) -> None:
         self.described[service] = networks
+
+    def describe_networks(self, project: str, networks: Mapping[str, object]) -> None:
+        self.network_definitions.update(networks)
 
     def alive(self, record: ContainerRecord) -> bool:
         container = self.containers.get(record.name)

@@ -178,6 +178,11 @@ class ContainerRuntime(Protocol):
         containers created by an earlier supervisor."""
         ...
 
+    def describe_networks(self, project: str, networks: Mapping[str, object]) -> None:
+        """The Compose definitions (``model.Network``) of the project's networks, by full name:
+        what ``create_network`` builds (subnets, internal, IPv6, driver options) or refuses."""
+        ...
+
     def alive(self, record: ContainerRecord) -> bool:
         """Is the recorded process (pid + start time) still running?"""
         ...

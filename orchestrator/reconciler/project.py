@@ -34,10 +34,13 @@ class ServiceBehaviour:
 
 @dataclass(frozen=True)
 class ProjectSpec:
+    """``networks``: the Compose definition (``model.Network``) of each network, by its full name."""
+
     desired: Desired
     behaviours: Mapping[str, ServiceBehaviour] = field(default_factory=dict)
     working_dir: str = ""
     config_files: tuple[str, ...] = ()
+    networks: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

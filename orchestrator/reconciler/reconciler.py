@@ -808,6 +808,7 @@ class Reconciler:
             self.runtime.describe(
                 spec.name, service.name, spec.behaviour(service.name).source, service.networks
             )
+        self.runtime.describe_networks(spec.name, spec.networks)
         for name, container in self._records.items():
             if container.project == spec.name and container.service in self._spec_behaviours:
                 self._behaviours[name] = self._spec_behaviours[container.service]

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.orc_cli import BUSYBOX_STACK, Orc, cgroup_dirs, port_stack
+from tests.support.orc_cli import BUSYBOX_STACK, Orc, cgroup_dirs, orc_project, port_stack
 
 pytestmark = pytest.mark.kernel
 
@@ -193,3 +193,47 @@ def test_service_from_an_image(tmp_path: Path, busybox_rootfs: Path, unique_name
     finally:
         orc("down", "-t", "1", check=False)
     assert cgroup_dirs(unique_name) == []
+
+
+def test_compose_networks_are_made_as_declared(
+    tmp_path: Path, busybox_rootfs: Path, unique_name: str
+) -> None:
+    """A network's ipam subnet and gateway, a fixed ipv4_address and `internal: true` reach the
+    kernel; a network driver orc does not have fails `up` naming the network, creating nothing."""
+    seed = sum(unique_name.encode())
+    prefix = f"10.{200 + seed % 50}.{seed % 250}"
+    compose = (
+        BUSYBOX_STACK.format(project=unique_name, rootfs=busybox_rootfs)
+        + f"""  front:
+    <<: *busybox
+    command: ["sleep", "100000"]
+    networks:
+      edge: {{ipv4_address: {prefix}.10}}
+      back: {{}}
+networks:
+  edge:
+    ipam: {{config: [{{subnet: {prefix}.0/24, gateway: {prefix}.1}}]}}
+  back:
+    internal: true
+"""
+    )
+    with orc_project(tmp_path, unique_name, compose) as orc:
+        orc("up", "-d")
+        addresses = orc("exec", "-T", "front", "ip", "-4", "-o", "addr").stdout
+        assert f"inet {prefix}.10/24" in addresses, addresses
+        routes = orc("exec", "-T", "front", "ip", "route").stdout
+        assert f"default via {prefix}.1" in routes, routes
+        state = json.loads((orc.state_dir / "project.json").read_text())
+        subnets = {n["name"]: n["subnet"] for n in state["networks"]}
+        assert subnets[f"{unique_name}_edge"] == f"{prefix}.0/24"
+        network = json.loads(next((orc.root / "run").glob("network/**/state.json")).read_text())
+        assert network["networks"][f"{unique_name}_back"]["internal"] is True
+        orc("down", "-t", "1")
+
+        (orc.project_dir / "compose.yaml").write_text(
+            compose.replace("    internal: true", "    driver: macvlan")
+        )
+        failed = orc("up", "-d", check=False)
+        assert failed.returncode != 0
+        assert "network back: orc does not support driver 'macvlan' (only bridge)" in failed.stderr
+        assert [r["State"] for r in orc.ps()] in ([], ["created"])

@@ -260,13 +260,19 @@ class NetworkDriver:
                 for att in stale:
                     self.dns.remove_container(container, att.network)
             plans: list[_Plan] = []
+            # The default route goes through the first network (by priority) that is not
+            # internal, as Docker's gateway choice: an internal network first does not leave
+            # the container without one.
+            routed = any(a.default_route for a in existing)
             for endpoint in ordered:
                 if any(a.network == endpoint.network for a in existing) or any(
                     p.attachment.network == endpoint.network for p in plans
                 ):
                     raise ConflictError(f"container {container} is already connected to {endpoint.network}")
                 index = len(existing) + len(plans)
-                plans.append(self._plan(state, container, endpoint, index, dns_upstreams, exposed))
+                plan = self._plan(state, container, endpoint, index, dns_upstreams, exposed, not routed)
+                routed = routed or plan.attachment.default_route
+                plans.append(plan)
             state.attachments[container] = existing + [p.attachment for p in plans]
         built: list[_Plan] = []
         try:
@@ -305,6 +311,7 @@ class NetworkDriver:
         index: int,
         upstreams: Sequence[str],
         exposed: Sequence[str],
+        may_route: bool = True,
     ) -> _Plan:
         info = state.networks.get(endpoint.network)
         if info is None:
@@ -322,7 +329,7 @@ class NetworkDriver:
             addresses.append(IfaceAddress(ipv4, _prefix(sub4)))
         if ipv6 and sub6:
             addresses.append(IfaceAddress(ipv6, _prefix(sub6)))
-        route = index == 0 and not info.internal
+        route = may_route and not info.internal
         attachment = Attachment(
             network=info.name,
             container=container,

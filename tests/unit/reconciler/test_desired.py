@@ -111,3 +111,38 @@ services:
     a, b = spec.behaviour("a"), spec.behaviour("b")
     assert a.healthcheck is None and dict(a.healthcheck_timings) == {"interval": 3.0, "retries": 7}
     assert b.healthcheck is None and b.healthcheck_disabled
+
+
+def test_network_specs_follow_the_compose_definition() -> None:
+    import pytest as _pytest
+
+    from orchestrator.errors import PermanentError
+    from orchestrator.model import IPAMConfig, IPAMPool, Network
+    from orchestrator.model.frozen import FrozenDict
+    from orchestrator.reconciler.adapter import network_spec
+    from orchestrator.runtime.network.spec import IpamPool
+
+    assert network_spec("demo", "demo_default", None).pools == ()
+    edge = Network(
+        key="edge",
+        name="demo_edge",
+        driver="bridge",
+        driver_opts=FrozenDict({"com.docker.network.driver.mtu": "1400"}),
+        ipam=IPAMConfig(
+            pools=(IPAMPool("10.9.0.0/24", "10.9.0.1", "10.9.0.128/25", FrozenDict({"router": "10.9.0.2"})),)
+        ),
+        internal=True,
+        enable_ipv6=True,
+        labels=FrozenDict({"team": "a"}),
+    )
+    spec = network_spec("demo", "demo_edge", edge)
+    assert spec.pools == (IpamPool("10.9.0.0/24", "10.9.0.1", "10.9.0.128/25", ("10.9.0.2",)),)
+    assert (spec.internal, spec.enable_ipv6, spec.external) == (True, True, False)
+    assert spec.driver_opts == (("com.docker.network.driver.mtu", "1400"),)
+    assert spec.labels == (("team", "a"),)
+    with _pytest.raises(PermanentError, match="network edge: orc does not support driver 'overlay'"):
+        network_spec("demo", "demo_edge", Network(key="edge", name="demo_edge", driver="overlay"))
+    with _pytest.raises(PermanentError, match="ipam driver 'dhcp'"):
+        network_spec(
+            "demo", "demo_edge", Network(key="edge", name="demo_edge", ipam=IPAMConfig(driver="dhcp"))
+        )

@@ -290,3 +290,20 @@ def test_failed_restart_keeps_the_old_lease() -> None:
     links.fail_on = None
     [again] = driver.connect("p-b-1", NS, [EndpointSpec(network="p_default")])
     assert again.ipv4 == first.ipv4
+
+
+def test_the_default_route_skips_an_internal_first_network() -> None:
+    driver, _, _ = make()
+    driver.create_network(NetworkSpec(project="p", name="p_back", internal=True))
+    driver.create_network(NetworkSpec(project="p", name="p_edge"))
+    driver.create_network(NetworkSpec(project="p", name="p_more"))
+    atts = driver.connect(
+        "p-web-1",
+        NS,
+        [EndpointSpec(network="p_back"), EndpointSpec(network="p_edge"), EndpointSpec(network="p_more")],
+    )
+    assert [(a.network, a.default_route) for a in atts] == [
+        ("p_back", False),
+        ("p_edge", True),
+        ("p_more", False),
+    ]
