@@ -9,8 +9,8 @@ unpacked with ``git archive``), alternating run by run with this tree, as tool `
 As root. Stacks come from ../shared/tools/gen-stack.py (busybox, depends_on in layers of 5, every
 service answers SIGTERM). orc runs them from a busybox rootfs (``x-orc: {rootfs: ...}``, built from
 busybox-static) under a private ``--root`` and cgroup prefix; the peers use their ``busybox:local``
-image (made by the peers setup). Times are wall-clock of the whole CLI command, as a user sees it.
-Also measured for orc: crash → running again (SIGKILL of a container with a zero-delay restart
+image (made by the peers setup). Times are wall-clock of the whole CLI command, as a user sees it;
+"no-op up -d" is a second ``up -d`` of the running stack (nothing to change). Also measured for orc: crash → running again (SIGKILL of a container with a zero-delay restart
 policy, polled on its state file) and the RSS of every orc process (supervisor, fork server and
 its helpers) while N containers run. Prints a markdown table; everything is removed at the end.
 """
@@ -177,6 +177,8 @@ def bench_orc_once(
         orc = [sys.executable, "-m", "orchestrator", "--root", str(work / "root")]
         try:
             results.setdefault(f"{tool} up -d ({n})", []).append(timed([*orc, "up", "-d"], work, env))
+            # the same again: nothing to change (the plan is empty, nothing restarts)
+            results.setdefault(f"{tool} no-op up -d ({n})", []).append(timed([*orc, "up", "-d"], work, env))
             state = work / "root" / "run" / project
             if run == 0:
                 supervisor = json.loads((state / "project.json").read_text())["supervisor_pid"]
@@ -212,6 +214,8 @@ def bench_peer(peer: str, n: int, runs: int, results: dict[str, list[float]]) ->
             try:
                 up = timed([*argv, "up", "-d"], work, dict(os.environ))
                 results.setdefault(f"{peer} up -d ({n})", []).append(up)
+                again = timed([*argv, "up", "-d"], work, dict(os.environ))
+                results.setdefault(f"{peer} no-op up -d ({n})", []).append(again)
                 down = timed([*argv, "down"], work, dict(os.environ))
                 results.setdefault(f"{peer} down ({n})", []).append(down)
             except RuntimeError as exc:
