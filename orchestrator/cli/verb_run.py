@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.lifecycle import print_event, project_handle, project_payload
+from orchestrator.cli.lifecycle import image_options, print_event, project_handle, project_payload
 from orchestrator.cli.verb_exec import terminal_for
 from orchestrator.errors import UsageError
 
@@ -158,6 +158,8 @@ def register(app: typer.Typer) -> None:
                 detach=detach,
                 no_deps=no_deps,
                 tty=on_terminal,
+                # The registry settings of this shell, for pulling the service's image (as up).
+                image_options=image_options(loaded),
                 # In the foreground the container uses our stdin/stdout/stderr directly (or,
                 # on a terminal, a pseudo-terminal of its own shuttled to them).
                 pass_fds=None if detach else (0, 1, 2),

@@ -360,6 +360,8 @@ class Supervisor:
         assert self.reconciler is not None
         fds = request.get("_fds") or []
         spec = self._spec_from(request)
+        if request.get("image_options") is not None:
+            await self.reconciler.runtime.configure_images(ImageOptions.from_json(request["image_options"]))
         if spec is None:
             raise UsageError("run needs the project's files")
         suffix = request.get("name_suffix") or os.urandom(6).hex()

@@ -339,6 +339,9 @@ def test_up_uses_the_environments_credentials_and_cas_the_project_dir_and_platfo
     # without them the TLS registry with Basic auth cannot be used
     refused = orc("up", "-d", check=False)
     assert refused.returncode != 0 and f"{host}/test/busybox:v1" in refused.stderr
+    # `run` pulls its service's image with the settings of the shell it runs in, too
+    assert orc("run", "--rm", "--no-deps", "secure", "true", check=False).returncode != 0
+    assert configured("run", "--rm", "--no-deps", "secure", "echo", "pulled").stdout == "pulled\n"
     # the same supervisor takes the new settings with the next up
     configured("up", "-d")
     assert {(r["Service"], r["State"]) for r in orc.ps()} == {
