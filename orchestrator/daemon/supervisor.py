@@ -206,15 +206,18 @@ class Supervisor:
                 request = protocol.decode(line)
                 request["_fds"] = fds
                 await self._dispatch(request, stream)
-            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+            except _HUNG_UP:
                 return
             except Exception as exc:
                 error = _first_error(exc)
+                if isinstance(error, _HUNG_UP):
+                    return  # the client went away: nobody to tell
                 if isinstance(error, OrcError):
-                    await _send(stream, protocol.error(str(error), error.exit_code))
+                    reply = protocol.error(str(error), error.exit_code)
                 else:
-                    message = f"supervisor: internal error: {type(error).__name__}: {error}"
-                    await _send(stream, protocol.error(message))
+                    reply = protocol.error(f"supervisor: internal error: {type(error).__name__}: {error}")
+                with contextlib.suppress(*_HUNG_UP):
+                    await _send(stream, reply)
             finally:
                 for fd in fds:
                     with contextlib.suppress(OSError):
@@ -283,8 +286,13 @@ class Supervisor:
         async with self.bus.subscribe() as events, anyio.create_task_group() as group:
 
             async def forward() -> None:
+                # A client that hangs up (Ctrl-C on `orc up`) stops the progress, not the work:
+                # the request still runs to its end, as the files asked.
                 async for item in events:
-                    await _send(stream, protocol.event(item.to_json()))
+                    try:
+                        await _send(stream, protocol.event(item.to_json()))
+                    except _HUNG_UP:
+                        return
 
             async def die_hook(*, task_status: anyio.abc.TaskStatus[None]) -> None:
                 with hook:
@@ -303,7 +311,8 @@ class Supervisor:
         if finished:
             # Stop answering before saying "done", so the next `up` starts a fresh supervisor.
             self._release_socket()
-        await _send(stream, protocol.ok(report_json(report)))
+        with contextlib.suppress(*_HUNG_UP):
+            await _send(stream, protocol.ok(report_json(report)))
         if finished:
             self._done.set()
 
@@ -471,6 +480,16 @@ class Supervisor:
 
 
 GIL_SWITCH_INTERVAL = 0.0005  # seconds; see main()
+
+# What sending to (or reading from) a client that went away raises.
+_HUNG_UP = (
+    anyio.EndOfStream,
+    anyio.IncompleteRead,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    BrokenPipeError,
+    ConnectionResetError,
+)
 
 # The events that mark a finished plan action (what the test kill hook counts).
 _ACTION_EVENTS = frozenset({"pull", "create", "start", "restart", "stop", "destroy"})

@@ -258,3 +258,24 @@ def test_attached_exec_passes_the_callers_descriptors(tmp_path: Path) -> None:
         call(path, "down")
 
     run_supervised(tmp_path, script)
+
+
+def test_a_client_that_hangs_up_mid_request_does_not_take_the_supervisor_down(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    def script(path: Path) -> None:
+        for _ in range(3):
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.connect(str(path))
+                sock.sendall(protocol.encode({"op": "up", "load": load_request(tmp_path), "options": {}}))
+            # gone before the first event: every event and the answer meet a closed stream
+        time.sleep(0.5)
+        assert call(path, "ping")["project"] == "demo"
+        # the work went on without its client: the project is up
+        record = json.loads((tmp_path / "run" / "demo" / "containers" / "demo-web-1.json").read_text())
+        assert record["status"] == "running"
+        done = call(path, "up", load=load_request(tmp_path), options={})
+        assert done["failed"] == {} and not [k for k in done["done"] if k.startswith(("create", "start"))]
+
+    run_supervised(tmp_path, script)
