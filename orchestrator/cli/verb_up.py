@@ -113,6 +113,23 @@ def register(app: typer.Typer) -> None:
                 "--abort-on-container-exit", help="Stops all containers if any container was stopped"
             ),
         ] = False,
+        abort_on_container_failure: Annotated[
+            bool,
+            typer.Option(
+                "--abort-on-container-failure",
+                help="Stops all containers if any container exited with failure",
+            ),
+        ] = False,
+        attach: Annotated[
+            list[str] | None,
+            typer.Option("--attach", metavar="SERVICE", help="Restrict attaching to the specified services"),
+        ] = None,
+        no_attach: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--no-attach", metavar="SERVICE", help="Do not attach (stream logs) to the specified services"
+            ),
+        ] = None,
         exit_code_from: Annotated[
             str | None,
             typer.Option(
@@ -144,7 +161,9 @@ def register(app: typer.Typer) -> None:
             options["test_kill_after_actions"] = int(kill_after)
         if force_recreate and no_recreate:
             raise UsageError("--force-recreate and --no-recreate are incompatible")
-        abort = abort_on_container_exit or exit_code_from is not None
+        if abort_on_container_exit and abort_on_container_failure:
+            raise UsageError("--abort-on-container-failure cannot be combined with --abort-on-container-exit")
+        abort = abort_on_container_exit or abort_on_container_failure or exit_code_from is not None
         if abort and detach:
             raise UsageError("--detach cannot be combined with --abort-on-container-exit")
         if abort and wait:
@@ -175,8 +194,12 @@ def register(app: typer.Typer) -> None:
             )
         try:
             handle, loaded = project_handle(ctx)
-            if exit_code_from is not None and exit_code_from not in _service_names(loaded):
+            names = _service_names(loaded)
+            if exit_code_from is not None and exit_code_from not in names:
                 raise UsageError(f"no such service: {exit_code_from}")
+            for given in [*(attach or []), *(no_attach or [])]:
+                if given not in names:
+                    raise UsageError(f"no such service: {given}")
             if locked:
                 options["locked_images"] = locked_images(loaded)
             options["image_options"] = image_options(loaded)
@@ -194,10 +217,17 @@ def register(app: typer.Typer) -> None:
             _wait_ready(handle, list(services or []), wait_timeout)
         if detach or no_start or wait:
             return
+        shown = [
+            s
+            for s in (attach or list(services or []) or sorted(_service_names(loaded)))
+            if s not in (no_attach or [])
+        ]
         code = _attach(
             handle,
             list(services or []),
             timeout,
+            shown=shown,
+            failures_only=abort_on_container_failure,
             abort=abort,
             exit_code_from=exit_code_from,
             no_color=no_color,
@@ -261,13 +291,17 @@ def _service_names(loaded: Any) -> set[str]:
     return set(document.get("services") or {})
 
 
-def abort_verdict(records: list[Any], services: list[str]) -> Any | None:
+def abort_verdict(records: list[Any], services: list[str], failures_only: bool = False) -> Any | None:
     """The attached container whose exit ends ``up --abort-on-container-exit`` (the first to
-    have exited, by finish time), or None while they all run (one-off containers do not count)."""
+    have exited, by finish time), or None while they all run (one-off containers do not count).
+    With ``failures_only`` (``--abort-on-container-failure``) only an exit code other than 0 counts."""
     exited = [
         r
         for r in records
-        if not r.one_off and (not services or r.service in services) and r.status in ("exited", "dead")
+        if not r.one_off
+        and (not services or r.service in services)
+        and r.status in ("exited", "dead")
+        and not (failures_only and r.exit_code == 0)
     ]
     return min(exited, key=lambda r: (r.finished_at or 0.0, r.name)) if exited else None
 
@@ -290,18 +324,22 @@ def _attach(
     services: list[str],
     timeout: float | None,
     *,
+    shown: list[str] | None = None,
+    failures_only: bool = False,
     abort: bool = False,
     exit_code_from: str | None = None,
     no_color: bool = False,
     prefix: bool = True,
     timestamps: bool = False,
 ) -> int:
-    """Follow the logs until every container has exited, or stop them all on Ctrl-C (or, with
-    ``abort``, once one has exited). Returns the exit code ``up`` ends with."""
+    """Follow the logs of ``shown`` (default: ``services``) until every container has exited,
+    or stop them all on Ctrl-C (or, with ``abort``, once one has exited; with ``failures_only``
+    once one has exited with a failure). Returns the exit code ``up`` ends with."""
     from orchestrator.cli.verb_logs import LinePrinter, use_colour
     from orchestrator.state.logs import follow_logs
 
-    sources = handle.log_sources(services)
+    logged = services if shown is None else shown
+    sources = handle.log_sources(logged)
     printer = LinePrinter(
         max((len(name) for name, _ in sources), default=0),
         colour=use_colour(no_color),
@@ -313,7 +351,7 @@ def _attach(
     def keep_going() -> bool:
         records = handle.containers(include_stopped=True)
         if abort:
-            first = abort_verdict(records, services)
+            first = abort_verdict(records, services, failures_only)
             if first is not None:
                 first_exited.append(first)
                 return False
@@ -321,7 +359,7 @@ def _attach(
 
     try:
         for entry in follow_logs(
-            lambda: handle.log_sources(services), keep_going=keep_going, from_start=True
+            lambda: handle.log_sources(logged) if logged else [], keep_going=keep_going, from_start=True
         ):
             sys.stdout.write(printer.format(entry))
             sys.stdout.flush()

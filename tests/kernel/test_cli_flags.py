@@ -128,6 +128,37 @@ def test_up_abort_on_container_exit_and_exit_code_from(stack: tuple[Orc, str, in
     unknown = orc("up", "--exit-code-from", "nope", check=False)
     assert unknown.returncode != 0 and "no such service: nope" in unknown.stderr
 
+    # --abort-on-container-failure: quick's exit 3 is a failure; --no-attach hides slow's output
+    failed = orc(
+        "--profile",
+        "abort",
+        "up",
+        "--abort-on-container-failure",
+        "--no-attach",
+        "slow",
+        "quick",
+        "slow",
+        check=False,
+    )
+    assert failed.returncode == 3, failed.stderr
+    assert "quick done" in failed.stdout and "slow up" not in failed.stdout, failed.stdout
+    # --attach: only the named services' output
+    attached = orc(
+        "--profile",
+        "abort",
+        "up",
+        "--abort-on-container-exit",
+        "--attach",
+        "slow",
+        "quick",
+        "slow",
+        check=False,
+    )
+    assert attached.returncode == 3, attached.stderr
+    assert "slow up" in attached.stdout and "quick done" not in attached.stdout, attached.stdout
+    unknown = orc("up", "--no-attach", "nope", check=False)
+    assert unknown.returncode != 0 and "no such service: nope" in unknown.stderr
+
 
 def test_progress_json_and_plain_and_ps_status(stack: tuple[Orc, str, int]) -> None:
     orc, project, _ = stack

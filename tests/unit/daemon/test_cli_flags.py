@@ -315,6 +315,15 @@ def test_abort_waits_for_the_first_attached_container_to_exit() -> None:
     assert abort_verdict([one_off, *running], []) is None
 
 
+def test_abort_on_failure_ignores_clean_exits() -> None:
+    records = [rec("init", "exited", 1.0, 0), rec("web", "running")]
+    assert abort_verdict(records, [], failures_only=True) is None
+    assert abort_verdict(records, []) is not None  # --abort-on-container-exit: any exit
+    failed = [*records, rec("db", "exited", 2.0, 1)]
+    first = abort_verdict(failed, [], failures_only=True)
+    assert first is not None and first.service == "db"
+
+
 def test_abort_exit_code_is_the_first_or_the_chosen_services() -> None:
     records = [rec("web", "exited", 5.0, 143), rec("db", "exited", 3.0, 4)]
     first = abort_verdict(records, [])
