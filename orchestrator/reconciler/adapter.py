@@ -995,6 +995,7 @@ class KernelRuntime:
 
                     group.start_soon(_shuttle, stdin, master)
                     group.start_soon(output)
+                    group.start_soon(follow_window_size, (stdin, stdout), master)
             finally:
                 for fd in (stdin, stdout, master):
                     os.close(fd)
@@ -1040,6 +1041,7 @@ class KernelRuntime:
             copy_window_size((stdin, stdout), master)
             os.set_blocking(master, False)
             async with anyio.create_task_group() as group:
+                group.start_soon(follow_window_size, (stdin, stdout), master)
                 group.start_soon(_shuttle, stdin, master)
                 output_done = anyio.Event()
 
@@ -1407,15 +1409,40 @@ async def _read_all(fd: int, sink: Any) -> None:
         sink(data)
 
 
-def copy_window_size(sources: Sequence[int], master: int) -> None:
-    """Give the terminal ``master`` the size of the first of ``sources`` that is a terminal."""
+def copy_window_size(sources: Sequence[int], master: int) -> bytes | None:
+    """Give the terminal ``master`` the size of the first of ``sources`` that is a terminal;
+    returns that size (None: none of them is a terminal)."""
     for fd in sources:
         try:
             size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
         except OSError:
             continue
         fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+        return size
+    return None
+
+
+WINDOW_POLL_SECONDS = 0.2
+
+
+async def follow_window_size(sources: Sequence[int], master: int) -> None:
+    """Keep ``master``'s size that of the caller's terminal (its first terminal among
+    ``sources``): the caller's window is resized in another process, whose SIGWINCH never
+    reaches us, but its size can be read from the descriptor it passed. Polled; the kernel
+    signals the container's foreground process group on each change. Runs until cancelled."""
+    last = copy_window_size(sources, master)
+    if last is None:
         return
+    while True:
+        await anyio.sleep(WINDOW_POLL_SECONDS)
+        try:
+            now = fcntl.ioctl(sources[0], termios.TIOCGWINSZ, b"\0" * 8)
+        except OSError:
+            return  # the caller's terminal went away
+        if now != last:
+            with contextlib.suppress(OSError):
+                fcntl.ioctl(master, termios.TIOCSWINSZ, now)
+            last = now
 
 
 async def _shuttle(source: int, sink: int) -> None:

@@ -307,10 +307,12 @@ def test_cp_stats_wait(project: tuple[Orc, str, Path], busybox_rootfs: Path, tmp
     )
 
 
-def run_on_terminal(orc: Orc, *args: str) -> tuple[int, str]:
-    """Run ``orc ARGS`` with a pseudo-terminal (33 rows, 101 columns) as stdin/stdout/stderr."""
+def run_on_terminal(orc: Orc, *args: str, resize_after: float | None = None) -> tuple[int, str]:
+    """Run ``orc ARGS`` with a pseudo-terminal (33 rows, 101 columns) as stdin/stdout/stderr;
+    with ``resize_after``, the terminal becomes 40 rows, 120 columns that many seconds in."""
     import fcntl
     import pty
+    import select
     import struct
     import termios
     import time
@@ -324,11 +326,20 @@ def run_on_terminal(orc: Orc, *args: str) -> tuple[int, str]:
         stderr=slave,
         start_new_session=True,
     )
-    os.close(slave)
     output = b""
-    deadline = time.monotonic() + 60
+    started = time.monotonic()
+    deadline = started + 60
     try:
         while time.monotonic() < deadline:
+            if resize_after is not None and time.monotonic() - started >= resize_after:
+                fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+                resize_after = None
+            if slave >= 0 and resize_after is None:
+                os.close(slave)  # EOF on the master once orc and the container are done with it
+                slave = -1
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if not ready:
+                continue
             try:
                 chunk = os.read(master, 4096)
             except OSError:  # EIO: every slave end is closed
@@ -341,6 +352,8 @@ def run_on_terminal(orc: Orc, *args: str) -> tuple[int, str]:
         if process.poll() is None:
             process.kill()
             process.wait()
+        if slave >= 0:
+            os.close(slave)
         os.close(master)
     return code, output.decode(errors="replace").replace("\r\n", "\n")
 
@@ -374,6 +387,15 @@ services:
     assert code == 5, output
     assert any(line.startswith("/dev/pts/") for line in output.splitlines()), output
     assert "33 101" in output.splitlines(), output
+    # the caller's window resized while the process runs: its terminal follows
+    code, output = run_on_terminal(
+        orc, "exec", "app", "sh", "-c", "stty size; sleep 1.5; stty size", resize_after=0.5
+    )
+    assert code == 0 and output.splitlines()[-2:] == ["33 101", "40 120"], output
+    code, output = run_on_terminal(
+        orc, "run", "--rm", "app", "sh", "-c", "stty size; sleep 1.5; stty size", resize_after=0.5
+    )
+    assert code == 0 and output.splitlines()[-2:] == ["33 101", "40 120"], output
     code, output = run_on_terminal(orc, "run", "--rm", "-T", "app", "ls", "/dev/pts")
     assert (code, output.split()[-1:]) == (0, ["ptmx"]), output
     assert "0" not in output.split()
