@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli.lifecycle import finish, print_event, project_handle
-from orchestrator.errors import UsageError
+from orchestrator.errors import OrcError, UsageError
 
 
 def _scale(values: list[str] | None) -> dict[str, int]:
@@ -211,7 +211,17 @@ def register(app: typer.Typer) -> None:
         socket = booting() if booting is not None else None
         if socket is not None and handle.name != guess:
             call(socket, "exit")
-        result = handle.up(project_payload(loaded), list(services or []), options, on_event=print_event)
+        # A supervisor this command starts leaves again if the project is refused (an x-orc
+        # block, a lock that does not match...): a rejected `up` leaves nothing running.
+        started_here = (socket is not None and handle.name == guess) or handle.supervisor() is None
+        try:
+            result = handle.up(project_payload(loaded), list(services or []), options, on_event=print_event)
+        except OrcError:
+            path = handle.supervisor() if started_here else None
+            if path is not None:
+                with contextlib.suppress(Exception):
+                    call(path, "exit")  # refused (and so kept) once it has containers
+            raise
         finish(result)
         if wait:
             _wait_ready(handle, list(services or []), wait_timeout)

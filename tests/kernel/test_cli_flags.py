@@ -200,6 +200,12 @@ def test_up_boots_its_supervisor_early_and_a_failed_up_leaves_none(
         assert orc("up", "-d", check=False).returncode != 0
         assert wait_for_none(lambda: _supervisors_of(orc))
         assert not orc.state_dir.exists()
+        # refused by the supervisor itself (an x-orc block it cannot use): it leaves as well
+        (orc.project_dir / "compose.yaml").write_text(compose + "    x-orc: {bogus: 1}\n")
+        refused = orc("up", "-d", check=False)
+        assert refused.returncode == 15 and "services.web.x-orc.bogus: unknown x-orc key" in refused.stderr
+        assert wait_for_none(lambda: _supervisors_of(orc)), "a refused up left its supervisor running"
+        assert not orc.state_dir.exists()
         (orc.project_dir / "compose.yaml").write_text(compose)
         orc("up", "-d")
         assert len(_supervisors_of(orc)) == 1
