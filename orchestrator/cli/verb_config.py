@@ -52,6 +52,32 @@ def _check_dependencies(project: Any) -> None:
         raise project.locate(err) from err
 
 
+def _check_orc_extensions(project: Any) -> None:
+    """Services' ``x-orc`` blocks are checked as ``up`` checks them (Docker Compose ignores
+    ``x-`` keys, so this is orc's own), their problems named by file, line and key."""
+    services = project.records.get("services") or {}
+    blocks = {
+        name: extensions["x-orc"]
+        for name, record in services.items()
+        if isinstance(record, dict)
+        and isinstance(extensions := record.get("#extensions") or {}, dict)
+        and "x-orc" in extensions
+    }
+    if not blocks:
+        return
+    from orchestrator.errors import StackError
+    from orchestrator.model.orc_extension import parse_orc_extension
+
+    problems = []
+    for name, block in sorted(blocks.items()):
+        try:
+            parse_orc_extension(name, block)
+        except StackError as err:
+            problems.extend(err.problems)
+    if problems:
+        raise project.locate(StackError(problems))
+
+
 def config_text(project: Any, fmt: str | None, *, interpolated: bool = True) -> str:
     """The canonical document as ``docker compose config`` prints it (``$`` doubled), or with
     ``--no-interpolate`` the untyped model as written after merging and normalisation."""
@@ -203,6 +229,7 @@ def register(app: typer.Typer) -> None:
         )
         if not raw:
             _check_dependencies(project)
+            _check_orc_extensions(project)
         if resolve_digests and not listing:
             resolve_image_digests(ctx, project, (project.model if raw else project.records)["services"])
         if raw and list_services:

@@ -103,6 +103,22 @@ def test_errors_are_one_located_line(project: Path) -> None:
     assert result.exception.exit_code == 15
 
 
+def test_x_orc_blocks_are_checked_as_up_checks_them(project: Path) -> None:
+    (project / "compose.yaml").write_text(
+        "services:\n  web:\n    image: x\n    x-orc:\n      probe: {http: {port: nope}}\n      bogus: 1\n"
+        "  ok:\n    image: x\n    x-orc: {ready_log: ready}\n"
+    )
+    result = CliRunner().invoke(app, ["config", "-q"])
+    assert isinstance(result.exception, StackError)
+    assert str(result.exception).splitlines() == [
+        f"{project}/compose.yaml:6:14 services.web.x-orc.bogus: unknown x-orc key"
+        " (known: rootfs, probe, ready_log, restart_on_unhealthy)",
+        f"{project}/compose.yaml:5:28 services.web.x-orc.probe.http.port: must be a port number, got 'nope'",
+    ]
+    (project / "compose.yaml").write_text("services:\n  ok:\n    image: x\n    x-orc: {ready_log: ready}\n")
+    assert CliRunner().invoke(app, ["config", "-q"]).exit_code == 0
+
+
 def test_bad_format_is_a_usage_error(project: Path) -> None:
     result = CliRunner().invoke(app, ["config", "--format", "toml"])
     assert result.exit_code != 0
