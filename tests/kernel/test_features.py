@@ -307,9 +307,9 @@ def test_cp_stats_wait(project: tuple[Orc, str, Path], busybox_rootfs: Path, tmp
     )
 
 
-def run_on_terminal(orc: Orc, *args: str, resize_after: float | None = None) -> tuple[int, str]:
+def run_on_terminal(orc: Orc, *args: str, resize_at: bytes | None = None) -> tuple[int, str]:
     """Run ``orc ARGS`` with a pseudo-terminal (33 rows, 101 columns) as stdin/stdout/stderr;
-    with ``resize_after``, the terminal becomes 40 rows, 120 columns that many seconds in."""
+    with ``resize_at``, the terminal becomes 40 rows, 120 columns once that output was seen."""
     import fcntl
     import pty
     import select
@@ -331,10 +331,10 @@ def run_on_terminal(orc: Orc, *args: str, resize_after: float | None = None) -> 
     deadline = started + 60
     try:
         while time.monotonic() < deadline:
-            if resize_after is not None and time.monotonic() - started >= resize_after:
+            if resize_at is not None and resize_at in output:
                 fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-                resize_after = None
-            if slave >= 0 and resize_after is None:
+                resize_at = None
+            if slave >= 0 and resize_at is None:
                 os.close(slave)  # EOF on the master once orc and the container are done with it
                 slave = -1
             ready, _, _ = select.select([master], [], [], 0.05)
@@ -389,11 +389,11 @@ services:
     assert "33 101" in output.splitlines(), output
     # the caller's window resized while the process runs: its terminal follows
     code, output = run_on_terminal(
-        orc, "exec", "app", "sh", "-c", "stty size; sleep 1.5; stty size", resize_after=0.5
+        orc, "exec", "app", "sh", "-c", "stty size; sleep 1.5; stty size", resize_at=b"33 101"
     )
     assert code == 0 and output.splitlines()[-2:] == ["33 101", "40 120"], output
     code, output = run_on_terminal(
-        orc, "run", "--rm", "app", "sh", "-c", "stty size; sleep 1.5; stty size", resize_after=0.5
+        orc, "run", "--rm", "app", "sh", "-c", "stty size; sleep 1.5; stty size", resize_at=b"33 101"
     )
     assert code == 0 and output.splitlines()[-2:] == ["33 101", "40 120"], output
     code, output = run_on_terminal(orc, "run", "--rm", "-T", "app", "ls", "/dev/pts")
