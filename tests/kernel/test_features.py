@@ -387,13 +387,21 @@ services:
     assert code == 5, output
     assert any(line.startswith("/dev/pts/") for line in output.splitlines()), output
     assert "33 101" in output.splitlines(), output
-    # the caller's window resized while the process runs: its terminal follows
+    # the caller's window resized while the process runs: its terminal follows (the size is set
+    # just after the process started, so the commands give it a moment before asking)
     code, output = run_on_terminal(
-        orc, "exec", "app", "sh", "-c", "stty size; sleep 1.5; stty size", resize_at=b"33 101"
+        orc, "exec", "app", "sh", "-c", "sleep 0.5; stty size; sleep 1.5; stty size", resize_at=b"33 101"
     )
     assert code == 0 and output.splitlines()[-2:] == ["33 101", "40 120"], output
     code, output = run_on_terminal(
-        orc, "run", "--rm", "app", "sh", "-c", "stty size; sleep 1.5; stty size", resize_at=b"33 101"
+        orc,
+        "run",
+        "--rm",
+        "app",
+        "sh",
+        "-c",
+        "sleep 0.5; stty size; sleep 1.5; stty size",
+        resize_at=b"33 101",
     )
     assert code == 0 and output.splitlines()[-2:] == ["33 101", "40 120"], output
     code, output = run_on_terminal(orc, "run", "--rm", "-T", "app", "ls", "/dev/pts")

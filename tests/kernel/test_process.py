@@ -567,7 +567,8 @@ def test_close_with_hand_over_leaves_the_containers_to_the_next_runtime(box: Box
         "the fork server left with the runtime"
     )
     box.runtime = ForkServerRuntime(box.root / "state", box.root / "cache", oom_check=box.oom_killed)
-    assert box.runtime.containers() == {cid: ContainerState.RUNNING}
+    # running still, or already ended with its status kept for us (a slow machine): either way ours
+    assert list(box.runtime.containers()) == [cid]
     status = box.runtime.wait(cid, timeout=10)
     assert status is not None and (status.code, status.known) == (7, True)
     box.runtime.delete(cid)
