@@ -24,6 +24,7 @@ import ipaddress
 import os
 import shutil
 import signal
+import struct
 import termios
 import threading
 from collections.abc import Mapping, Sequence
@@ -534,7 +535,9 @@ class KernelRuntime:
             )
             if terminal is not None:
                 # `run` on a terminal: a pseudo-terminal of its own, shuttled to the caller's.
-                spec = replace(spec, process=replace(spec.process, tty=True))
+                # Sized before its process runs: a program asking at once gets the caller's size.
+                size = window_size((terminal[0], terminal[1]))
+                spec = replace(spec, process=replace(spec.process, tty=True, console_size=size))
                 pid = self.process.create(spec, Stdio())
             elif attached is not None:
                 # `run` in the foreground: the caller's own descriptors, no log file.
@@ -1015,6 +1018,7 @@ class KernelRuntime:
             user=User(request.user) if request.user else None,
             privileged=request.privileged,
             tty=request.tty,
+            console_size=window_size(request.stdio[:2]) if request.tty else None,
         )
         stdin, stdout, stderr = request.stdio
         if request.tty:
@@ -1419,6 +1423,18 @@ def copy_window_size(sources: Sequence[int], master: int) -> bytes | None:
             continue
         fcntl.ioctl(master, termios.TIOCSWINSZ, size)
         return size
+    return None
+
+
+def window_size(sources: Sequence[int]) -> tuple[int, int] | None:
+    """(rows, columns) of the first of ``sources`` that is a terminal with a size."""
+    for fd in sources:
+        try:
+            rows, columns, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+        except OSError:
+            continue
+        if rows and columns:
+            return rows, columns
     return None
 
 

@@ -387,10 +387,10 @@ services:
     assert code == 5, output
     assert any(line.startswith("/dev/pts/") for line in output.splitlines()), output
     assert "33 101" in output.splitlines(), output
-    # the caller's window resized while the process runs: its terminal follows (the size is set
-    # just after the process started, so the commands give it a moment before asking)
+    # the caller's window resized while the process runs: its terminal follows (and a process
+    # asking at once already has the caller's size: it is set before the process runs)
     code, output = run_on_terminal(
-        orc, "exec", "app", "sh", "-c", "sleep 0.5; stty size; sleep 1.5; stty size", resize_at=b"33 101"
+        orc, "exec", "app", "sh", "-c", "stty size; sleep 1.5; stty size", resize_at=b"33 101"
     )
     assert code == 0 and output.splitlines()[-2:] == ["33 101", "40 120"], output
     code, output = run_on_terminal(
@@ -400,7 +400,7 @@ services:
         "app",
         "sh",
         "-c",
-        "sleep 0.5; stty size; sleep 1.5; stty size",
+        "stty size; sleep 1.5; stty size",
         resize_at=b"33 101",
     )
     assert code == 0 and output.splitlines()[-2:] == ["33 101", "40 120"], output

@@ -161,6 +161,9 @@ class RecordingKernel:
         self._record("open_pty", ptmx)
         return 100, 101, 0
 
+    def set_window_size(self, fd: int, rows: int, columns: int) -> None:
+        self._record("set_window_size", fd, rows, columns)
+
     def set_controlling_terminal(self, fd: int) -> None:
         self._record("set_controlling_terminal", fd)
 

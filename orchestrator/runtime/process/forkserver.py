@@ -852,6 +852,7 @@ class ForkServer:
             rlimits=container.rlimits,
             oom_score_adj=container.oom_score_adj,
             console_fd=console_child.fileno() if console_child is not None else None,
+            console_size=spec.console_size,
         )
         keep = [*fds, err_w, pidfd] + ([console_child.fileno()] if console_child is not None else [])
         try:

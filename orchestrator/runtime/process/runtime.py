@@ -127,6 +127,7 @@ class ExecSpec:
     user: User | None = None
     privileged: bool = False
     tty: bool = False
+    console_size: tuple[int, int] | None = None  # tty: (rows, columns) set before the process runs
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,7 @@ class ExecPlan:
     rlimits: tuple[Rlimit, ...] = ()  # the container's: exec'd processes get its ulimits too
     oom_score_adj: int | None = None
     console_fd: int | None = None  # tty: the socket the terminal's master end is sent over
+    console_size: tuple[int, int] | None = None  # tty: (rows, columns)
 
 
 @contextmanager
@@ -297,6 +298,8 @@ def open_console(plan: StartPlan, k: Kernel) -> None:
     root = plan.rootfs_mount
     with step("open console"):
         master, slave, number = k.open_pty(root + "/dev/pts/ptmx")
+        if plan.spec.process.console_size is not None:
+            k.set_window_size(master, *plan.spec.process.console_size)
         console = root + "/dev/console"
         k.touch(console)
         k.mount(f"{root}/dev/pts/{number}", console, None, MS_BIND, None)
@@ -532,6 +535,8 @@ def run_exec(plan: ExecPlan, k: Kernel) -> NoReturn:
         with step("open console"):
             # A new terminal from the container's devpts (we are in its mount namespace now).
             master, slave, _number = k.open_pty("/dev/pts/ptmx")
+            if plan.console_size is not None:
+                k.set_window_size(master, *plan.console_size)
             k.send_fd(plan.console_fd, master)
             for target in (0, 1, 2):
                 k.dup2(slave, target)

@@ -140,6 +140,7 @@ class ProcessSpec:
     user: User = field(default_factory=User)
     tty: bool = False
     stdin: bool = False
+    console_size: tuple[int, int] | None = None  # tty: (rows, columns) set before the process runs
 
 
 class NamespaceMode(Enum):

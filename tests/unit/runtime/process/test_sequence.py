@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -328,6 +329,13 @@ def test_tty_opens_a_console_in_the_containers_devpts_and_sends_the_master() -> 
     assert k.calls[mount_index(c, ROOT + "/dev/console")][1] == ROOT + "/dev/pts/0"
     assert first(c, "send_fd", 42, 100) < first(c, "dup2", 101, 0) < first(c, "set_controlling_terminal", 0)
     assert first(c, "set_controlling_terminal", 0) < first(c, "pivot_root")
+    assert not [call for call in c if call[0] == "set_window_size"]  # no size asked: none set
+    # with the caller's size, the terminal has it before the master is handed out
+    k = kernel()
+    sized = replace(base.spec, process=replace(base.spec.process, console_size=(33, 101)))
+    run(k, StartPlan(**{**base.__dict__, "spec": sized, "console_fd": 42}))
+    c = k.calls
+    assert first(c, "open_pty") < first(c, "set_window_size", 100, 33, 101) < first(c, "send_fd", 42, 100)
 
 
 def test_without_a_hostname_the_container_is_named_after_its_id() -> None:
@@ -372,6 +380,11 @@ def test_exec_with_a_tty_opens_a_terminal_in_the_containers_devpts() -> None:
     c = k.calls
     assert first(c, "setsid") < first(c, "open_pty", "/dev/pts/ptmx") < first(c, "send_fd", 9, 100)
     assert first(c, "dup2", 101, 0) < first(c, "set_controlling_terminal", 0) < first(c, "set_uid")
+    k = kernel()
+    with pytest.raises(Executed):
+        run_exec(replace(exec_plan, console_size=(40, 120)), k)
+    c = k.calls
+    assert first(c, "open_pty") < first(c, "set_window_size", 100, 40, 120) < first(c, "send_fd", 9, 100)
 
 
 def test_privileged_keeps_sys_writable_and_masks_nothing() -> None:
