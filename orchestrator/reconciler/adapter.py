@@ -1413,19 +1413,6 @@ async def _read_all(fd: int, sink: Any) -> None:
         sink(data)
 
 
-def copy_window_size(sources: Sequence[int], master: int) -> bytes | None:
-    """Give the terminal ``master`` the size of the first of ``sources`` that is a terminal;
-    returns that size (None: none of them is a terminal)."""
-    for fd in sources:
-        try:
-            size = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
-        except OSError:
-            continue
-        fcntl.ioctl(master, termios.TIOCSWINSZ, size)
-        return size
-    return None
-
-
 def window_size(sources: Sequence[int]) -> tuple[int, int] | None:
     """(rows, columns) of the first of ``sources`` that is a terminal with a size."""
     for fd in sources:
@@ -1436,6 +1423,16 @@ def window_size(sources: Sequence[int]) -> tuple[int, int] | None:
         if rows and columns:
             return rows, columns
     return None
+
+
+def copy_window_size(sources: Sequence[int], master: int) -> tuple[int, int] | None:
+    """Give the terminal ``master`` the size of the first of ``sources`` that is a terminal;
+    returns that size (None: none of them is a terminal with a size)."""
+    size = window_size(sources)
+    if size is not None:
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
+    return size
 
 
 WINDOW_POLL_SECONDS = 0.2
@@ -1451,14 +1448,11 @@ async def follow_window_size(sources: Sequence[int], master: int) -> None:
         return
     while True:
         await anyio.sleep(WINDOW_POLL_SECONDS)
-        try:
-            now = fcntl.ioctl(sources[0], termios.TIOCGWINSZ, b"\0" * 8)
-        except OSError:
+        now = window_size(sources)
+        if now is None:
             return  # the caller's terminal went away
         if now != last:
-            with contextlib.suppress(OSError):
-                fcntl.ioctl(master, termios.TIOCSWINSZ, now)
-            last = now
+            last = copy_window_size(sources, master)
 
 
 async def _shuttle(source: int, sink: int) -> None:

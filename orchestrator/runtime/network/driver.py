@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +86,27 @@ def _opt_mtu(value: str | None) -> int:
     if not 68 <= mtu <= 65535:
         raise PermanentError(f"driver_opts {OPT_MTU}: {value!r} is not an MTU between 68 and 65535")
     return mtu
+
+
+def _side_by_side(beside: Callable[[], None], here: Callable[[], None]) -> None:
+    """Run ``beside`` in a thread while ``here`` runs in this one; both finish before this
+    returns, and the first failure (this thread's first) is raised here."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            beside()
+        except BaseException as exc:  # re-raised in the caller's thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name="orc-network-beside")
+    thread.start()
+    try:
+        here()
+    finally:
+        thread.join()
+    if failures:
+        raise failures[0]
 
 
 class NetworkDriver:
@@ -172,30 +193,22 @@ class NetworkDriver:
         self.links.add_bridge(info.bridge, info.mtu, addresses)
         table = nft_table_name(info.bridge)
         shim: list[str] = []
-        failures: list[BaseException] = []
 
         def iptables_shim() -> None:
-            try:
-                chain = self.firewall.forward_shim_chain()
-                if chain is not None:
-                    shim.extend(forward_shim(info.bridge, info.internal, chain))
-                    self.firewall.add_shim(shim)
-            except BaseException as exc:  # re-raised in the caller's thread
-                failures.append(exc)
+            chain = self.firewall.forward_shim_chain()
+            if chain is not None:
+                shim.extend(forward_shim(info.bridge, info.internal, chain))
+                self.firewall.add_shim(shim)
+
+        def nft_table() -> None:
+            nat_subnets = info.subnets if masquerade else ()
+            self.firewall.apply_network(table, info.bridge, nat_subnets, info.internal, info.icc)
 
         try:
             if self.firewall.nft_available():
                 # The nft table and the iptables shim name the bridge, nothing else: made side by
                 # side (each is a process or two, ~15 ms, on the path of every first container).
-                rules = threading.Thread(target=iptables_shim, name="orc-firewall-shim")
-                rules.start()
-                try:
-                    nat_subnets = info.subnets if masquerade else ()
-                    self.firewall.apply_network(table, info.bridge, nat_subnets, info.internal, info.icc)
-                finally:
-                    rules.join()
-                if failures:
-                    raise failures[0]
+                _side_by_side(iptables_shim, nft_table)
         except BaseException:
             self.firewall.remove_shim(shim)
             if self.firewall.nft_available():
@@ -208,25 +221,17 @@ class NetworkDriver:
         """The firewall rules (iptables shim, nft table) and the bridge, side by side: they only
         name each other, and each takes tens of ms (the bridge's deletion waits for RCU in the
         kernel, every rule change is an iptables/nft process)."""
-        failures: list[BaseException] = []
 
         def firewall() -> None:
-            try:
-                self.firewall.remove_shim(info.firewall)
-                if self.firewall.nft_available():
-                    self.firewall.delete_table(nft_table_name(info.bridge))
-            except BaseException as exc:  # re-raised in the caller's thread
-                failures.append(exc)
+            self.firewall.remove_shim(info.firewall)
+            if self.firewall.nft_available():
+                self.firewall.delete_table(nft_table_name(info.bridge))
 
-        rules = threading.Thread(target=firewall, name="orc-firewall-cleanup")
-        rules.start()
-        try:
+        def bridge() -> None:
             if info.created:
                 self.links.delete_link(info.bridge)
-        finally:
-            rules.join()
-        if failures:
-            raise failures[0]
+
+        _side_by_side(firewall, bridge)
 
     def network(self, name: str) -> NetworkInfo:
         info = self.store.read().networks.get(name)

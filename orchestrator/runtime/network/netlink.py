@@ -12,7 +12,7 @@ helper process. The container end of each veth is created directly in the contai
 
 pyroute2 is imported lazily (CLI cold start), and only its message modules: its package
 ``__init__`` imports every family it supports (IPDB, NDB, wireless, ...), ~0.1 s and ~6 MiB of a
-supervisor that never uses them (see :func:`_iproute_class`). Blocking calls: use them from a
+supervisor that never uses them (see :func:`_codecs`). Blocking calls: use them from a
 worker thread (``anyio.to_thread.run_sync``). ``fake.RecordingLinkOps`` records the same calls for
 unit tests. Called by ``driver.NetworkDriver``.
 """
@@ -45,20 +45,6 @@ NetnsRef = str | int  # a path like /proc/<pid>/ns/net, or an open fd to one
 
 
 _PYROUTE2_LOCK = threading.Lock()
-
-
-def _iproute_class() -> Any:
-    """``pyroute2.IPRoute`` without running ``pyroute2/__init__.py``.
-
-    The package is registered unexecuted, so importing ``pyroute2.iproute.linux`` loads only what
-    that module needs. Anyone who later asks the package itself for a name (``from pyroute2
-    import NDB``) gets the whole package run then, through the module ``__getattr__``.
-    """
-    with _PYROUTE2_LOCK:
-        _register_deferred_pyroute2()
-        from pyroute2.iproute.linux import IPRoute
-
-    return IPRoute
 
 
 def _deferred_package(spec: Any) -> Any:

@@ -48,23 +48,25 @@ def test_cli_payload_does_not_import_the_reconciler_planner_or_model() -> None:
     assert "orchestrator.reconciler.payload" in new
 
 
-def test_netlink_client_loads_iproute_without_pyroute2s_other_families() -> None:
+def test_netlink_client_loads_only_pyroute2s_rtnetlink_messages() -> None:
     new = _new_modules(
-        "from orchestrator.runtime.network.netlink import _iproute_class\n"
-        "cls = _iproute_class()\n"
-        "assert cls.__name__ == 'IPRoute', cls"
+        "from orchestrator.runtime.network.netlink import _codecs\n"
+        "ifinfmsg, ifaddrmsg, rtmsg = _codecs()\n"
+        "assert (ifinfmsg.__name__, rtmsg.__name__) == ('ifinfmsg', 'rtmsg')"
     )
-    assert "pyroute2.iproute.linux" in new
+    assert "pyroute2.netlink.rtnl.ifinfmsg" in new
     assert not [m for m in new if m.startswith(("pyroute2.ndb", "pyroute2.ipdb", "pyroute2.nftables"))]
+    assert "pyroute2.iproute.linux" not in new  # IPRoute: its import and its event loop per socket
 
 
 def test_asking_the_deferred_pyroute2_package_for_a_name_runs_it_whole() -> None:
     new = _new_modules(
-        "from orchestrator.runtime.network.netlink import _iproute_class\n"
-        "cls = _iproute_class()\n"
+        "from orchestrator.runtime.network.netlink import _codecs\n"
+        "ifinfmsg, _, _ = _codecs()\n"
         "import pyroute2\n"
         "from pyroute2 import IPRoute, NDB\n"
-        "assert IPRoute is cls and NDB.__name__ == 'NDB'\n"
+        "from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg as again\n"
+        "assert again is ifinfmsg and IPRoute.__name__ == 'IPRoute' and NDB.__name__ == 'NDB'\n"
         "assert pyroute2.__version__ != 'unknown'\n"
         "try:\n"
         "    pyroute2.no_such_name\n"
