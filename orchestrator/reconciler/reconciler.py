@@ -745,6 +745,15 @@ class Reconciler:
                     record.restart_count += 1
                     self._save(record)
                     self._publish("container", "restart", name, record.service, reason=decision.reason)
+                    if name in self._stopping:
+                        # A stop arrived while this restart was starting the process; it
+                        # waits for this watcher, which must stop what it just started.
+                        grace = (
+                            self._timeout_override
+                            if self._timeout_override is not None
+                            else behaviour.stop_grace_period
+                        )
+                        await self.runtime.stop(record, behaviour.stop_signal, grace)
         finally:
             self._watch_scopes.pop(name, None)
             self._watch_done.pop(name, None)

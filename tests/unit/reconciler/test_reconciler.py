@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
+import anyio
+
 from orchestrator.errors import PermanentError, TemporaryError
 from orchestrator.planner.observed import Dependency, Desired
 from orchestrator.planner.plan import DownOptions, UpOptions
@@ -339,3 +341,25 @@ def test_image_healthcheck_applies_with_service_timings_unless_disabled() -> Non
         }
 
     run_world(body_disabled)
+
+
+def test_stop_arriving_while_the_restart_policy_starts_the_container_again_stops_it() -> None:
+    """A stop that lands while the watcher is inside ``start`` (restart after a crash) must not
+    wait for a process nobody will stop: the watcher stops what it just started."""
+    scripts = {"web": ProcessScript(runs=[(0.5, 1)], forever=True)}
+
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier(web_restart="always"))
+        w.runtime.delays["start"] = 0.2
+        while w.runtime.calls.count("start demo-web-1") < 2:  # the restart is under way
+            await w.clock.sleep(0.01)
+        with anyio.fail_after(30):  # virtual seconds
+            report = await w.reconciler.stop_services("demo", three_tier(web_restart="always"), ["web"])
+        assert report.ok, report
+
+    w = run_world(body, scripts=scripts)
+    record = w.store.load_container("demo", "demo-web-1")
+    assert record is not None and record.status == "exited"
+    assert w.runtime.containers["demo-web-1"].process is not None
+    assert w.runtime.containers["demo-web-1"].process.status is not None  # nothing left running
+    assert w.runtime.calls.count("start demo-web-1") == 2
