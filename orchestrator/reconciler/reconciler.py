@@ -116,6 +116,8 @@ class Reconciler:
         self._stopping: set[str] = set()
         self._watch_done: dict[str, anyio.Event] = {}
         self._watch_scopes: dict[str, anyio.CancelScope] = {}
+        # The restart delays being waited out, cancelled by a stop (as Docker does).
+        self._backoffs: dict[str, anyio.CancelScope] = {}
         self._started_at: dict[str, float] = {}
         self._spec_behaviours: dict[str, ServiceBehaviour] = {}
         self._timeout_override: float | None = None
@@ -628,6 +630,9 @@ class Reconciler:
 
     async def _stop(self, record: ContainerRecord) -> None:
         self._stopping.add(record.name)
+        backoff = self._backoffs.get(record.name)
+        if backoff is not None:
+            backoff.cancel()
         if record.status not in RUNNING_STATES:
             return
         behaviour = self._behaviour_of(record)
@@ -728,7 +733,10 @@ class Reconciler:
                     record.status = "restarting"
                     self._save(record)
                     self.board.update(name, status="restarting")
-                    await self.clock.sleep(decision.delay)
+                    with anyio.CancelScope() as backoff:
+                        self._backoffs[name] = backoff
+                        await self.clock.sleep(decision.delay)
+                    self._backoffs.pop(name, None)
                     if name in self._stopping or name not in self._records:
                         record.status = "exited"
                         self._save(record)

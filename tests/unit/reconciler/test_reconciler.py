@@ -363,3 +363,26 @@ def test_stop_arriving_while_the_restart_policy_starts_the_container_again_stops
     assert w.runtime.containers["demo-web-1"].process is not None
     assert w.runtime.containers["demo-web-1"].process.status is not None  # nothing left running
     assert w.runtime.calls.count("start demo-web-1") == 2
+
+
+def test_stop_during_the_restart_backoff_ends_at_once() -> None:
+    """Like Docker, stopping a container that waits out its restart delay cancels the restart
+    instead of waiting for the delay to pass."""
+    scripts = {"web": ProcessScript(runs=[(0.5, 1)] * 8, forever=True)}
+
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier(web_restart="always"))
+        while w.runtime.calls.count("start demo-web-1") < 6:
+            await w.clock.sleep(0.01)
+        while w.store.load_container("demo", "demo-web-1").status != "restarting":  # type: ignore[union-attr]
+            await w.clock.sleep(0.01)
+        before = w.clock.now()
+        report = await w.reconciler.stop_services("demo", three_tier(web_restart="always"), ["web"])
+        assert report.ok, report
+        assert w.clock.now() - before < 0.1  # the backoff now is 3.2 s
+        await w.clock.sleep(10)
+
+    w = run_world(body, scripts=scripts)
+    assert w.runtime.calls.count("start demo-web-1") == 6
+    record = w.store.load_container("demo", "demo-web-1")
+    assert record is not None and record.status == "exited"
