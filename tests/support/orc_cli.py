@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -150,26 +151,92 @@ def _kill(pid: int) -> None:
 def clean_up(orc: Orc, down: Iterable[str] = ("down", "-t", "1")) -> None:
     """Run ``down`` (ignoring failure), then kill a supervisor or fork server of this root that a
     half-way failure left running and remove the project's cgroups, deepest first. A ``down``
-    that hangs is reported once the rest is cleaned up."""
+    that hangs is reported once the rest is cleaned up: the project's processes are killed, a
+    second ``down`` (a fresh supervisor, from the state on disk) removes what orc made, and
+    what even that left (mounts below the root, the recorded bridges and their firewall rules)
+    is removed by hand."""
     hung: subprocess.TimeoutExpired | None = None
     try:
         orc(*down, check=False)
     except subprocess.TimeoutExpired as exc:
         hung = exc
-    record = orc.state_dir / "project.json"
-    if record.exists():
-        pid = json.loads(record.read_text()).get("supervisor_pid")
-        if pid:
-            _kill(int(pid))
-    pattern = rf"orchestrator\.(daemon\.supervisor|runtime\.process\.forkserver) .*{orc.root}/"
-    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
-    for pid_text in found:
-        _kill(int(pid_text))
+    _kill_orc_processes(orc)
+    if hung is not None:
+        _kill_cgroup_members(orc.project)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run_orc(orc.root, ("down", "-t", "0"), cwd=orc.project_dir, env=orc.env, check=False, timeout=60)
+        _kill_orc_processes(orc)
+    _kill_cgroup_members(orc.project)
+    _unmount_below(orc.root)
+    _remove_recorded_bridges(orc)
     for directory in sorted(cgroup_dirs(orc.project), key=len, reverse=True):
         with contextlib.suppress(OSError):
             os.rmdir(directory)
     if hung is not None:
         raise hung
+
+
+def _kill_orc_processes(orc: Orc) -> None:
+    """SIGKILL the project's supervisor and any supervisor or fork server of this root."""
+    record = orc.state_dir / "project.json"
+    if record.exists():
+        with contextlib.suppress(ValueError, OSError):
+            pid = json.loads(record.read_text()).get("supervisor_pid")
+            if pid:
+                _kill(int(pid))
+    pattern = rf"orchestrator\.(daemon\.supervisor|runtime\.process\.forkserver) .*{orc.root}/"
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    for pid_text in found:
+        _kill(int(pid_text))
+
+
+def _kill_cgroup_members(prefix: str) -> None:
+    """SIGKILL every process in the project's cgroups until they are empty (2 s at most)."""
+    deadline = time.monotonic() + 2
+    while True:
+        members = set()
+        for directory in cgroup_dirs(prefix):
+            with contextlib.suppress(OSError):
+                members.update(int(p) for p in Path(directory, "cgroup.procs").read_text().split())
+        if not members or time.monotonic() > deadline:
+            return
+        for pid in members:
+            _kill(pid)
+        time.sleep(0.05)
+
+
+def _unmount_below(root: Path) -> None:
+    """Detach every mount below ``root`` (container rootfs, netns bind mounts), deepest first."""
+    prefix = str(root) + "/"
+    points = []
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            point = line.split()[4].replace("\\040", " ")
+            if point.startswith(prefix):
+                points.append(point)
+    for point in sorted(set(points), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
+def _remove_recorded_bridges(orc: Orc) -> None:
+    """Delete the bridges ``project.json`` records that still exist, and their firewall rules."""
+    record = orc.state_dir / "project.json"
+    try:
+        networks = json.loads(record.read_text()).get("networks") or []
+    except (OSError, ValueError):
+        return
+    bridges = {str(n.get("driver_name")) for n in networks if n.get("driver_name") and not n.get("external")}
+    for bridge in bridges:
+        if os.path.exists(f"/sys/class/net/{bridge}"):
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
+    if not bridges:
+        return
+    for table in ("filter", "nat"):
+        saved = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True, check=False)
+        for line in saved.stdout.splitlines():
+            if line.startswith("-A ") and any(f'"orc:{b}"' in line or f"orc:{b} " in line for b in bridges):
+                rule = shlex.split(line)
+                subprocess.run(["iptables", "-t", table, "-D", *rule[1:]], capture_output=True, check=False)
 
 
 @contextlib.contextmanager
