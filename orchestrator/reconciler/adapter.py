@@ -964,7 +964,8 @@ class KernelRuntime:
         if not (keep_network and os.path.ismount(netns_file)):
             _release_netns(netns_file)
             with contextlib.suppress(NotFoundError):
-                self.network.disconnect(name)
+                # the process runtime's delete saw the init die: the namespace goes now
+                self.network.disconnect(name, namespace_released=state is not None)
         handle = self._handles.pop(name, None)
         if handle is not None and state is not None and state is not ContainerState.DELETED:
             self.cgroups.remove(handle, True)

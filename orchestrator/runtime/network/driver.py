@@ -50,6 +50,9 @@ OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
 OPT_MTU = "com.docker.network.driver.mtu"
 OPT_ICC = "com.docker.network.bridge.enable_icc"
 OPT_MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
+# How long a released network namespace may take to be torn down (its veths with it) before
+# they are deleted one by one.
+NAMESPACE_TEARDOWN_WAIT = 1.0
 
 
 @dataclass(frozen=True)
@@ -392,22 +395,39 @@ class NetworkDriver:
         iface = ContainerIface(ifname, tuple(addresses), gw4, gw6, route)
         return _Plan(attachment, iface, info.bridge, endpoint.mtu or info.mtu, had_lease)
 
-    def disconnect(self, container: str) -> list[Attachment]:
-        """Remove the container's veths, DNAT table, DNS names and address leases."""
+    def disconnect(self, container: str, namespace_released: bool = False) -> list[Attachment]:
+        """Remove the container's veths, DNAT table, DNS names and address leases.
+
+        With ``namespace_released`` the caller has let go of the container's network namespace
+        and its processes are dead: the kernel's namespace teardown takes the veths with it, in
+        one batch for every namespace going at the time, so they are waited for rather than
+        deleted one by one (each delete holds the kernel's RTNL lock through an RCU grace period,
+        ~5-10 ms, and a project's removes queued behind each other). What is still there after
+        :data:`NAMESPACE_TEARDOWN_WAIT` (a process of another container sharing the namespace
+        keeps it) is deleted. The links and the table go outside the state lock; only then are
+        the attachments and leases dropped, so a delete that fails leaves them recorded for
+        the retry.
+        """
+        snapshot = self.store.read()
+        names = [att.host_ifname for att in snapshot.attachments.get(container, [])]
+        if namespace_released and names:
+            names = self.links.wait_gone(names, NAMESPACE_TEARDOWN_WAIT)
+        errors: list[OrcError] = []
+        for name in names:
+            try:
+                self.links.delete_link(name)
+            except OrcError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+        table = snapshot.dnat_tables.get(container)
+        if table is not None and self.firewall.nft_available():
+            self.firewall.delete_table(table)
         with self.store.transaction() as state:
             atts = state.attachments.pop(container, [])
-            errors: list[OrcError] = []
             for att in atts:
-                try:
-                    self.links.delete_link(att.host_ifname)
-                except OrcError as exc:
-                    errors.append(exc)
                 ipam.release_addresses(state.ipam, att.network, container)
-            table = state.dnat_tables.pop(container, None)
-            if table is not None and self.firewall.nft_available():
-                self.firewall.delete_table(table)
-            if errors:
-                raise errors[0]
+            state.dnat_tables.pop(container, None)
         self.dns.remove_container(container)
         return atts
 

@@ -51,6 +51,18 @@ class RecordingLinkOps:
     def link_exists(self, name: str) -> bool:
         return name in self.links
 
+    def release_netns(self, netns: str) -> None:
+        """The namespace ``netns`` is torn down: the links in it, and their veth peers, go."""
+        for name, link in list(self.links.items()):
+            if link.netns == netns:
+                self.links.pop(name, None)
+                if link.peer:
+                    self.links.pop(link.peer, None)
+
+    def wait_gone(self, names: Sequence[str], timeout: float) -> list[str]:
+        self.calls.append(("wait_gone", tuple(names)))
+        return [n for n in names if n in self.links]
+
     def link_names(self) -> set[str]:
         return {name for name, link in self.links.items() if link.netns is None}
 

@@ -29,6 +29,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -222,6 +223,11 @@ class LinkOps(Protocol):
         ...
 
     def loopback_up(self, netns: NetnsRef) -> None: ...
+
+    def wait_gone(self, names: Sequence[str], timeout: float) -> list[str]:
+        """Wait up to ``timeout`` seconds for host links to disappear (a veth goes when the
+        namespace holding its other end is torn down); the names still there after it."""
+        ...
 
     def ensure_ipv4_forwarding(self) -> bool:
         """Turn on ``net.ipv4.ip_forward`` if it is off (as Docker does); True if it changed."""
@@ -481,6 +487,18 @@ class PyrouteLinkOps:
             raise
         except Exception as exc:
             raise _map_netlink(exc, f"bringing lo up in {netns}") from exc
+
+    def wait_gone(self, names: Sequence[str], timeout: float) -> list[str]:
+        # /sys/class/net shows this process's (the host's) namespace: a stat per name per poll,
+        # far cheaper than a netlink lookup
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            left = [n for n in names if os.path.exists(f"/sys/class/net/{n}")]
+            if not left or time.monotonic() >= deadline:
+                return left
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
 
     def ensure_ipv4_forwarding(self) -> bool:
         path = "/proc/sys/net/ipv4/ip_forward"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,7 @@ from orchestrator.errors import ConflictError, NotFoundError, PermanentError
 from orchestrator.runtime.network.driver import NetworkDriver
 from orchestrator.runtime.network.fake import RecordingLinkOps, RecordingRunner
 from orchestrator.runtime.network.firewall import Firewall
-from orchestrator.runtime.network.leases import MemoryLeaseStore
+from orchestrator.runtime.network.leases import FileLeaseStore, MemoryLeaseStore
 from orchestrator.runtime.network.naming import bridge_name, host_veth_name
 from orchestrator.runtime.network.netlink import ContainerIface, IfaceAddress
 from orchestrator.runtime.network.spec import EndpointSpec, IpamPool, NetworkSpec, PortBinding
@@ -307,3 +308,50 @@ def test_the_default_route_skips_an_internal_first_network() -> None:
         ("p_edge", True),
         ("p_more", False),
     ]
+
+
+def test_disconnect_deletes_links_outside_the_state_lock(tmp_path: Path) -> None:
+    """Deleting a veth waits for the kernel (an RCU grace period); under the state lock the
+    removes of a whole project queued behind each other. A failed delete keeps the record."""
+    links = RecordingLinkOps(routes=[])
+    store = FileLeaseStore(tmp_path)
+    driver = NetworkDriver(links=links, firewall=Firewall(RecordingRunner()), store=store)
+    driver.create_network(NetworkSpec(project="p", name="p_default"))
+    [att] = driver.connect("p-web-1", NS, [EndpointSpec(network="p_default")])
+    held_while_deleting: list[bool] = []
+    real_delete = links.delete_link
+
+    def delete_link(name: str) -> bool:
+        held_while_deleting.append(store._thread_lock.locked())
+        if name == att.host_ifname and len(held_while_deleting) == 1:
+            raise PermanentError(f"deleting link {name}: device busy")
+        return real_delete(name)
+
+    links.delete_link = delete_link  # type: ignore[method-assign]
+    with pytest.raises(PermanentError, match="device busy"):
+        driver.disconnect("p-web-1")
+    assert store.read().attachments["p-web-1"] == [att]  # kept for the retry
+    assert driver.disconnect("p-web-1") == [att]
+    assert held_while_deleting == [False, False]
+    state = store.read()
+    assert state.attachments == {} and "p-web-1" not in state.ipam.networks["p_default"].addresses.values()
+
+
+def test_a_released_namespace_takes_its_veths_and_only_leftovers_are_deleted() -> None:
+    driver, links, _ = make()
+    driver.create_network(NetworkSpec(project="p", name="p_default"))
+    driver.create_network(NetworkSpec(project="p", name="p_back"))
+    [front, back] = driver.connect(
+        "p-web-1", NS, [EndpointSpec(network="p_default"), EndpointSpec(network="p_back")]
+    )
+    links.release_netns(NS)
+    links.calls.clear()
+    driver.disconnect("p-web-1", namespace_released=True)
+    # the teardown took both: nothing to delete one by one
+    assert links.calls == [("wait_gone", (front.host_ifname, back.host_ifname))]
+
+    [again] = driver.connect("p-api-1", NS, [EndpointSpec(network="p_default")])
+    links.calls.clear()
+    driver.disconnect("p-api-1", namespace_released=True)  # something still holds the namespace
+    assert links.calls == [("wait_gone", (again.host_ifname,)), ("delete_link", again.host_ifname)]
+    assert driver.store.read().attachments == {}
