@@ -242,6 +242,7 @@ class FakeRuntime:
 
     async def remove(self, record: ContainerRecord) -> None:
         self._record_call(f"remove {record.name}")
+        await self._take_time("remove")
         self.containers.pop(record.name, None)
 
     async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult:

@@ -19,11 +19,13 @@ The supervisor (``daemon``) and the foreground ``up`` own a Reconciler inside
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from dataclasses import replace as dataclass_replace
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
@@ -476,9 +478,14 @@ class Reconciler:
         self, action: Action, spec: ProjectSpec | None, report: ExecutionReport
     ) -> bool:
         backoff = 0.1
+        # A stop signals and waits: it takes no slot of the bound on parallel kernel work, which
+        # the removes of `down`'s earlier wave may all hold while the next wave waits to stop.
+        limiter: AbstractAsyncContextManager[Any] = (
+            contextlib.nullcontext() if action.kind == "stop" else self._limiter
+        )
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                async with self._limiter:
+                async with limiter:
                     await self._perform(action, spec)
                 return True
             except TemporaryError as exc:

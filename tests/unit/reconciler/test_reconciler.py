@@ -386,3 +386,18 @@ def test_stop_during_the_restart_backoff_ends_at_once() -> None:
     assert w.runtime.calls.count("start demo-web-1") == 6
     record = w.store.load_container("demo", "demo-web-1")
     assert record is not None and record.status == "exited"
+
+
+def test_stops_do_not_queue_behind_slow_removes_for_a_concurrency_slot() -> None:
+    """``down`` stops dependents first; a stop only signals and waits, so it takes no slot of
+    the concurrency bound, which removes (kernel work) of the earlier wave may all hold."""
+
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier())
+        w.runtime.delays["remove"] = 1.0
+        report = await w.reconciler.down("demo", three_tier())
+        assert report.ok, report
+
+    w = run_world(body, concurrency=1)
+    stops = [w.at(f"stop demo-{name}-1")[0] for name in ("web", "api", "db")]
+    assert stops[-1] - stops[0] < 0.5, stops
