@@ -187,7 +187,7 @@ def bench_orc_once(
                 extra[f"{tool} PSS with {n} containers (KiB)"] = pss_kib(orc_processes(supervisor))
                 extra[f"{tool} supervisor alone RSS with {n} containers (KiB)"] = rss_kib([supervisor])
                 extra[f"{tool} processes with {n} containers"] = len(orc_processes(supervisor))
-                if n <= 30:
+                if 2 <= n <= 30:  # s1 exists from two services on
                     results.setdefault(f"{tool} crash → running (ms)", []).extend(
                         crash_to_running(state, f"{project}-s1-1", 10)
                     )

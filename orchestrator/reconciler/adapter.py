@@ -57,6 +57,7 @@ from orchestrator.runtime.cgroups import CgroupHandle, CgroupLimits, DeviceRule,
 from orchestrator.runtime.network import ipam
 from orchestrator.runtime.network.dnsfiles import hosts_file, parse_resolv_conf, resolv_conf
 from orchestrator.runtime.network.driver import NetworkDriver
+from orchestrator.runtime.network.netlink import preload_codecs
 from orchestrator.runtime.network.services import NetworkServices
 from orchestrator.runtime.network.spec import EndpointSpec, IpamPool, NetworkSpec
 from orchestrator.runtime.network.spec import PortSpec as DriverPortSpec
@@ -156,6 +157,7 @@ class KernelRuntime:
     async def __aenter__(self) -> KernelRuntime:
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
+        threading.Thread(target=preload_codecs, name="orc-netlink-preload", daemon=True).start()
         try:
             host_resolv = Path("/etc/resolv.conf").read_text()
         except OSError:

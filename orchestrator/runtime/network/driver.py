@@ -198,10 +198,11 @@ class NetworkDriver:
         shim: list[str] = []
 
         def iptables_shim() -> None:
-            chain = self.firewall.forward_shim_chain()
+            listing = self.firewall.filter_rules()
+            chain = self.firewall.forward_shim_chain(listing)
             if chain is not None:
                 shim.extend(forward_shim(info.bridge, info.internal, chain))
-                self.firewall.add_shim(shim)
+                self.firewall.add_shim(shim, listing)
 
         def nft_table() -> None:
             nat_subnets = info.subnets if masquerade else ()
@@ -210,7 +211,7 @@ class NetworkDriver:
         try:
             if self.firewall.nft_available():
                 # The nft table and the iptables shim name the bridge, nothing else: made side by
-                # side (each is a process or two, ~15 ms, on the path of every first container).
+                # side (each is a process or two, ~5-15 ms, on the path of every first container).
                 _side_by_side(iptables_shim, nft_table)
         except BaseException:
             self.firewall.remove_shim(shim)

@@ -145,6 +145,21 @@ class RecordingRunner:
             return CommandResult(0, "".join(f"table inet {name}\n" for name in self.tables), "")
         if args[:4] == ("nft", "list", "table", "inet"):
             return CommandResult(0 if args[4] in self.tables else 1, self.tables.get(args[4], ""), "")
+        if args[:1] == ("iptables-restore",):
+            assert input is not None and "--noflush" in args
+            lines = input.splitlines()
+            assert lines[0] == "*filter" and lines[-1] == "COMMIT", input
+            for line in lines[1:-1]:
+                command, *rule = shlex.split(line)
+                if command == "-D":
+                    if tuple(rule) not in self.iptables_rules:
+                        return CommandResult(1, "", f"iptables-restore: line failed: {line}")
+                    self.iptables_rules.remove(tuple(rule))
+                elif command == "-I":
+                    self.iptables_rules.append(tuple(rule))
+                else:
+                    return CommandResult(1, "", f"fake runner does not know {line}")
+            return CommandResult(0, "", "")
         if args[:1] == ("iptables",):
             rest = args[2:] if args[1:2] == ("-w",) else args[1:]
             if rest == ("-S", "FORWARD"):
@@ -153,7 +168,12 @@ class RecordingRunner:
             if rest[:3] == ("-n", "-L", "DOCKER-USER"):
                 return CommandResult(0 if self.docker_user_chain else 1, "", "")
             if rest == ("-S",):
-                return CommandResult(0, "".join(f"-A {shlex.join(r)}\n" for r in self.iptables_rules), "")
+                policy = (self.forward_policy or "accept").upper()
+                head = f"-P INPUT ACCEPT\n-P FORWARD {policy}\n-P OUTPUT ACCEPT\n"
+                head += "-N DOCKER-USER\n" if self.docker_user_chain else ""
+                return CommandResult(
+                    0, head + "".join(f"-A {shlex.join(r)}\n" for r in self.iptables_rules), ""
+                )
             if rest[:1] == ("-C",):
                 return CommandResult(0 if tuple(rest[1:]) in self.iptables_rules else 1, "", "")
             if rest[:1] == ("-I",):

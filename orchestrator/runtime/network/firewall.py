@@ -179,26 +179,44 @@ class Firewall:
     def table_exists(self, table: str) -> bool:
         return self.runner.run(["nft", "list", "table", "inet", table]).returncode == 0
 
-    def forward_shim_chain(self) -> str | None:
-        """The iptables chain to put accept rules in, or None when the FORWARD policy accepts.
-
-        Asked through ``iptables`` itself so it holds for the nft and the legacy backends."""
+    def filter_rules(self) -> list[str] | None:
+        """``iptables -S`` of the filter table (policies, chains, rules), one line each; None
+        without a working iptables (then no shim is needed, or none could be added). One
+        process: the shim's decisions are all read from it."""
         if self.runner.which("iptables") is None:
             return None
-        listed = self.runner.run(["iptables", "-w", "-S", "FORWARD"])
-        if listed.returncode != 0 or "-P FORWARD DROP" not in listed.stdout.splitlines()[:1]:
-            return None
-        has_user_chain = self.runner.run(["iptables", "-w", "-n", "-L", "DOCKER-USER"]).returncode == 0
-        return "DOCKER-USER" if has_user_chain else "FORWARD"
+        listed = self.runner.run(["iptables", "-w", "-S"])
+        return listed.stdout.splitlines() if listed.returncode == 0 else None
 
-    def add_shim(self, specs: Sequence[str]) -> None:
-        for spec in specs:
-            chain, *args = spec.split(" ")
-            if self.runner.run(["iptables", "-w", "-C", chain, *args]).returncode == 0:
-                continue  # already there (a rebuilt network): never stack duplicates
-            result = self.runner.run(["iptables", "-w", "-I", chain, *args])
-            if result.returncode != 0:
-                raise PermanentError(f"adding firewall rule '{spec}': {result.stderr.strip()}")
+    def forward_shim_chain(self, listing: list[str] | None = None) -> str | None:
+        """The iptables chain to put accept rules in, or None when the FORWARD policy accepts.
+
+        Asked through ``iptables`` itself so it holds for the nft and the legacy backends;
+        ``listing`` is a :meth:`filter_rules` already read (else it is read here)."""
+        lines = listing if listing is not None else self.filter_rules()
+        if lines is None or "-P FORWARD DROP" not in lines:
+            return None
+        return "DOCKER-USER" if "-N DOCKER-USER" in lines else "FORWARD"
+
+    def add_shim(self, specs: Sequence[str], listing: list[str] | None = None) -> None:
+        """Insert the rule ``specs`` (``CHAIN arg...``, tagged ``--comment orc:<bridge>``) in one
+        ``iptables-restore`` that first deletes the rules already carrying those tags (left by
+        a run that lost its bridge): a rebuilt network never stacks duplicates, and a partial
+        set never survives. ``listing`` as for :meth:`forward_shim_chain`."""
+        if not specs:
+            return
+        tags = {spec.split("--comment ", 1)[1].split(" ", 1)[0] for spec in specs if "--comment " in spec}
+        lines = listing if listing is not None else self.filter_rules()
+        stale = []
+        for line in lines or []:
+            words = shlex.split(line)
+            if words[:1] == ["-A"] and "--comment" in words and words[words.index("--comment") + 1] in tags:
+                stale.append(shlex.join(["-D", *words[1:]]))
+        script = "*filter\n" + "".join(f"{rule}\n" for rule in stale)
+        script += "".join(f"-I {spec}\n" for spec in specs) + "COMMIT\n"
+        result = self.runner.run(["iptables-restore", "-w", "--noflush"], input=script)
+        if result.returncode != 0:
+            raise PermanentError(f"adding firewall rules {list(specs)}: {result.stderr.strip()}")
 
     def orphans(self, links: set[str]) -> tuple[list[str], list[str]]:
         """orc's shim rules and network tables whose bridge is not among ``links`` (left behind

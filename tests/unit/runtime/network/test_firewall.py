@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from orchestrator.runtime.network.firewall import DnatRule, dnat_ruleset, forward_shim, network_ruleset
+from orchestrator.runtime.network.fake import RecordingRunner
+from orchestrator.runtime.network.firewall import (
+    DnatRule,
+    Firewall,
+    dnat_ruleset,
+    forward_shim,
+    network_ruleset,
+)
 from orchestrator.runtime.network.naming import check_ifname, mac_for, nft_table_name
 
 
@@ -43,3 +50,22 @@ def test_names() -> None:
     assert mac_for("10.0.0.1", "x") == "02:42:0a:00:00:01"
     mac = mac_for(None, "seed")
     assert mac == mac_for(None, "seed") and int(mac[:2], 16) & 0x03 == 0x02
+
+
+def test_the_shim_is_one_listing_and_one_restore_that_replaces_stale_rules() -> None:
+    """A rebuilt network's rules replace what a lost bridge left (never stacked, never partial),
+    in one ``iptables-restore``; the chain comes from the same single listing."""
+    runner = RecordingRunner(forward_policy="drop", docker_user_chain=True)
+    firewall = Firewall(runner)
+    stale = forward_shim("br0", internal=False, chain="DOCKER-USER")[:1]
+    firewall.add_shim(stale)
+    runner.calls.clear()
+    listing = firewall.filter_rules()
+    chain = firewall.forward_shim_chain(listing)
+    assert chain == "DOCKER-USER"
+    specs = forward_shim("br0", internal=False, chain=chain)
+    firewall.add_shim(specs, listing)
+    assert [call[0][0] for call in runner.calls] == ["iptables", "iptables-restore"]
+    assert sorted(runner.iptables_rules) == sorted(tuple(s.split(" ")) for s in specs)
+    assert firewall.forward_shim_chain(["-P FORWARD ACCEPT", "-N DOCKER-USER"]) is None
+    assert firewall.forward_shim_chain(["-P FORWARD DROP"]) == "FORWARD"
