@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -21,6 +22,13 @@ SERVICES = """  a:
     <<: *busybox
     command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
 """
+
+
+def _firewall_rules() -> str:
+    """``iptables-save`` (empty without iptables: orc then adds no rules either)."""
+    if shutil.which("iptables-save") is None:
+        return ""
+    return subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
 
 
 def _mounts_below(root: Path) -> list[str]:
@@ -41,7 +49,8 @@ def test_fallback_removes_what_a_dead_supervisor_left(
         bridge = networks[0]["driver_name"]
         assert os.path.exists(f"/sys/class/net/{bridge}")
         assert _mounts_below(orc.root)
-        assert f"orc:{bridge}" in subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+        # the shim exists only where the FORWARD policy drops (a host with Docker, this VM)
+        assert (f"orc:{bridge}" in _firewall_rules()) == (":FORWARD DROP" in _firewall_rules())
         members = [
             int(p)
             for d in cgroup_dirs(unique_name)
@@ -58,7 +67,7 @@ def test_fallback_removes_what_a_dead_supervisor_left(
 
         assert _mounts_below(orc.root) == []
         assert not os.path.exists(f"/sys/class/net/{bridge}")
-        assert f"orc:{bridge}" not in subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+        assert f"orc:{bridge}" not in _firewall_rules()
         for pid in members:
             assert (
                 not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
@@ -93,4 +102,4 @@ def test_a_hung_down_is_reported_after_everything_is_removed(
     assert cgroup_dirs(unique_name) == []
     assert _mounts_below(orc.root) == []
     assert not os.path.exists(f"/sys/class/net/{bridge}")
-    assert f"orc:{bridge}" not in subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    assert f"orc:{bridge}" not in _firewall_rules()

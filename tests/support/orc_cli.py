@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -229,7 +230,7 @@ def _remove_recorded_bridges(orc: Orc) -> None:
     for bridge in bridges:
         if os.path.exists(f"/sys/class/net/{bridge}"):
             subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
-    if not bridges:
+    if not bridges or shutil.which("iptables-save") is None:
         return
     for table in ("filter", "nat"):
         saved = subprocess.run(["iptables-save", "-t", table], capture_output=True, text=True, check=False)
