@@ -21,9 +21,11 @@ persistent state through a ``LeaseStore``; the DNS registry is shared with ``ser
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,8 @@ OPT_MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
 # How long a released network namespace may take to be torn down (its veths with it) before
 # they are deleted one by one.
 NAMESPACE_TEARDOWN_WAIT = 1.0
+# Taken by every state root on this host while it picks a subnet and makes the bridge for it.
+HOST_SUBNET_LOCK = Path("/run/lock/orc-subnets.lock")
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class NetworkDriver:
         dns: DnsRegistry | None = None,
         pools_v4: Sequence[ipam.PoolRange] = ipam.DEFAULT_POOLS_V4,
         pools_v6: Sequence[ipam.PoolRange] = ipam.DEFAULT_POOLS_V6,
+        subnet_lock: Path | None = None,
     ) -> None:
         if store is None:
             if root is None:
@@ -133,6 +138,9 @@ class NetworkDriver:
         self.dns = dns if dns is not None else DnsRegistry()
         self.pools_v4 = tuple(pools_v4)
         self.pools_v6 = tuple(pools_v6)
+        # Host-wide, not per state root: another root (another user of orc on this host, a
+        # parallel test session) sees this one's subnets only as routes, once the bridge exists.
+        self.subnet_lock = subnet_lock or (HOST_SUBNET_LOCK if root is not None else None)
 
     # -- networks -----------------------------------------------------------------------------
 
@@ -162,28 +170,50 @@ class NetworkDriver:
                 )
             if known is None and self.links.link_exists(bridge):
                 raise ConflictError(f"network {spec.name}: a link named {bridge} exists and is not orc's")
-            mtu = spec.mtu or _opt_mtu(opts.get(OPT_MTU))
-            icc = _opt_bool(opts[OPT_ICC], OPT_ICC) if OPT_ICC in opts else True
-            masquerade = _opt_bool(opts[OPT_MASQUERADE], OPT_MASQUERADE) if OPT_MASQUERADE in opts else True
-            routes = [ipaddress.ip_network(r) for r in self.links.host_routes()]
-            lease = ipam.reserve_network(state.ipam, spec, routes, self.pools_v4, self.pools_v6)
-            info = NetworkInfo(
-                name=spec.name,
-                project=spec.project,
-                bridge=bridge,
-                subnets=tuple(s.subnet for s in lease.subnets),
-                gateways=tuple(s.gateway for s in lease.subnets),
-                ip_ranges=tuple(s.ip_range for s in lease.subnets),
-                internal=spec.internal,
-                enable_ipv6=spec.enable_ipv6,
-                mtu=mtu,
-                external=False,
-                created=True,
-                icc=icc,
-            )
-            info = self._build_network(info, masquerade)
-            state.networks[spec.name] = info
-            return info
+            with self._host_subnets():
+                return self._create_bridge_network(state, spec, opts, bridge)
+
+    @contextlib.contextmanager
+    def _host_subnets(self) -> Iterator[None]:
+        """Held from reading the host's routes until the new bridge (and so its route) exists."""
+        if self.subnet_lock is None:
+            yield
+            return
+        try:
+            self.subnet_lock.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.subnet_lock, "a")  # noqa: SIM115 - held across the yield
+        except OSError:  # not root (no bridge could be made anyway): nothing to coordinate
+            yield
+            return
+        with handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            yield
+
+    def _create_bridge_network(
+        self, state: NetworkState, spec: NetworkSpec, opts: dict[str, str], bridge: str
+    ) -> NetworkInfo:
+        mtu = spec.mtu or _opt_mtu(opts.get(OPT_MTU))
+        icc = _opt_bool(opts[OPT_ICC], OPT_ICC) if OPT_ICC in opts else True
+        masquerade = _opt_bool(opts[OPT_MASQUERADE], OPT_MASQUERADE) if OPT_MASQUERADE in opts else True
+        routes = [ipaddress.ip_network(r) for r in self.links.host_routes()]
+        lease = ipam.reserve_network(state.ipam, spec, routes, self.pools_v4, self.pools_v6)
+        info = NetworkInfo(
+            name=spec.name,
+            project=spec.project,
+            bridge=bridge,
+            subnets=tuple(s.subnet for s in lease.subnets),
+            gateways=tuple(s.gateway for s in lease.subnets),
+            ip_ranges=tuple(s.ip_range for s in lease.subnets),
+            internal=spec.internal,
+            enable_ipv6=spec.enable_ipv6,
+            mtu=mtu,
+            external=False,
+            created=True,
+            icc=icc,
+        )
+        info = self._build_network(info, masquerade)
+        state.networks[spec.name] = info
+        return info
 
     def _build_network(self, info: NetworkInfo, masquerade: bool) -> NetworkInfo:
         addresses = [

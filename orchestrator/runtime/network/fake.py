@@ -10,9 +10,10 @@ reconciler's tests through ``NetworkDriver(links=..., firewall=Firewall(Recordin
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,14 +40,25 @@ class RecordingLinkOps:
         self.calls: list[tuple[Any, ...]] = []
         self.fail_on = fail_on  # name of a method that raises, to test rollbacks
         self.forwarding = False  # net.ipv4.ip_forward
+        self.on_host_routes: Callable[[], None] | None = None  # a hook, to interleave threads
 
     def _maybe_fail(self, method: str) -> None:
         if self.fail_on == method:
             raise PermanentError(f"injected failure in {method}")
 
     def host_routes(self) -> list[str]:
+        """The given routes plus, as the kernel has them, those of the bridges' addresses."""
         self.calls.append(("host_routes",))
-        return list(self.routes)
+        own = [
+            str(ipaddress.ip_network(f"{a.address}/{a.prefixlen}", strict=False))
+            for link in list(self.links.values())
+            if link.kind == "bridge"
+            for a in link.addresses
+        ]
+        routes = list(self.routes) + [r for r in own if r not in self.routes]
+        if self.on_host_routes is not None:
+            self.on_host_routes()  # read, not yet returned: the window a bridge may appear in
+        return routes
 
     def link_exists(self, name: str) -> bool:
         return name in self.links

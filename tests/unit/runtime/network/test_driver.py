@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -355,3 +357,41 @@ def test_a_released_namespace_takes_its_veths_and_only_leftovers_are_deleted() -
     driver.disconnect("p-api-1", namespace_released=True)  # something still holds the namespace
     assert links.calls == [("wait_gone", (again.host_ifname,)), ("delete_link", again.host_ifname)]
     assert driver.store.read().attachments == {}
+
+
+def test_two_state_roots_creating_networks_at_once_get_different_subnets(tmp_path: Path) -> None:
+    """Each root leases from its own state file; only the host's routes tell them apart, and a
+    bridge's route exists only once it is made. A host-wide lock spans choosing the subnet and
+    making the bridge, so a second root never picks what the first is about to take."""
+    links = RecordingLinkOps(routes=[])
+    at_the_routes = threading.Barrier(2, timeout=0.5)
+
+    def meet() -> None:  # without the lock both read the routes before either bridge exists
+        with contextlib.suppress(threading.BrokenBarrierError):
+            at_the_routes.wait()
+
+    links.on_host_routes = meet
+    drivers = [
+        NetworkDriver(
+            links=links,
+            firewall=Firewall(RecordingRunner()),
+            store=MemoryLeaseStore(),
+            subnet_lock=tmp_path / "subnets.lock",
+        )
+        for _ in range(2)
+    ]
+    infos: list[object] = []
+    threads = [
+        threading.Thread(
+            target=lambda d=d, n=n: infos.append(
+                d.create_network(NetworkSpec(project=n, name=f"{n}_default"))
+            )
+        )
+        for n, d in zip(("a", "b"), drivers, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    subnets = [info.subnets for info in infos]  # type: ignore[attr-defined]
+    assert len(subnets) == 2 and subnets[0] != subnets[1], subnets
