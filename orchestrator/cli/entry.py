@@ -21,7 +21,6 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 GLOBAL_OPTIONS_WITH_VALUE = frozenset(
@@ -55,14 +54,15 @@ def requested_verb(argv: Sequence[str]) -> str | None:
     return None
 
 
-@dataclass
 class ScannedOptions:
-    """The global options that name the project, as far as a pre-scan can tell."""
+    """The global options that name the project, as far as a pre-scan can tell. (A plain class:
+    this module runs before the supervisor is started, and ``dataclasses`` costs ~8 ms.)"""
 
-    files: list[str] = field(default_factory=list)
-    project_name: str | None = None
-    project_directory: str | None = None
-    root: str | None = None
+    def __init__(self, root: str | None = None) -> None:
+        self.files: list[str] = []
+        self.project_name: str | None = None
+        self.project_directory: str | None = None
+        self.root = root
 
 
 def scan_global_options(argv: Sequence[str]) -> ScannedOptions:
@@ -91,6 +91,34 @@ def scan_global_options(argv: Sequence[str]) -> ScannedOptions:
     return found
 
 
+_UNSURE = "\0unsure"
+_TOP_LEVEL_NAME = re.compile(r"^name[ \t]*:(.*)$", re.M)
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_.$ -]*")
+
+
+def top_level_name(text: str) -> str | None:
+    """The value of a top-level ``name:`` key of a Compose file read as plain text (the last
+    one: later documents and files override), None if there is none, ``_UNSURE`` when the
+    value is more than a plain or quoted scalar on its line (an anchor, a flow or block value,
+    an escape). A scan instead of a YAML parser: ``import yaml`` alone costs ~13 ms before the
+    supervisor can be started, and a wrong guess only costs that early supervisor."""
+    found = None
+    for match in _TOP_LEVEL_NAME.finditer(text):
+        value = match.group(1).strip()
+        if " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+            if "\\" in value or "'" in value or '"' in value:
+                return _UNSURE
+        elif not _PLAIN_VALUE.fullmatch(value):
+            return _UNSURE
+        found = value or None
+        if found is None:
+            return _UNSURE  # `name:` with the value on the next lines
+    return found
+
+
 def guess_project_name(
     project_name: str | None, files: Sequence[str], project_directory: str | None
 ) -> str | None:
@@ -102,8 +130,6 @@ def guess_project_name(
     elif os.environ.get("COMPOSE_PROJECT_NAME"):
         name = os.environ["COMPOSE_PROJECT_NAME"]
     else:
-        import yaml
-
         paths = [os.path.abspath(f) for f in files]
         if not paths:
             found = next((f for f in DEFAULT_FILES if os.path.exists(f)), None)
@@ -114,12 +140,12 @@ def guess_project_name(
         for path in paths:
             try:
                 with open(path) as handle:
-                    # libyaml when present: only `name:` is wanted, at a fifth of the cost
-                    document = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-            except (OSError, yaml.YAMLError):
+                    value = top_level_name(handle.read())
+            except (OSError, UnicodeDecodeError):
                 return None
-            if isinstance(document, dict) and document.get("name"):
-                named = str(document["name"])
+            if value is _UNSURE:
+                return None
+            named = value or named
         name = named or os.path.basename(os.path.abspath(project_directory or os.path.dirname(paths[0])))
     if "$" in name:
         return None  # interpolated: only the loader knows
@@ -127,14 +153,14 @@ def guess_project_name(
     return name or None
 
 
-@dataclass
 class EarlyBoot:
     """A supervisor started before the CLI loaded: for ``project``, under ``run_root``."""
 
-    project: str
-    run_root: Path
-    finish: Callable[[], Path]
-    claimed: bool = False
+    def __init__(self, project: str, run_root: Path, finish: Callable[[], Path]) -> None:
+        self.project = project
+        self.run_root = run_root
+        self.finish = finish
+        self.claimed = False
 
 
 _early: EarlyBoot | None = None

@@ -124,3 +124,41 @@ def test_the_fast_exit_flushes_output_and_runs_atexit_handlers(tmp_path: Path) -
         [sys.executable, "-m", "orchestrator", "no-such-verb"], capture_output=True, timeout=60
     )
     assert failed.returncode == 2
+
+
+def test_top_level_name_reads_plain_and_quoted_values_and_refuses_the_rest() -> None:
+    from orchestrator.cli.entry import _UNSURE, top_level_name
+
+    assert top_level_name("services:\n  a:\n    name: inner\n") is None  # indented: not the project's
+    assert top_level_name("name: demo\nservices: {}\n") == "demo"
+    assert top_level_name("name: 'My App'  # comment\n") == "My App"
+    assert top_level_name('name: "x-y"\n---\nname: later\n') == "later"  # the last one wins
+    for unsure in ("name: &n demo\n", "name:\n  demo\n", "name: [a]\n", 'name: "a\\tb"\n', "name: |\n  x\n"):
+        assert top_level_name(unsure) is _UNSURE, unsure
+
+
+CORPUS = Path("/work/shared/compose-corpus")
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="compose corpus not present")
+def test_top_level_name_agrees_with_yaml_on_the_corpus() -> None:
+    """Wherever the scan is sure, it reads what a YAML parser reads (every document's ``name``,
+    the last one winning, as successive documents merge)."""
+    import yaml
+
+    from orchestrator.cli.entry import _UNSURE, top_level_name
+
+    checked = 0
+    for path in sorted(CORPUS.rglob("*.y*ml")):
+        text = path.read_text(errors="replace")
+        try:
+            documents = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+        except yaml.YAMLError:
+            continue
+        names = [str(d["name"]) for d in documents if d.get("name") is not None]
+        scanned = top_level_name(text)
+        if scanned is _UNSURE:
+            continue
+        assert scanned == (names[-1] if names else None), path
+        checked += 1
+    assert checked > 100
