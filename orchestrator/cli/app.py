@@ -18,6 +18,7 @@ import typer
 from orchestrator import __version__
 from orchestrator.cli.entry import requested_verb
 from orchestrator.errors import OrcError
+from orchestrator.errors import UsageError as OrcUsage
 
 app = typer.Typer(
     name="orc",
@@ -40,6 +41,8 @@ class GlobalOptions:
     env_files: list[str] = field(default_factory=list)
     root: str | None = None
     progress: str = "auto"
+    ansi: str = "auto"
+    parallel: int | None = None
 
 
 @app.callback()
@@ -77,10 +80,24 @@ def _global_options(
             "--progress", metavar="MODE", help="Set type of progress output (auto, tty, plain, json, quiet)"
         ),
     ] = "auto",
+    ansi: Annotated[
+        str,
+        typer.Option(
+            "--ansi",
+            metavar="MODE",
+            help='Control when to print ANSI control characters ("never"|"always"|"auto")',
+        ),
+    ] = "auto",
+    parallel: Annotated[
+        int, typer.Option("--parallel", metavar="N", help="Control max parallelism, -1 for unlimited")
+    ] = -1,
 ) -> None:
-    from orchestrator.cli.lifecycle import set_progress
+    from orchestrator.cli.lifecycle import set_ansi, set_progress
 
     set_progress(progress)
+    set_ansi(ansi)
+    if parallel == 0 or parallel < -1:
+        raise OrcUsage(f"invalid --parallel {parallel}: -1 (unlimited) or at least 1")
     ctx.obj = GlobalOptions(
         files=list(file or []),
         project_name=project_name,
@@ -89,6 +106,8 @@ def _global_options(
         env_files=list(env_file or []),
         root=root,
         progress=progress,
+        ansi=ansi,
+        parallel=None if parallel == -1 else parallel,
     )
 
 

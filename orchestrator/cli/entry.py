@@ -34,6 +34,8 @@ GLOBAL_OPTIONS_WITH_VALUE = frozenset(
         "--env-file",
         "--root",
         "--progress",
+        "--ansi",
+        "--parallel",
     }
 )
 

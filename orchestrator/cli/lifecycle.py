@@ -52,11 +52,31 @@ def set_progress(mode: str) -> None:
     _progress["mode"] = mode
 
 
+ANSI_MODES = ("never", "always", "auto")
+_ansi = {"mode": "auto"}
+
+
+def set_ansi(mode: str) -> None:
+    """The global ``--ansi`` mode: ``never`` (no colours, plain progress), ``always`` (colours
+    and the terminal's progress even when not on a terminal), ``auto`` (on a terminal only)."""
+    if mode not in ANSI_MODES:
+        raise UsageError(f"unsupported --ansi {mode!r}: one of {', '.join(ANSI_MODES)}")
+    _ansi["mode"] = mode
+
+
+def ansi_allowed(stream: Any) -> bool:
+    """Whether ANSI control characters may go to ``stream`` under the ``--ansi`` mode."""
+    mode = _ansi["mode"]
+    if mode == "auto":
+        return bool(stream.isatty())
+    return mode == "always"
+
+
 def progress_mode() -> str:
-    """The effective mode: ``auto`` resolved against whether stderr is a terminal."""
+    """The effective mode: ``auto`` resolved against whether stderr takes ANSI (``--ansi``)."""
     mode = _progress["mode"]
     if mode == "auto":
-        return "tty" if sys.stderr.isatty() else "plain"
+        return "tty" if ansi_allowed(sys.stderr) else "plain"
     return mode
 
 
@@ -164,7 +184,7 @@ def project_handle(ctx: typer.Context, need_files: bool = True) -> tuple[Project
     name = loaded.name if loaded is not None else options.project_name
     if not name:
         raise PermanentError("no project: give Compose files (-f) or a project name (-p)")
-    return ProjectHandle(roots(ctx), name, cgroup_prefix()), loaded
+    return ProjectHandle(roots(ctx), name, cgroup_prefix(), parallel=options.parallel), loaded
 
 
 def event_line(event: dict[str, Any], mode: str) -> str | None:

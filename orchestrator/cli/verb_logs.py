@@ -26,8 +26,11 @@ _PREFIX_COLOURS = ("36", "33", "32", "35", "34", "36;1", "33;1", "32;1", "35;1",
 
 
 def use_colour(no_color: bool) -> bool:
-    """Colour prefixes only on a terminal, unless told not to (``--no-color``, ``NO_COLOR``)."""
-    return not no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+    """Colour prefixes only on a terminal (or with ``--ansi always``), unless told not to
+    (``--no-color``, ``NO_COLOR``, ``--ansi never``)."""
+    from orchestrator.cli.lifecycle import ansi_allowed
+
+    return not no_color and not os.environ.get("NO_COLOR") and ansi_allowed(sys.stdout)
 
 
 class LinePrinter:

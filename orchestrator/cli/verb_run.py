@@ -36,6 +36,9 @@ def service_changes(
     volumes: list[str] | None = None,
     publish: list[str] | None = None,
     service_ports: bool = False,
+    cap_add: list[str] | None = None,
+    cap_drop: list[str] | None = None,
+    labels: list[str] | None = None,
     cwd: str,
     home: str | None = None,
 ) -> dict[str, Any]:
@@ -43,6 +46,8 @@ def service_changes(
 
     ``-v`` mounts are added to the service's; ``-p`` replaces its ports (which ``run`` otherwise
     drops; ``--service-ports`` keeps them). An empty ``--entrypoint ""`` clears the image's.
+    ``--cap-add``/``--cap-drop`` add to the service's lists; ``-l KEY=VALUE`` adds or replaces a
+    label (``-l KEY`` sets it empty).
     """
     from orchestrator.errors import StackError
     from orchestrator.stack import canonical as canon
@@ -80,7 +85,35 @@ def service_changes(
             changes["ports"] = added["services"][service]["ports"]
     if service_ports:
         changes["ports"] = list(written.get("ports") or [])
+    for key, given in (("cap_add", cap_add), ("cap_drop", cap_drop)):
+        if given:
+            changes[key] = list(dict.fromkeys([*(written.get(key) or []), *given]))
+    if labels:
+        merged = dict(written.get("labels") or {})
+        for item in labels:
+            label, _, value = item.partition("=")
+            if not label:
+                raise UsageError(f"invalid --label {item!r}: expected KEY=VALUE")
+            merged[label] = value
+        changes["labels"] = merged
     return changes
+
+
+def environment_files(paths: list[str]) -> dict[str, str]:
+    """``--env-from-file``: the variables of each file (the env-file syntax of ``env_file:``,
+    ``${X}`` taken from this shell), later files winning; ``-e`` wins over all of them."""
+    from orchestrator.stack.dotenv import DotEnvError, parse_dotenv
+
+    environment: dict[str, str] = {}
+    for path in paths:
+        try:
+            with open(path) as handle:
+                environment.update(parse_dotenv(handle.read(), os.environ.get))
+        except OSError as exc:
+            raise UsageError(f"--env-from-file {path}: {exc.strerror or exc}") from exc
+        except DotEnvError as exc:
+            raise UsageError(f"--env-from-file {path}: {exc}") from exc
+    return environment
 
 
 def register(app: typer.Typer) -> None:
@@ -121,9 +154,28 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--entrypoint", help="Override the entrypoint of the image")
         ] = None,
         name: Annotated[str | None, typer.Option("--name", help="Assign a name to the container")] = None,
+        cap_add: Annotated[list[str] | None, typer.Option("--cap-add", help="Add Linux capabilities")] = None,
+        cap_drop: Annotated[
+            list[str] | None, typer.Option("--cap-drop", help="Drop Linux capabilities")
+        ] = None,
+        label: Annotated[
+            list[str] | None, typer.Option("--label", "-l", help="Add or override a label")
+        ] = None,
+        env_from_file: Annotated[
+            list[str] | None,
+            typer.Option("--env-from-file", metavar="FILE", help="Set environment variables from file"),
+        ] = None,
+        interactive: Annotated[
+            bool,
+            typer.Option(
+                "--interactive/--no-interactive",
+                "-i",
+                help="Keep STDIN open even if not attached (the default, as Compose's)",
+            ),
+        ] = True,
     ) -> None:
         """Run a one-off command on a service."""
-        environment: dict[str, str] = {}
+        environment = environment_files(env_from_file or [])
         for item in env or []:
             key, sep, value = item.partition("=")
             if not key:
@@ -140,10 +192,15 @@ def register(app: typer.Typer) -> None:
             volumes=volume,
             publish=publish,
             service_ports=service_ports,
+            cap_add=cap_add,
+            cap_drop=cap_drop,
+            labels=label,
             cwd=os.getcwd(),
             home=os.environ.get("HOME"),
         )
-        with terminal_for(not no_tty and not detach) as on_terminal:
+        # --no-interactive: the container's stdin is /dev/null, and so no terminal either
+        stdin = 0 if interactive else os.open(os.devnull, os.O_RDONLY)
+        with terminal_for(not no_tty and not detach and interactive) as on_terminal:
             result = handle.request(
                 "run",
                 start=True,
@@ -162,7 +219,7 @@ def register(app: typer.Typer) -> None:
                 image_options=image_options(loaded),
                 # In the foreground the container uses our stdin/stdout/stderr directly (or,
                 # on a terminal, a pseudo-terminal of its own shuttled to them).
-                pass_fds=None if detach else (0, 1, 2),
+                pass_fds=None if detach else (stdin, 1, 2),
             )
         if detach:
             typer.echo(result["container"])

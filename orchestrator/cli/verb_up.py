@@ -65,6 +65,12 @@ def print_plan(ctx: typer.Context, services: list[str], options: dict[str, Any])
     sys.stdout.write(plan.to_text())
 
 
+def without_pulls(event: dict[str, Any]) -> None:
+    """``--quiet-pull``: print every progress event but the images'."""
+    if event.get("type") != "image":
+        print_event(event)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("up")
     def up_cmd(
@@ -143,8 +149,25 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--no-log-prefix", help="Don't print prefix in logs")
         ] = False,
         timestamps: Annotated[bool, typer.Option("--timestamps", help="Show timestamps")] = False,
+        quiet_pull: Annotated[
+            bool, typer.Option("--quiet-pull", help="Pull without printing progress information")
+        ] = False,
+        build: Annotated[
+            bool, typer.Option("--build", help="Build images before starting containers (orc cannot)")
+        ] = False,
+        no_build: Annotated[
+            bool,
+            typer.Option("--no-build", help="Don't build an image, even if it's policy (orc never does)"),
+        ] = False,
+        yes: Annotated[
+            bool, typer.Option("--yes", "-y", help="Assume yes to all prompts (orc asks none)")
+        ] = False,
     ) -> None:
         """Create and start containers."""
+        if build:
+            raise UsageError(
+                "orc does not build images: --build cannot be honoured (use --no-build or build elsewhere)"
+            )
         options = {
             "no_deps": no_deps,
             "force_recreate": force_recreate,
@@ -215,7 +238,8 @@ def register(app: typer.Typer) -> None:
         # block, a lock that does not match...): a rejected `up` leaves nothing running.
         started_here = (socket is not None and handle.name == guess) or handle.supervisor() is None
         try:
-            result = handle.up(project_payload(loaded), list(services or []), options, on_event=print_event)
+            show = without_pulls if quiet_pull else print_event
+            result = handle.up(project_payload(loaded), list(services or []), options, on_event=show)
         except OrcError:
             path = handle.supervisor() if started_here else None
             if path is not None:
@@ -380,6 +404,8 @@ def _attach(
     if not first_exited:
         return 0
     message = "Aborting on container exit..."
-    print(f"\033[31m\033[1m{message}\033[0m" if sys.stderr.isatty() else message, file=sys.stderr)
+    from orchestrator.cli.lifecycle import ansi_allowed
+
+    print(f"\033[31m\033[1m{message}\033[0m" if ansi_allowed(sys.stderr) else message, file=sys.stderr)
     finish(handle.request("stop", services=[], timeout=timeout, on_event=print_event))
     return abort_exit_code(handle.containers(include_stopped=True), first_exited[0], exit_code_from)

@@ -65,10 +65,14 @@ def _source(load: LoadRequest | dict[str, Any] | None) -> dict[str, Any]:
 
 
 class ProjectHandle:
-    def __init__(self, roots: Roots, name: str, cgroup_prefix: str = "orc") -> None:
+    def __init__(
+        self, roots: Roots, name: str, cgroup_prefix: str = "orc", parallel: int | None = None
+    ) -> None:
         self.roots = roots
         self.name = name
         self.cgroup_prefix = cgroup_prefix
+        # `--parallel`: the most driver calls the supervisor makes at once for our requests
+        self.parallel = parallel
         self.store = FileStateStore(roots.run)
 
     # --- supervisor --------------------------------------------------------------------------
@@ -122,6 +126,8 @@ class ProjectHandle:
         path = self.ensure_supervisor() if start else self.supervisor()
         if path is None:
             raise NotFoundError(f"project {self.name} has no running supervisor (is it up?)")
+        if self.parallel is not None:
+            fields.setdefault("parallel", self.parallel)
         return call(path, op, on_event=on_event, pass_fds=pass_fds, **fields)
 
     def up(

@@ -69,7 +69,9 @@ def load_spec(load: dict[str, Any]) -> ProjectSpec:
 
 # The service keys ``run`` may change for its container (``service_changes``), all named as
 # the model's fields.
-ONE_OFF_KEYS = frozenset({"user", "working_dir", "entrypoint", "volumes", "ports"})
+ONE_OFF_KEYS = frozenset(
+    {"user", "working_dir", "entrypoint", "volumes", "ports", "cap_add", "cap_drop", "labels"}
+)
 
 
 def one_off_overrides(request: dict[str, Any], service: str) -> dict[str, object]:
@@ -224,6 +226,11 @@ class Supervisor:
                         os.close(fd)
 
     async def _dispatch(self, request: dict[str, Any], stream: anyio.abc.ByteStream) -> None:
+        assert self.reconciler is not None
+        with self.reconciler.parallelism(request.get("parallel")):
+            await self._dispatch_request(request, stream)
+
+    async def _dispatch_request(self, request: dict[str, Any], stream: anyio.abc.ByteStream) -> None:
         assert self.reconciler is not None
         op = request.get("op")
         if op == "ping":

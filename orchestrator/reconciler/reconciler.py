@@ -20,9 +20,10 @@ The supervisor (``daemon``) and the foreground ``up`` own a Reconciler inside
 from __future__ import annotations
 
 import contextlib
+import math
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from dataclasses import replace as dataclass_replace
 from typing import Any
@@ -137,6 +138,22 @@ class Reconciler:
             finally:
                 group.cancel_scope.cancel()
                 self._group = None
+
+    @contextmanager
+    def parallelism(self, limit: int | None) -> Iterator[None]:
+        """``--parallel``: at most ``limit`` driver calls at once (-1: no bound) while the block
+        runs (one request), then the default again. None changes nothing."""
+        if limit is None:
+            yield
+            return
+        if limit == 0 or limit < -1:
+            raise UsageError(f"invalid parallel limit {limit}: -1 (unlimited) or at least 1")
+        default = self._limiter.total_tokens
+        self._limiter.total_tokens = math.inf if limit == -1 else limit
+        try:
+            yield
+        finally:
+            self._limiter.total_tokens = default
 
     # --- observe -----------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The lifecycle verbs' Docker Compose flags on the real kernel, through the CLI.
 
-``run -u -w --entrypoint -v -p --service-ports --name``, ``up --abort-on-container-exit`` and
+``run -u -w --entrypoint -v -p --service-ports --name --cap-add --cap-drop -l -i
+--env-from-file``, ``up --abort-on-container-exit`` and
 ``--exit-code-from``, ``ps --status``, and ``--progress json``, each checked on a busybox stack
 with its own ``--root``, project name and cgroup prefix (``unique_name``); a finaliser runs
 ``down`` and kills a surviving supervisor if a test failed half-way.
@@ -82,6 +83,68 @@ def test_run_user_workdir_entrypoint_volume_name(stack: tuple[Orc, str, int], tm
     assert [n["name"] for n in state["networks"]] == [f"{project}_default"], state
     # --rm removed the named container
     assert f"{project}-custom" not in orc("ps", "-a").stdout
+
+
+def _capabilities(status: str) -> int:
+    line = next(line for line in status.splitlines() if line.startswith("CapEff:"))
+    return int(line.split()[1], 16)
+
+
+def test_run_cap_add_cap_drop_env_from_file_and_no_interactive(stack: tuple[Orc, str, int]) -> None:
+    orc, _, _ = stack
+    cap_chown, cap_sys_time = 1 << 0, 1 << 25
+    plain = _capabilities(orc("run", "--rm", "--no-deps", "web", "cat", "/proc/self/status").stdout)
+    assert plain & cap_chown and not plain & cap_sys_time  # Docker's defaults
+    changed = _capabilities(
+        orc(
+            "run",
+            "--rm",
+            "--no-deps",
+            "--cap-add",
+            "SYS_TIME",
+            "--cap-drop",
+            "CHOWN",
+            "-l",
+            "a=b",
+            "web",
+            "cat",
+            "/proc/self/status",
+        ).stdout
+    )
+    assert changed == (plain | cap_sys_time) & ~cap_chown
+    env_file = orc.project_dir / "one-off.env"
+    env_file.write_text("GREETING=from the file\nOTHER=x\n")
+    echoed = orc(
+        "run",
+        "--rm",
+        "--no-deps",
+        "--env-from-file",
+        str(env_file),
+        "-e",
+        "OTHER=from -e",
+        "web",
+        "sh",
+        "-c",
+        'echo "$GREETING/$OTHER"',
+    )
+    assert echoed.stdout.strip() == "from the file/from -e"
+    # stdin reaches the one-off by default (-i), and not with --no-interactive
+    for flags, expected in (((), "from stdin\n"), (("--no-interactive",), "")):
+        process = orc.popen(
+            "run",
+            "--rm",
+            "--no-deps",
+            "-T",
+            *flags,
+            "web",
+            "cat",
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        out, err = process.communicate("from stdin\n", timeout=60)
+        assert (process.returncode, out) == (0, expected), err
 
 
 def test_run_publish_and_service_ports(stack: tuple[Orc, str, int]) -> None:
@@ -172,6 +235,11 @@ def test_progress_json_and_plain_and_ps_status(stack: tuple[Orc, str, int]) -> N
     stop = orc("--progress", "plain", "stop", "web")
     assert f" Container {project}-web-1  Stopped" in stop.stderr.splitlines(), stop.stderr
     assert "✔" not in stop.stderr
+    # Compose's other global flags: --ansi always gives the terminal's progress even into a
+    # pipe, --parallel bounds the supervisor's work for this request
+    start = orc("--ansi", "always", "--parallel", "1", "start", "web")
+    assert f" ✔ Container {project}-web-1  Started" in start.stderr, start.stderr
+    orc("--ansi", "never", "stop", "web")
     exited = orc("ps", "--status", "exited", "--format", "json").stdout.splitlines()
     assert {json.loads(line)["Name"] for line in exited} == {f"{project}-web-1", f"{project}-gone"}
     assert orc("--progress", "quiet", "down").stderr == ""

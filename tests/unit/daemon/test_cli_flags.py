@@ -108,6 +108,47 @@ def test_run_ports_are_dropped_replaced_or_kept(project: Path) -> None:
         service_changes(document, "web", entrypoint="sh -c 'unclosed", cwd="/")
 
 
+def test_run_cap_add_cap_drop_and_labels_add_to_the_services(project: Path) -> None:
+    payload = payload_of(project)
+    document = payload["document"]
+    document["services"]["web"]["cap_add"] = ["NET_ADMIN"]
+    document["services"]["web"]["labels"] = {"tier": "front", "keep": "yes"}
+    changes = service_changes(
+        document,
+        "web",
+        cap_add=["SYS_TIME", "NET_ADMIN"],
+        cap_drop=["CHOWN"],
+        labels=["tier=one-off", "flag"],
+        cwd="/",
+    )
+    assert changes == {
+        "cap_add": ["NET_ADMIN", "SYS_TIME"],
+        "cap_drop": ["CHOWN"],
+        "labels": {"tier": "one-off", "keep": "yes", "flag": ""},
+    }
+    overrides = one_off_overrides({"project": payload, "service_changes": changes}, "web")
+    assert overrides["cap_add"] == ("NET_ADMIN", "SYS_TIME")
+    assert overrides["cap_drop"] == ("CHOWN",)
+    assert dict(overrides["labels"]) == {"tier": "one-off", "keep": "yes", "flag": ""}  # type: ignore[call-overload]
+    with pytest.raises(UsageError, match="--label"):
+        service_changes(document, "web", labels=["=x"], cwd="/")
+
+
+def test_run_env_from_file_reads_env_files_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.cli.verb_run import environment_files
+
+    monkeypatch.setenv("FROM_SHELL", "shell")
+    (tmp_path / "a.env").write_text("A=1\nB=${FROM_SHELL}\n# comment\nC='quoted value'\n")
+    (tmp_path / "b.env").write_text("A=2\n")
+    assert environment_files([str(tmp_path / "a.env"), str(tmp_path / "b.env")]) == {
+        "A": "2",
+        "B": "shell",
+        "C": "quoted value",
+    }
+    with pytest.raises(UsageError, match=r"missing\.env"):
+        environment_files([str(tmp_path / "missing.env")])
+
+
 def test_supervisor_binds_run_changes_for_the_one_off_only(project: Path) -> None:
     payload = payload_of(project)
     changes = service_changes(
@@ -279,6 +320,68 @@ def test_progress_modes_print_events_as_compose() -> None:
 
 def test_progress_is_a_global_option_with_a_value() -> None:
     assert _requested_verb(["--progress", "json", "up", "-d"]) == "up"
+
+
+def test_ansi_decides_colours_and_the_auto_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.cli import lifecycle
+    from orchestrator.cli.verb_logs import use_colour
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setattr(lifecycle, "_ansi", {"mode": "auto"})
+    monkeypatch.setattr(lifecycle, "_progress", {"mode": "auto"})
+    for terminal in (True, False):
+        monkeypatch.setattr(sys.stdout, "isatty", lambda t=terminal: t)
+        monkeypatch.setattr(sys.stderr, "isatty", lambda t=terminal: t)
+        lifecycle.set_ansi("auto")
+        assert use_colour(False) is terminal
+        assert lifecycle.progress_mode() == ("tty" if terminal else "plain")
+        lifecycle.set_ansi("never")
+        assert use_colour(False) is False and lifecycle.progress_mode() == "plain"
+        lifecycle.set_ansi("always")
+        assert use_colour(False) is True and lifecycle.progress_mode() == "tty"
+        assert use_colour(True) is False  # --no-color still wins
+    with pytest.raises(UsageError, match="--ansi"):
+        lifecycle.set_ansi("sometimes")
+
+
+def test_parallel_is_checked_and_sent_with_every_request(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.daemon import handle as handle_module
+    from orchestrator.daemon.handle import ProjectHandle, Roots
+
+    assert _requested_verb(["--parallel", "2", "--ansi", "never", "up"]) == "up"
+    refused = orc(project, "--parallel", "0", "ps")
+    assert refused.returncode != 0 and "--parallel" in refused.stderr
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(handle_module, "call", lambda path, op, **fields: sent.append(fields) or {})
+    handle = ProjectHandle(Roots.from_option(str(project / "root")), "demo", parallel=2)
+    monkeypatch.setattr(handle, "supervisor", lambda: project / "socket")
+    handle.request("ps")
+    assert sent[-1]["parallel"] == 2
+    handle.parallel = None
+    handle.request("ps")
+    assert "parallel" not in sent[-1]
+
+
+def test_up_refuses_build_accepts_no_build_and_yes_and_quiet_pull_hides_pulls(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orchestrator.cli import lifecycle
+    from orchestrator.cli.verb_up import without_pulls
+
+    refused = orc(project, "up", "--build")
+    assert refused.returncode != 0 and "orc does not build images" in refused.stderr
+    accepted = orc(project, "up", "--dry-run", "--no-build", "-y")
+    assert accepted.returncode == 0, accepted.stderr
+    lifecycle.set_progress("plain")
+    try:
+        without_pulls({"type": "image", "action": "pull", "id": "busybox:1"})
+        without_pulls({"type": "container", "action": "start", "id": "demo-web-1"})
+    finally:
+        lifecycle.set_progress("auto")
+    printed = capsys.readouterr().err
+    assert "Started" in printed and "Pulled" not in printed
 
 
 def test_progress_refuses_an_unknown_mode(project: Path) -> None:

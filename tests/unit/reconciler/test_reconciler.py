@@ -6,8 +6,9 @@ import itertools
 from dataclasses import replace
 
 import anyio
+import pytest
 
-from orchestrator.errors import PermanentError, TemporaryError
+from orchestrator.errors import PermanentError, TemporaryError, UsageError
 from orchestrator.planner.observed import Dependency, Desired
 from orchestrator.planner.plan import DownOptions, UpOptions
 from orchestrator.planner.restart import RestartPolicy
@@ -401,3 +402,28 @@ def test_stops_do_not_queue_behind_slow_removes_for_a_concurrency_slot() -> None
     w = run_world(body, concurrency=1)
     stops = [w.at(f"stop demo-{name}-1")[0] for name in ("web", "api", "db")]
     assert stops[-1] - stops[0] < 0.5, stops
+
+
+def test_parallelism_bounds_one_request_then_restores_the_default() -> None:
+    """``--parallel N`` (and -1: no bound) for one request; the default bound after it."""
+    services = tuple(service(f"s{i}", "busybox:1") for i in range(10))
+    spec = ProjectSpec(Desired("demo", services, networks=("demo_default",)))
+
+    async def body(w: World) -> None:
+        w.runtime.delays["create"] = 1.0
+        with w.reconciler.parallelism(1):
+            assert (await w.reconciler.up(spec)).ok
+        assert w.runtime.max_active == 1
+        await w.reconciler.down("demo", spec)
+        w.runtime.max_active = 0
+        with w.reconciler.parallelism(-1):
+            assert (await w.reconciler.up(spec)).ok
+        assert w.runtime.max_active == 10
+        await w.reconciler.down("demo", spec)
+        w.runtime.max_active = 0
+        assert (await w.reconciler.up(spec)).ok
+        assert w.runtime.max_active == 3
+        with pytest.raises(UsageError, match="parallel"), w.reconciler.parallelism(0):
+            pass
+
+    run_world(body, concurrency=3)
