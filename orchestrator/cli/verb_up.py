@@ -149,6 +149,12 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--no-log-prefix", help="Don't print prefix in logs")
         ] = False,
         timestamps: Annotated[bool, typer.Option("--timestamps", help="Show timestamps")] = False,
+        attach_dependencies: Annotated[
+            bool,
+            typer.Option(
+                "--attach-dependencies", help="Automatically attach to log output of dependent services"
+            ),
+        ] = False,
         quiet_pull: Annotated[
             bool, typer.Option("--quiet-pull", help="Pull without printing progress information")
         ] = False,
@@ -251,11 +257,10 @@ def register(app: typer.Typer) -> None:
             _wait_ready(handle, list(services or []), wait_timeout)
         if detach or no_start or wait:
             return
-        shown = [
-            s
-            for s in (attach or list(services or []) or sorted(_service_names(loaded)))
-            if s not in (no_attach or [])
-        ]
+        chosen = attach or list(services or []) or sorted(_service_names(loaded))
+        if attach_dependencies:
+            chosen = with_dependencies(loaded, chosen)
+        shown = [s for s in chosen if s not in (no_attach or [])]
         code = _attach(
             handle,
             list(services or []),
@@ -325,6 +330,22 @@ def _service_names(loaded: Any) -> set[str]:
     return set(document.get("services") or {})
 
 
+def with_dependencies(loaded: Any, services: list[str]) -> list[str]:
+    """``services`` and, transitively, what they depend on (``depends_on``), in the order met:
+    the services ``up --attach-dependencies`` shows."""
+    document = getattr(loaded, "document", None) or {}
+    definitions = document.get("services") or {}
+    found: list[str] = []
+    pending = list(services)
+    while pending:
+        name = pending.pop(0)
+        if name in found or name not in definitions:
+            continue
+        found.append(name)
+        pending.extend(sorted((definitions[name].get("depends_on") or {}).keys()))
+    return found
+
+
 def abort_verdict(records: list[Any], services: list[str], failures_only: bool = False) -> Any | None:
     """The attached container whose exit ends ``up --abort-on-container-exit`` (the first to
     have exited, by finish time), or None while they all run (one-off containers do not count).
@@ -385,7 +406,7 @@ def _attach(
     def keep_going() -> bool:
         records = handle.containers(include_stopped=True)
         if abort:
-            first = abort_verdict(records, services, failures_only)
+            first = abort_verdict(records, logged, failures_only)  # the attached containers
             if first is not None:
                 first_exited.append(first)
                 return False

@@ -37,6 +37,11 @@ COMPOSE = (
     <<: *busybox
     command: ["sh", "-c", "echo slow up; trap 'exit 7' TERM; sleep 100000 & wait"]
     profiles: [abort]
+  needs:
+    <<: *busybox
+    command: ["sh", "-c", "echo needs up; sleep 3; exit 0"]
+    depends_on: [quick]
+    profiles: [abort]
 """
 )
 
@@ -83,6 +88,20 @@ def test_run_user_workdir_entrypoint_volume_name(stack: tuple[Orc, str, int], tm
     assert [n["name"] for n in state["networks"]] == [f"{project}_default"], state
     # --rm removed the named container
     assert f"{project}-custom" not in orc("ps", "-a").stdout
+
+
+def test_up_attach_dependencies_shows_and_watches_the_dependencies(stack: tuple[Orc, str, int]) -> None:
+    orc, _, _ = stack
+    # Without the flag only `needs` is attached: quick's exit (code 3) ends nothing.
+    alone = orc("--profile", "abort", "up", "--abort-on-container-exit", "needs", check=False)
+    assert "needs up" in alone.stdout and "quick done" not in alone.stdout, alone.stdout
+    assert alone.returncode == 0, alone.stderr
+    orc("--profile", "abort", "down", "-t", "1")
+    both = orc(
+        "--profile", "abort", "up", "--attach-dependencies", "--abort-on-container-exit", "needs", check=False
+    )
+    assert "quick done" in both.stdout and "needs up" in both.stdout, both.stdout
+    assert both.returncode == 3, both.stderr  # quick, now attached, exited first
 
 
 def _capabilities(status: str) -> int:
@@ -205,20 +224,21 @@ def test_up_abort_on_container_exit_and_exit_code_from(stack: tuple[Orc, str, in
     )
     assert failed.returncode == 3, failed.stderr
     assert "quick done" in failed.stdout and "slow up" not in failed.stdout, failed.stdout
-    # --attach: only the named services' output
+    # --attach: only the named services' output, and only their exits abort (as Compose's event
+    # watch covers the attached services alone)
     attached = orc(
         "--profile",
         "abort",
         "up",
         "--abort-on-container-exit",
         "--attach",
-        "slow",
+        "quick",
         "quick",
         "slow",
         check=False,
     )
     assert attached.returncode == 3, attached.stderr
-    assert "slow up" in attached.stdout and "quick done" not in attached.stdout, attached.stdout
+    assert "quick done" in attached.stdout and "slow up" not in attached.stdout, attached.stdout
     unknown = orc("up", "--no-attach", "nope", check=False)
     assert unknown.returncode != 0 and "no such service: nope" in unknown.stderr
 

@@ -384,6 +384,22 @@ def test_up_refuses_build_accepts_no_build_and_yes_and_quiet_pull_hides_pulls(
     assert "Started" in printed and "Pulled" not in printed
 
 
+def test_attach_dependencies_adds_what_the_services_depend_on(tmp_path: Path) -> None:
+    from orchestrator.cli.verb_up import with_dependencies
+
+    (tmp_path / "compose.yaml").write_text(
+        "name: demo\nservices:\n"
+        "  web: {image: x, depends_on: [api]}\n"
+        "  api: {image: x, depends_on: {db: {condition: service_started}, cache: {condition: service_started}}}\n"
+        "  db: {image: x}\n  cache: {image: x}\n  other: {image: x}\n"
+    )
+    loaded = load(
+        LoadOptions(cwd=str(tmp_path), environ={}, files=(str(tmp_path / "compose.yaml"),)), HostFileSource()
+    )
+    assert with_dependencies(loaded, ["web"]) == ["web", "api", "cache", "db"]
+    assert with_dependencies(loaded, ["db", "other"]) == ["db", "other"]
+
+
 def test_progress_refuses_an_unknown_mode(project: Path) -> None:
     result = orc(project, "--progress", "fancy", "ps")
     assert result.returncode != 0 and "unsupported --progress 'fancy'" in result.stderr
