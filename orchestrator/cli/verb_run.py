@@ -161,6 +161,13 @@ def register(app: typer.Typer) -> None:
         label: Annotated[
             list[str] | None, typer.Option("--label", "-l", help="Add or override a label")
         ] = None,
+        use_aliases: Annotated[
+            bool,
+            typer.Option(
+                "--use-aliases",
+                help="Use the service's network useAliases in the network(s) the container connects to",
+            ),
+        ] = False,
         env_from_file: Annotated[
             list[str] | None,
             typer.Option("--env-from-file", metavar="FILE", help="Set environment variables from file"),
@@ -212,6 +219,7 @@ def register(app: typer.Typer) -> None:
                 command=list(command) if command else None,
                 environment=environment,
                 rm=remove,
+                use_aliases=use_aliases,
                 detach=detach,
                 no_deps=no_deps,
                 tty=on_terminal,

@@ -397,6 +397,7 @@ class Supervisor:
                 stdio=(fds[0], fds[1], fds[2]) if len(fds) == 3 else None,
                 name=request.get("name") or None,
                 overrides=one_off_overrides(request, str(request["service"])),
+                use_aliases=bool(request.get("use_aliases")),
             )
         if not request.get("detach"):
             record = await self.reconciler.wait_exit(record.name)

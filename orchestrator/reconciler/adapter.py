@@ -1330,7 +1330,14 @@ def _network_endpoints(
     for index, key in enumerate(service.networks_by_priority()):
         attachment = service.networks[key]
         network = names_by_key.get(key) or f"{record.project}_{key}"
-        names = (service.name, record.name, *(attachment.aliases or ()))
+        aliases = tuple(attachment.aliases or ())
+        if record.one_off and not record.use_aliases:
+            aliases = ()  # a `run` container: its own name only, never one of the service's
+        names = (
+            (record.name,)
+            if record.one_off and not record.use_aliases
+            else (service.name, record.name, *aliases)
+        )
         endpoints.append(
             EndpointSpec(
                 network=network,
@@ -1338,7 +1345,7 @@ def _network_endpoints(
                 ipv6=attachment.ipv6_address,
                 # a service-level mac_address goes to the first network, as Compose does
                 mac=attachment.mac_address or (service.mac_address if index == 0 else None),
-                aliases=tuple(attachment.aliases),
+                aliases=aliases,
                 dns_names=tuple(dict.fromkeys(names)),
                 priority=attachment.priority,
             )

@@ -292,11 +292,14 @@ class Reconciler:
         stdio: tuple[int, int, int] | None = None,
         name: str | None = None,
         overrides: Mapping[str, object] | None = None,
+        use_aliases: bool = False,
     ) -> ContainerRecord:
         """``orc run``: a one-off container of ``service_name`` (its dependencies started first
         unless told otherwise), named ``<project>-<service>-run-<suffix>`` (or ``name``), with no
         restart policy and no published ports. ``overrides`` replaces fields of the service's
-        model for this container only (``run -u -w -v -p --entrypoint --service-ports``).
+        model for this container only (``run -u -w -v -p --entrypoint --service-ports``). The
+        one-off answers to its own name in DNS, and to the service's name and aliases only with
+        ``use_aliases`` (``run --use-aliases``), as in Docker Compose.
         Returns its record once it exited (or, with ``detach``, once it started)."""
         self._remember_project(spec)
         service = spec.desired.service(service_name)
@@ -352,6 +355,7 @@ class Reconciler:
             image=service.image,
             image_digest=created.image_digest,
             one_off=True,
+            use_aliases=use_aliases,
             created_at=self.wall(),
             rootfs=created.rootfs,
             log_path=created.log_path,

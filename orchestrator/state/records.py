@@ -62,6 +62,8 @@ class ContainerRecord:
     oom_killed: bool = False
     restart_count: int = 0
     one_off: bool = False
+    # A one-off (`run`) answers to its service's DNS names and aliases only with --use-aliases.
+    use_aliases: bool = False
     health: str | None = None
     created_at: float = 0.0
     started_at: float | None = None

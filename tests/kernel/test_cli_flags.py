@@ -104,6 +104,29 @@ def test_up_attach_dependencies_shows_and_watches_the_dependencies(stack: tuple[
     assert both.returncode == 3, both.stderr  # quick, now attached, exited first
 
 
+def _addresses_of(orc: Orc, name: str) -> set[str]:
+    """The addresses the project's DNS gives for ``name``, asked from a throwaway one-off."""
+    answer = orc("run", "--rm", "--no-deps", "web", "nslookup", name, check=False).stdout
+    found, ours = set(), False
+    for line in answer.splitlines():  # "Name:\tweb" then "Address: 172.18.0.2", per answer
+        if line.startswith("Name:"):
+            ours = line.split()[-1] == name
+        elif ours and line.startswith("Address"):
+            found.add(line.split()[-1])
+    return found
+
+
+def test_run_one_offs_take_the_services_dns_name_only_with_use_aliases(stack: tuple[Orc, str, int]) -> None:
+    orc, project, _ = stack
+    orc("up", "-d", "web")
+    assert len(_addresses_of(orc, "web")) == 1
+    orc("run", "-d", "--no-deps", "--name", f"{project}-plain", "web", "sleep", "100000")
+    assert len(_addresses_of(orc, "web")) == 1  # the one-off is not a `web` to the others
+    assert len(_addresses_of(orc, f"{project}-plain")) == 1  # but has its own name
+    orc("run", "-d", "--no-deps", "--use-aliases", "--name", f"{project}-aliased", "web", "sleep", "100000")
+    assert len(_addresses_of(orc, "web")) == 2
+
+
 def _capabilities(status: str) -> int:
     line = next(line for line in status.splitlines() if line.startswith("CapEff:"))
     return int(line.split()[1], 16)
