@@ -97,6 +97,10 @@ def register(app: typer.Typer) -> None:
         until: Annotated[str | None, typer.Option("--until", help="Until a time or a duration ago")] = None,
         no_prefix: Annotated[bool, typer.Option("--no-log-prefix", help="Don't print the prefix")] = False,
         no_color: Annotated[bool, typer.Option("--no-color", help="Produce monochrome output")] = False,
+        index: Annotated[
+            int | None,
+            typer.Option("--index", help="index of the container if service has multiple replicas"),
+        ] = None,
     ) -> None:
         """View output from containers."""
         from orchestrator.state.logs import follow_logs, read_logs
@@ -107,7 +111,9 @@ def register(app: typer.Typer) -> None:
         now = time.time()
         since_ns, until_ns = parse_when(since, now), parse_when(until, now)
         wanted = list(services or [])
-        sources = handle.log_sources(wanted)
+        if index is not None and index < 1:
+            raise UsageError(f"invalid --index {index}: replicas are numbered from 1")
+        sources = handle.log_sources(wanted, index)
         width = max((len(name) for name, _ in sources), default=0)
         printer = LinePrinter(width, colour=use_colour(no_color), timestamps=timestamps, prefix=not no_prefix)
         for entry in read_logs(
@@ -119,7 +125,7 @@ def register(app: typer.Typer) -> None:
             return
         try:
             for entry in follow_logs(
-                lambda: handle.log_sources(wanted), keep_going=lambda: True, until_ns=until_ns
+                lambda: handle.log_sources(wanted, index), keep_going=lambda: True, until_ns=until_ns
             ):
                 sys.stdout.write(printer.format(entry))
                 sys.stdout.flush()

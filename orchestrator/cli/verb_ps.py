@@ -84,6 +84,9 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option("--filter", metavar="status=STATUS", help="Filter services by a property"),
         ] = None,
+        no_trunc: Annotated[
+            bool, typer.Option("--no-trunc", help="Don't truncate output (orc never truncates)")
+        ] = False,
     ) -> None:
         """List containers."""
         if format_ not in ("table", "json"):

@@ -204,10 +204,14 @@ class ProjectHandle:
             )
         raise NotFoundError(f"service {service} has no container number {index}")
 
-    def log_sources(self, services: Sequence[str] = ()) -> list[tuple[str, Path]]:
+    def log_sources(self, services: Sequence[str] = (), index: int | None = None) -> list[tuple[str, Path]]:
+        """``(prefix, log file)`` of the containers of ``services`` (all when empty); with
+        ``index`` only replica number ``index`` of each (one-offs have none)."""
         sources = []
         for record in self.containers():
             if services and record.service not in services:
+                continue
+            if index is not None and (record.one_off or record.number != index):
                 continue
             if record.log_path:
                 sources.append(

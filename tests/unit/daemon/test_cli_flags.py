@@ -296,6 +296,26 @@ def test_logs_not_on_a_terminal_or_no_color_is_monochrome(project: Path) -> None
     assert orc(project, "logs", "--no-color").stdout == "web-1 | hello\n"
 
 
+def test_logs_index_picks_one_replica(project: Path) -> None:
+    for number in (1, 2):
+        rec = record(
+            project,
+            "web",
+            "exited",
+            name=f"demo-web-{number}",
+            number=number,
+            log_path=str(project / "root" / "lib" / "logs" / f"web-{number}.log"),
+        )
+        writer = LogWriter(Path(str(rec.log_path)), clock_ns=lambda n=number: 1_764_000_000_000_000_000 + n)
+        writer.write("stdout", f"replica {number}\n".encode())
+        writer.close()
+    assert orc(project, "logs", "--no-log-prefix").stdout == "replica 1\nreplica 2\n"
+    assert orc(project, "logs", "--index", "2").stdout == "web-2 | replica 2\n"
+    assert orc(project, "ps", "-a", "--no-trunc", "--format", "json").returncode == 0
+    refused = orc(project, "logs", "--index", "0")
+    assert refused.returncode != 0 and "--index" in refused.stderr
+
+
 # --- progress -------------------------------------------------------------------------------------
 
 STARTED = {"type": "container", "action": "start", "id": "demo-web-1"}
