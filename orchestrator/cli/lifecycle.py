@@ -52,6 +52,19 @@ def set_progress(mode: str) -> None:
     _progress["mode"] = mode
 
 
+PULL_CHOICES = ("always", "missing", "never", "policy")
+
+
+def pull_option(value: str | None) -> str | None:
+    """``--pull``: ``always``, ``missing``, ``never``, or ``policy`` (the services' own
+    ``pull_policy``, also what no ``--pull`` means: None)."""
+    if value is None or value == "policy":
+        return None
+    if value not in PULL_CHOICES:
+        raise UsageError(f"invalid --pull {value!r}: one of {', '.join(PULL_CHOICES)}")
+    return value
+
+
 ANSI_MODES = ("never", "always", "auto")
 _ansi = {"mode": "auto"}
 
@@ -213,6 +226,12 @@ def print_event(event: dict[str, Any]) -> None:
     line = event_line(event, progress_mode())
     if line is not None:
         print(line, file=sys.stderr)
+
+
+def without_pulls(event: dict[str, Any]) -> None:
+    """``--quiet-pull``: print every progress event but the images'."""
+    if event.get("type") != "image":
+        print_event(event)
 
 
 def finish(result: dict[str, Any]) -> None:

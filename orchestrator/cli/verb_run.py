@@ -21,7 +21,14 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.lifecycle import image_options, print_event, project_handle, project_payload
+from orchestrator.cli.lifecycle import (
+    image_options,
+    print_event,
+    project_handle,
+    project_payload,
+    pull_option,
+    without_pulls,
+)
 from orchestrator.cli.verb_exec import terminal_for
 from orchestrator.errors import UsageError
 
@@ -168,6 +175,19 @@ def register(app: typer.Typer) -> None:
                 help="Use the service's network useAliases in the network(s) the container connects to",
             ),
         ] = False,
+        pull: Annotated[
+            str | None,
+            typer.Option("--pull", help='Pull image before running ("always"|"missing"|"never"|"policy")'),
+        ] = None,
+        quiet_pull: Annotated[
+            bool, typer.Option("--quiet-pull", help="Pull without printing progress information")
+        ] = False,
+        remove_orphans: Annotated[
+            bool,
+            typer.Option(
+                "--remove-orphans", help="Remove containers for services not defined in the Compose file"
+            ),
+        ] = False,
         env_from_file: Annotated[
             list[str] | None,
             typer.Option("--env-from-file", metavar="FILE", help="Set environment variables from file"),
@@ -211,7 +231,7 @@ def register(app: typer.Typer) -> None:
             result = handle.request(
                 "run",
                 start=True,
-                on_event=print_event,
+                on_event=without_pulls if quiet_pull else print_event,
                 project=payload,
                 service=service,
                 service_changes=changes,
@@ -220,6 +240,8 @@ def register(app: typer.Typer) -> None:
                 environment=environment,
                 rm=remove,
                 use_aliases=use_aliases,
+                pull=pull_option(pull),
+                remove_orphans=remove_orphans,
                 detach=detach,
                 no_deps=no_deps,
                 tty=on_terminal,

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.lifecycle import finish, print_event, project_handle
+from orchestrator.cli.lifecycle import finish, print_event, project_handle, pull_option, without_pulls
 from orchestrator.errors import OrcError, UsageError
 
 
@@ -63,12 +63,6 @@ def print_plan(ctx: typer.Context, services: list[str], options: dict[str, Any])
         ),
     )
     sys.stdout.write(plan.to_text())
-
-
-def without_pulls(event: dict[str, Any]) -> None:
-    """``--quiet-pull``: print every progress event but the images'."""
-    if event.get("type") != "image":
-        print_event(event)
 
 
 def register(app: typer.Typer) -> None:
@@ -182,7 +176,7 @@ def register(app: typer.Typer) -> None:
             "remove_orphans": remove_orphans,
             "no_start": no_start,
             "scale": _scale(scale),
-            "pull": pull,
+            "pull": pull_option(pull),
         }
         kill_after = os.environ.get("ORC_TEST_KILL_AFTER_ACTIONS")
         if kill_after:

@@ -398,6 +398,8 @@ class Supervisor:
                 name=request.get("name") or None,
                 overrides=one_off_overrides(request, str(request["service"])),
                 use_aliases=bool(request.get("use_aliases")),
+                pull=request.get("pull") or None,
+                remove_orphans=bool(request.get("remove_orphans")),
             )
         if not request.get("detach"):
             record = await self.reconciler.wait_exit(record.name)

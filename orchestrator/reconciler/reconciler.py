@@ -293,13 +293,17 @@ class Reconciler:
         name: str | None = None,
         overrides: Mapping[str, object] | None = None,
         use_aliases: bool = False,
+        pull: str | None = None,
+        remove_orphans: bool = False,
     ) -> ContainerRecord:
         """``orc run``: a one-off container of ``service_name`` (its dependencies started first
         unless told otherwise), named ``<project>-<service>-run-<suffix>`` (or ``name``), with no
         restart policy and no published ports. ``overrides`` replaces fields of the service's
         model for this container only (``run -u -w -v -p --entrypoint --service-ports``). The
         one-off answers to its own name in DNS, and to the service's name and aliases only with
-        ``use_aliases`` (``run --use-aliases``), as in Docker Compose.
+        ``use_aliases`` (``run --use-aliases``), as in Docker Compose. ``pull`` is the image's
+        pull policy for this run (``run --pull``); ``remove_orphans`` removes the containers of
+        services no longer in the files first (``run --remove-orphans``).
         Returns its record once it exited (or, with ``detach``, once it started)."""
         self._remember_project(spec)
         service = spec.desired.service(service_name)
@@ -316,8 +320,16 @@ class Reconciler:
         # What the one-off itself needs, as Docker Compose makes it for `run` (also with
         # --no-deps, and in a project never brought up): its image, networks and volumes.
         observed = await self.observe(spec, spec.name)
-        needs = plan_up(spec.desired, observed, UpOptions(services=(service_name,), no_deps=True))
-        prerequisites = tuple(a for a in needs.actions if a.kind in RUN_PREREQUISITES)
+        needs = plan_up(
+            spec.desired,
+            observed,
+            UpOptions(services=(service_name,), no_deps=True, pull=pull, remove_orphans=remove_orphans),
+        )
+        prerequisites = tuple(
+            a
+            for a in needs.actions
+            if a.kind in RUN_PREREQUISITES or (a.kind == "remove" and a.cause == "orphan")
+        )
         keys = {a.key for a in prerequisites}
         prerequisites = tuple(replace(a, after=tuple(k for k in a.after if k in keys)) for a in prerequisites)
         if prerequisites:

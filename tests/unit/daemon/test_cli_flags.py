@@ -208,6 +208,42 @@ def test_reconciler_one_off_takes_name_and_overrides() -> None:
     assert (named_source.user, named_source.ports) == ("0:0", (PortSpec(target=81, published="9081"),))
 
 
+def test_reconciler_one_off_pull_policy_and_remove_orphans() -> None:
+    spec = three_tier()
+    smaller = replace(
+        spec,
+        desired=replace(spec.desired, services=tuple(s for s in spec.desired.services if s.name != "web")),
+    )
+
+    async def body(w: World) -> None:
+        assert (await w.reconciler.up(spec)).ok
+        w.runtime.calls.clear()
+        await w.reconciler.run_one_off(smaller, "api", "s1", with_dependencies=False, detach=True)
+        assert "pull app:1" not in w.runtime.calls  # present: the default policy pulls nothing
+        assert "remove demo-web-1" not in w.runtime.calls  # an orphan stays without the flag
+        await w.reconciler.run_one_off(
+            smaller, "api", "s2", with_dependencies=False, detach=True, pull="always", remove_orphans=True
+        )
+        assert "pull app:1" in w.runtime.calls
+        assert "remove demo-web-1" in w.runtime.calls
+
+    run_world(body)
+
+
+def test_pull_option_values() -> None:
+    from orchestrator.cli.lifecycle import pull_option
+
+    assert [pull_option(v) for v in (None, "policy", "always", "missing", "never")] == [
+        None,
+        None,
+        "always",
+        "missing",
+        "never",
+    ]
+    with pytest.raises(UsageError, match="invalid --pull 'sometimes'"):
+        pull_option("sometimes")
+
+
 # --- ps --status ----------------------------------------------------------------------------------
 
 
@@ -388,7 +424,7 @@ def test_up_refuses_build_accepts_no_build_and_yes_and_quiet_pull_hides_pulls(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from orchestrator.cli import lifecycle
-    from orchestrator.cli.verb_up import without_pulls
+    from orchestrator.cli.lifecycle import without_pulls
 
     refused = orc(project, "up", "--build")
     assert refused.returncode != 0 and "orc does not build images" in refused.stderr
