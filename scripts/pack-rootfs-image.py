@@ -3,7 +3,7 @@
 
 Owned here: turning a directory (or a busybox rootfs this script builds from Debian's
 busybox-static) into a one-layer image tar with a name (``RepoTags``), an entrypoint/cmd, env,
-working dir and exposed ports. Called by ``scripts/quickstart.sh``, ``scripts/build-debian-image.sh``
+working dir, exposed ports and volumes. Called by ``scripts/quickstart.sh``, ``scripts/build-debian-image.sh``
 and the end-to-end tests; no network, no Docker. Python standard library only so it runs with
 the system python3 before orc is installed.
 
@@ -104,6 +104,7 @@ def image_archive(
     env: list[str],
     workdir: str,
     exposed: list[str],
+    volumes: list[str] | None = None,
 ) -> bytes:
     """A docker-save tar: ``manifest.json``, the config blob and the layer."""
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
@@ -116,6 +117,7 @@ def image_archive(
             "Cmd": cmd,
             "WorkingDir": workdir,
             "ExposedPorts": {p if "/" in p else f"{p}/tcp": {} for p in exposed} or None,
+            "Volumes": {v: {} for v in volumes or ()} or None,
         },
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created_by": "scripts/pack-rootfs-image.py"}],
@@ -147,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", action="append", default=[], metavar="K=V")
     parser.add_argument("--workdir", default="/")
     parser.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]")
+    parser.add_argument("--volume", action="append", default=[], metavar="PATH", help="a VOLUME of the image")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="orc-pack-") as scratch:
@@ -158,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"pack-rootfs-image: {rootfs} is not a directory")
         cmd = args.cmd if args.cmd or args.entrypoint else (["sh"] if args.busybox else None)
         archive = image_archive(
-            layer_tar(rootfs), args.name, args.entrypoint, cmd, args.env, args.workdir, args.expose
+            layer_tar(rootfs), args.name, args.entrypoint, cmd, args.env, args.workdir, args.expose, args.volume
         )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     partial = args.output.with_name(args.output.name + ".partial")

@@ -149,6 +149,14 @@ def register(app: typer.Typer) -> None:
                 "--attach-dependencies", help="Automatically attach to log output of dependent services"
             ),
         ] = False,
+        renew_anon_volumes: Annotated[
+            bool,
+            typer.Option(
+                "--renew-anon-volumes",
+                "-V",
+                help="Recreate anonymous volumes instead of retrieving data from the previous containers",
+            ),
+        ] = False,
         quiet_pull: Annotated[
             bool, typer.Option("--quiet-pull", help="Pull without printing progress information")
         ] = False,
@@ -177,6 +185,7 @@ def register(app: typer.Typer) -> None:
             "no_start": no_start,
             "scale": _scale(scale),
             "pull": pull_option(pull),
+            "renew_anon_volumes": renew_anon_volumes,
         }
         kill_after = os.environ.get("ORC_TEST_KILL_AFTER_ACTIONS")
         if kill_after:

@@ -457,6 +457,7 @@ class Supervisor:
                     no_start=bool(options.get("no_start")),
                     scale={k: int(v) for k, v in (options.get("scale") or {}).items()},
                     pull=options.get("pull"),
+                    renew_anon_volumes=bool(options.get("renew_anon_volumes")),
                 ),
             )
         if op == "down":

@@ -153,6 +153,8 @@ class UpOptions:
     no_start: bool = False
     scale: Mapping[str, int] = field(default_factory=dict)
     pull: str | None = None
+    # A recreated container gets new anonymous volumes instead of its predecessor's (`-V`).
+    renew_anon_volumes: bool = False
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from orchestrator.reconciler.ports import (
 )
 from orchestrator.reconciler.stackrefs import refs_of, write_file_mounts
 from orchestrator.reconciler.stats import ContainerUsage
-from orchestrator.reconciler.volumes import copy_up
+from orchestrator.reconciler.volumes import anonymous_key, copy_up, image_volume_targets
 from orchestrator.runtime.cgroups import CgroupHandle, CgroupLimits, DeviceRule, DriverOptions, open_driver
 from orchestrator.runtime.network import ipam
 from orchestrator.runtime.network.dnsfiles import hosts_file, parse_resolv_conf, resolv_conf
@@ -309,6 +309,9 @@ class KernelRuntime:
         directory = self._container_dir(request.name)
         for sub in ("upper", "work"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
+        kept = self._kept_volumes_dir(request.name)
+        if kept.is_dir() and not (directory / "volumes").exists():
+            kept.rename(directory / "volumes")  # the anonymous volumes of the container it replaces
         self._specs[request.name] = service
         self._fresh.add(request.name)
         self._network_names[request.name] = dict(
@@ -649,7 +652,7 @@ class KernelRuntime:
                 ),
                 tty=service.tty,
             ),
-            mounts=(*self._mounts(service, record.name), *extra_mounts),
+            mounts=(*self._mounts(service, record.name, config.volumes if config else ()), *extra_mounts),
             etc_files=EtcFiles(str(etc / "hosts"), str(etc / "resolv.conf"), str(etc / "hostname")),
             hostname=hostname,
             domainname=service.domainname,
@@ -673,10 +676,10 @@ class KernelRuntime:
             spec = hostroot.adapt(spec, record.image, self.lib_root / "hostroot", service.working_dir)
         return spec
 
-    def _mounts(self, service: Service, container: str) -> list[Mount]:
+    def _mounts(self, service: Service, container: str, image_volumes: Sequence[str] = ()) -> list[Mount]:
         mounts: list[Mount] = []
         refs = refs_of(service)
-        for index, mount in enumerate(service.volumes):
+        for mount in service.volumes:
             if mount.type == "bind" and mount.source:
                 mounts.append(
                     BindMount(
@@ -690,7 +693,7 @@ class KernelRuntime:
                 subpath = mount.volume.subpath if mount.volume else None
                 mounts.append(
                     VolumeMount(
-                        str(self._volume_directory(service, container, index, refs, mount.source)),
+                        str(self._volume_directory(service, container, mount.target, refs, mount.source)),
                         mount.target,
                         mount.read_only,
                         subpath=subpath,
@@ -703,15 +706,24 @@ class KernelRuntime:
                 raise PermanentError(f"service {service.name}: {mount.type} mounts are not supported")
         for mount in service.tmpfs:
             mounts.append(TmpfsMount(mount.target))
+        for target in self._image_volume_targets(service, image_volumes):
+            directory = self._volume_directory(service, container, target, refs, None)
+            mounts.append(VolumeMount(str(directory), target, False))
         return mounts
 
+    @staticmethod
+    def _image_volume_targets(service: Service, image_volumes: Sequence[str]) -> list[str]:
+        taken = [m.target for m in service.volumes] + [t.target for t in service.tmpfs]
+        return image_volume_targets(image_volumes, taken)
+
     def _volume_directory(
-        self, service: Service, container: str, index: int, refs: Any, key: str | None
+        self, service: Service, container: str, target: str, refs: Any, key: str | None
     ) -> Path:
         """The host directory behind a volume mount: a named volume's ``_data`` (or its
-        ``driver_opts`` bind device), or an anonymous volume kept with the container."""
+        ``driver_opts`` bind device), or an anonymous volume kept with the container, named
+        after its target (a recreated container is handed its predecessor's)."""
         if not key:
-            directory = self._container_dir(container) / "volumes" / str(index)
+            directory = self._container_dir(container) / "volumes" / anonymous_key(target)
             directory.mkdir(parents=True, exist_ok=True)
             return directory
         ref = refs.volume(key)
@@ -743,16 +755,23 @@ class KernelRuntime:
             return
         refs = refs_of(service)
         lower_dirs: tuple[str, ...] | None = None
-        for index, mount in enumerate(service.volumes):
+        wanted: list[tuple[str, Path]] = []
+        for mount in service.volumes:
             if mount.type != "volume" or (mount.volume and (mount.volume.nocopy or mount.volume.subpath)):
                 continue
             ref = refs.volume(mount.source) if mount.source else None
             if ref is not None and (ref.external or ref.device):
                 continue
-            directory = self._volume_directory(service, record.name, index, refs, mount.source)
+            wanted.append(
+                (mount.target, self._volume_directory(service, record.name, mount.target, refs, mount.source))
+            )
+        image = self._image_of(record.image)
+        for target in self._image_volume_targets(service, image.config.volumes if image is not None else ()):
+            wanted.append((target, self._volume_directory(service, record.name, target, refs, None)))
+        for target, directory in wanted:
             if lower_dirs is None:
                 lower_dirs = self._lower_dirs(record)
-            copy_up(lower_dirs, mount.target, directory)
+            copy_up(lower_dirs, target, directory)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
 
@@ -924,7 +943,7 @@ class KernelRuntime:
     async def kill(self, record: ContainerRecord, signal_name: str) -> None:
         await self._run(self.process.kill, record.name, int(signal.Signals[_signal_name(signal_name)]))
 
-    async def remove(self, record: ContainerRecord) -> None:
+    async def remove(self, record: ContainerRecord, keep_anonymous_volumes: bool = False) -> None:
         name = record.name
         self._fresh.discard(name)
         await self.services.unpublish(name)
@@ -932,13 +951,23 @@ class KernelRuntime:
         writer = self._writers.pop(name, None)
         if writer is not None:
             writer.close()
-        await self._run(self._remove_sync, record)
+        await self._run(self._remove_sync, record, keep_anonymous_volumes)
         self._specs.pop(name, None)
 
-    def _remove_sync(self, record: ContainerRecord) -> None:
+    def _kept_volumes_dir(self, name: str) -> Path:
+        return self.lib_root / "containers" / f".{name}.anonymous-volumes"
+
+    def _remove_sync(self, record: ContainerRecord, keep_anonymous_volumes: bool = False) -> None:
         """In one worker-thread hop: the process record, namespace, veths and addresses, the
-        cgroups (the project's too once empty), the log files and the container directory."""
+        cgroups (the project's too once empty), the log files and the container directory.
+        With ``keep_anonymous_volumes`` (a recreate) its anonymous volumes are set aside for
+        the container created next under the same name, as Docker Compose carries them over."""
         name = record.name
+        kept = self._kept_volumes_dir(name)
+        shutil.rmtree(kept, True)
+        anonymous = self._container_dir(name) / "volumes"
+        if keep_anonymous_volumes and anonymous.is_dir():
+            anonymous.rename(kept)
         self._forget_sync(name, False)
         handle = self._handles.pop(name, None) or self.cgroups.open(record.project, name)
         if handle is not None:

@@ -105,6 +105,8 @@ class FakeRuntime:
         self.delays: dict[str, float] = {}
         self.active = 0
         self.max_active = 0
+        # Containers removed for a recreate, whose anonymous volumes were kept for the next one.
+        self.kept_anonymous_volumes: list[str] = []
         # The image options of the last ``configure_images`` (None: never configured).
         self.image_options: ImageOptions | None = None
 
@@ -240,8 +242,10 @@ class FakeRuntime:
         assert process is not None
         process.end(ExitStatus(exit_code))
 
-    async def remove(self, record: ContainerRecord) -> None:
+    async def remove(self, record: ContainerRecord, keep_anonymous_volumes: bool = False) -> None:
         self._record_call(f"remove {record.name}")
+        if keep_anonymous_volumes:
+            self.kept_anonymous_volumes.append(record.name)
         await self._take_time("remove")
         self.containers.pop(record.name, None)
 

@@ -124,6 +124,7 @@ class Reconciler:
         self._started_at: dict[str, float] = {}
         self._spec_behaviours: dict[str, ServiceBehaviour] = {}
         self._timeout_override: float | None = None
+        self._renew_anon_volumes = False  # `up -V`, for the duration of that up
 
     # --- lifetime ----------------------------------------------------------------------------
 
@@ -204,6 +205,13 @@ class Reconciler:
     async def up(self, spec: ProjectSpec, options: UpOptions | None = None) -> ExecutionReport:
         """Converge ``spec``: plan and execute until the plan is empty (or stops changing)."""
         options = options or UpOptions()
+        self._renew_anon_volumes = options.renew_anon_volumes
+        try:
+            return await self._up(spec, options)
+        finally:
+            self._renew_anon_volumes = False
+
+    async def _up(self, spec: ProjectSpec, options: UpOptions) -> ExecutionReport:
         report = ExecutionReport()
         validate_orc_extensions(spec)
         self._remember_project(spec)
@@ -580,7 +588,8 @@ class Reconciler:
             assert spec is not None and action.service is not None and action.number is not None
             old = self._record(target)
             await self._stop(old)
-            await self._remove(old)
+            # Its anonymous volumes go to its successor, as Docker Compose carries them over.
+            await self._remove(old, keep_anonymous_volumes=not self._renew_anon_volumes)
             await self._create(spec, action.service, target, action.number)
         elif kind == "start":
             await self._start(self._record(target), by_user=True)
@@ -692,11 +701,14 @@ class Reconciler:
             self.board.update(record.name, status="exited")
         self._publish("container", "stop", record.name, record.service)
 
-    async def _remove(self, record: ContainerRecord) -> None:
+    async def _remove(self, record: ContainerRecord, keep_anonymous_volumes: bool = False) -> None:
         scope = self._watch_scopes.get(record.name)
         if scope is not None:
             scope.cancel()
-        await self.runtime.remove(record)
+        if keep_anonymous_volumes:
+            await self.runtime.remove(record, keep_anonymous_volumes=True)
+        else:
+            await self.runtime.remove(record)
         self.store.delete_container(record.project, record.name)
         self._records.pop(record.name, None)
         self._trackers.pop(record.name, None)

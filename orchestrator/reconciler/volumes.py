@@ -1,6 +1,8 @@
-"""Filling an empty volume from the image, as Docker does on first mount ("copy-up").
+"""Anonymous volumes and filling an empty volume from the image, as Docker does ("copy-up").
 
-Owned here: :func:`copy_up`, called by the runtime adapter at container start for each named or
+Owned here: :func:`anonymous_key` (an anonymous volume's directory is named after its target,
+so a recreated container finds the one its predecessor used), :func:`image_volume_targets` (the
+image's ``VOLUME`` paths that get anonymous volumes), and :func:`copy_up`, called by the runtime adapter at container start for each named or
 anonymous volume (not ``nocopy``, not external, not a ``driver_opts`` bind device) whose
 directory is empty: the image's content at the mount target, merged across the image's layers
 the way overlayfs shows it (upper layers win; a 0/0 character device is a whiteout that hides
@@ -10,7 +12,9 @@ copied into the volume with owners, modes and symlinks kept.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import posixpath
 import shutil
 import stat
 from collections.abc import Sequence
@@ -124,3 +128,17 @@ def copy_up(lower_dirs: Sequence[str], target: str, volume: Path) -> bool:
         os.chown(volume, top_info.st_uid, top_info.st_gid)
         os.chmod(volume, stat.S_IMODE(top_info.st_mode))
     return copied
+
+
+def anonymous_key(target: str) -> str:
+    """The directory name of the anonymous volume mounted at ``target``: stable across the
+    container's recreations (Docker carries anonymous volumes over by their path)."""
+    return hashlib.sha256(posixpath.normpath(target).encode()).hexdigest()[:16]
+
+
+def image_volume_targets(image_volumes: Sequence[str], taken: Sequence[str]) -> list[str]:
+    """The image's ``VOLUME`` paths that no mount of the service (``taken``: volume, bind and
+    tmpfs targets) covers: as Docker does, each gets an anonymous volume."""
+    covered = {posixpath.normpath(t) for t in taken}
+    wanted = {posixpath.normpath(v) for v in image_volumes if v.startswith("/")}
+    return sorted(wanted - covered)

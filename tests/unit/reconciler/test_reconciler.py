@@ -427,3 +427,16 @@ def test_parallelism_bounds_one_request_then_restores_the_default() -> None:
             pass
 
     run_world(body, concurrency=3)
+
+
+def test_a_recreate_hands_the_anonymous_volumes_on_unless_renewed() -> None:
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier())
+        await w.reconciler.up(three_tier(api_env="changed"))  # recreates api
+        assert w.runtime.kept_anonymous_volumes == ["demo-api-1"]
+        await w.reconciler.up(three_tier(api_env="again"), UpOptions(renew_anon_volumes=True))
+        assert w.runtime.kept_anonymous_volumes == ["demo-api-1"]  # -V: not this time
+        await w.reconciler.down("demo", three_tier(api_env="again"))
+        assert w.runtime.kept_anonymous_volumes == ["demo-api-1"]  # down never keeps them
+
+    run_world(body)

@@ -73,3 +73,14 @@ def test_keeps_owner_mode_and_links_and_leaves_full_volumes_alone(tmp_path: Path
     empty.mkdir()
     assert not copy_up([str(base)], "/nowhere", empty)
     assert not copy_up([str(base)], "/../etc", empty)
+
+
+def test_anonymous_volumes_are_named_by_target_and_image_volumes_fill_the_gaps() -> None:
+    from orchestrator.reconciler.volumes import anonymous_key, image_volume_targets
+
+    assert anonymous_key("/data") == anonymous_key("/data/") == anonymous_key("/x/../data")
+    assert anonymous_key("/data") != anonymous_key("/var/data")
+    # the image's VOLUME paths the service does not mount itself (any kind of mount)
+    assert image_volume_targets(["/var/lib/db", "/logs/", "/cache", "relative"], ["/logs", "/cache"]) == [
+        "/var/lib/db"
+    ]
