@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.reconciler.volumes import anonymous_key
 from tests.support.orc_cli import BUSYBOX_STACK, Orc, busybox_stack, cgroup_dirs, orc_project
 
 pytestmark = pytest.mark.kernel
@@ -463,7 +464,7 @@ volumes: {{etc: {{}}, bare: {{}}}}
     ).read_bytes()
     assert list((volumes / f"{name}_bare" / "_data").iterdir()) == []
     anonymous = tmp_path / "root" / "lib" / "containers" / f"{name}-app-1" / "volumes"
-    assert sorted(p.name for p in (anonymous / "2").iterdir()) == sorted(
+    assert sorted(p.name for p in (anonymous / anonymous_key("/var")).iterdir()) == sorted(
         p.name for p in (busybox_rootfs / "var").iterdir()
     )
     assert list((busybox_rootfs / "var").iterdir())  # not a vacuous comparison
