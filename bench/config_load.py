@@ -17,6 +17,7 @@ compiling to every orc start.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import statistics
@@ -96,7 +97,9 @@ def main() -> None:
     files = args.file or DEFAULT_FILES
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="orc-bench-pyc-")
+    cache = tempfile.mkdtemp(prefix="orc-bench-pyc-")
+    atexit.register(shutil.rmtree, cache, True)  # the bytecode cache of this run only
+    env["PYTHONPYCACHEPREFIX"] = cache
     orc = [sys.executable, "-m", "orchestrator"]
     dc = docker_compose()
 
