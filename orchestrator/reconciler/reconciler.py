@@ -88,6 +88,8 @@ class ExecutionReport:
 
 # The plan actions `run` takes from the service's `up` plan before creating its container.
 RUN_PREREQUISITES = frozenset({"pull", "create-network", "create-volume"})
+# Seconds past the grace period after which a stop whose container is still watched is sent again.
+STOP_RECHECK = 5.0
 
 
 class Reconciler:
@@ -692,7 +694,12 @@ class Reconciler:
         await self.runtime.stop(record, behaviour.stop_signal, grace)
         watcher = self._watch_done.get(record.name)
         if watcher is not None:
-            await watcher.wait()
+            # The stop ends the process, and its watcher then ends. Should the watcher still be
+            # on a process a while later (one started after the stop, a signal lost), stop again
+            # rather than wait for ever: a `stop` or `down` must finish.
+            while not await self._set_within(watcher, grace + STOP_RECHECK):
+                self._publish("container", "kill", record.name, record.service, signal=behaviour.stop_signal)
+                await self.runtime.stop(record, behaviour.stop_signal, grace)
         else:
             record.status = "exited"
             record.pid = None
@@ -700,6 +707,19 @@ class Reconciler:
             self._save(record)
             self.board.update(record.name, status="exited")
         self._publish("container", "stop", record.name, record.service)
+
+    async def _set_within(self, event: anyio.Event, seconds: float) -> bool:
+        """Wait for ``event`` at most ``seconds`` on the reconciler's clock; whether it is set."""
+        async with anyio.create_task_group() as group:
+
+            async def give_up() -> None:
+                await self.clock.sleep(seconds)
+                group.cancel_scope.cancel()
+
+            group.start_soon(give_up)
+            await event.wait()
+            group.cancel_scope.cancel()
+        return event.is_set()
 
     async def _remove(self, record: ContainerRecord, keep_anonymous_volumes: bool = False) -> None:
         scope = self._watch_scopes.get(record.name)

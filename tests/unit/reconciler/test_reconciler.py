@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from typing import Any
 
 import anyio
 import pytest
@@ -440,3 +441,31 @@ def test_a_recreate_hands_the_anonymous_volumes_on_unless_renewed() -> None:
         assert w.runtime.kept_anonymous_volumes == ["demo-api-1"]  # down never keeps them
 
     run_world(body)
+
+
+def test_a_stop_that_does_not_end_the_container_is_sent_again() -> None:
+    """A safety net under every stop: if the container is still being watched a while after
+    the stop (its signal lost, or a process started after it), the stop is sent again instead
+    of `stop`/`down` waiting for ever."""
+
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier())
+        real_stop = w.runtime.stop
+        lost: list[str] = []
+
+        async def losing_the_first(record: Any, signal: str, timeout: float) -> None:
+            if not lost:
+                lost.append(record.name)
+                return  # as if the signal never arrived
+            await real_stop(record, signal, timeout)
+
+        w.runtime.stop = losing_the_first  # type: ignore[method-assign]
+        with anyio.fail_after(5):  # real seconds: the stop must finish
+            report = await w.reconciler.stop_services("demo", three_tier(), ["web"])
+        assert report.ok, report
+        assert lost == ["demo-web-1"]
+
+    w = run_world(body)
+    record = w.store.load_container("demo", "demo-web-1")
+    assert record is not None and record.status == "exited"
+    assert w.events("kill").count("kill demo-web-1") == 2
