@@ -43,6 +43,29 @@ class GlobalOptions:
     progress: str = "auto"
     ansi: str = "auto"
     parallel: int | None = None
+    dry_run: bool = False
+
+
+# Verbs that change something and cannot yet say what they would do (`--dry-run` refuses them);
+# `up`, `create` and `down` print their plan, the others only read.
+CHANGING_WITHOUT_DRY_RUN = frozenset(
+    {
+        "run",
+        "exec",
+        "start",
+        "stop",
+        "restart",
+        "kill",
+        "rm",
+        "pause",
+        "unpause",
+        "cp",
+        "pull",
+        "lock",
+        "image",
+        "wait",
+    }
+)
 
 
 @app.callback()
@@ -91,6 +114,10 @@ def _global_options(
     parallel: Annotated[
         int, typer.Option("--parallel", metavar="N", help="Control max parallelism, -1 for unlimited")
     ] = -1,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Execute command in dry run mode (up, create, down; read-only verbs)"),
+    ] = False,
 ) -> None:
     from orchestrator.cli.lifecycle import set_ansi, set_progress
 
@@ -98,6 +125,10 @@ def _global_options(
     set_ansi(ansi)
     if parallel == 0 or parallel < -1:
         raise OrcUsage(f"invalid --parallel {parallel}: -1 (unlimited) or at least 1")
+    if dry_run and ctx.invoked_subcommand in CHANGING_WITHOUT_DRY_RUN:
+        raise OrcUsage(
+            f"--dry-run is not supported by {ctx.invoked_subcommand} (up, create and down print their plan)"
+        )
     ctx.obj = GlobalOptions(
         files=list(file or []),
         project_name=project_name,
@@ -108,6 +139,7 @@ def _global_options(
         progress=progress,
         ansi=ansi,
         parallel=None if parallel == -1 else parallel,
+        dry_run=dry_run,
     )
 
 

@@ -5,11 +5,25 @@ Works from the files or from ``-p NAME`` alone; the supervisor carries it out an
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.lifecycle import finish, print_event, project_handle, project_payload
+from orchestrator.cli.lifecycle import finish, global_options, print_event, project_handle, project_payload
+from orchestrator.planner.plan import DownOptions
+
+
+def print_down_plan(handle: Any, loaded: Any, options: Any) -> None:
+    """``orc --dry-run down``: what ``down`` would do, action by action, changing nothing."""
+    from orchestrator.daemon.offline import observe_offline
+    from orchestrator.planner.plan import plan_down
+    from orchestrator.reconciler.desired import from_loaded
+
+    spec = from_loaded(loaded) if loaded is not None else None
+    observed = observe_offline(handle, spec)
+    plan = plan_down(handle.name, observed, spec.desired if spec is not None else None, options)
+    sys.stdout.write(plan.to_text())
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +40,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Stop and remove containers, networks."""
         handle, loaded = project_handle(ctx, need_files=False)
+        if global_options(ctx).dry_run:
+            print_down_plan(handle, loaded, DownOptions(volumes=volumes, remove_orphans=remove_orphans))
+            return
         result = handle.down(
             project_payload(loaded) if loaded is not None else None,
             {"volumes": volumes, "remove_orphans": remove_orphans},

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.lifecycle import finish, print_event, project_handle, project_payload, roots
+from orchestrator.cli.lifecycle import (
+    finish,
+    global_options,
+    print_event,
+    project_handle,
+    project_payload,
+    pull_option,
+    roots,
+)
 from orchestrator.errors import UsageError
 
 
@@ -61,12 +69,18 @@ def register(app: typer.Typer) -> None:
         """Creates containers for a service."""
         if force_recreate and no_recreate:
             raise UsageError("--force-recreate and --no-recreate are incompatible")
-        handle, loaded = project_handle(ctx)
         options = {
             "force_recreate": force_recreate,
             "no_recreate": no_recreate,
             "remove_orphans": remove_orphans,
             "no_start": True,
-            "pull": pull,
+            "pull": pull_option(pull),
         }
+        if global_options(ctx).dry_run:
+            from orchestrator.cli.verb_up import print_plan
+
+            plan_options: dict[str, Any] = {"no_deps": False, "always_recreate_deps": False, "scale": {}, **options}
+            print_plan(ctx, list(services or []), plan_options)
+            return
+        handle, loaded = project_handle(ctx)
         finish(handle.up(project_payload(loaded), list(services or []), options, on_event=print_event))

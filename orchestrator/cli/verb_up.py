@@ -20,7 +20,14 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestrator.cli.lifecycle import finish, print_event, project_handle, pull_option, without_pulls
+from orchestrator.cli.lifecycle import (
+    finish,
+    global_options,
+    print_event,
+    project_handle,
+    pull_option,
+    without_pulls,
+)
 from orchestrator.errors import OrcError, UsageError
 
 
@@ -200,7 +207,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError("--detach cannot be combined with --abort-on-container-exit")
         if abort and wait:
             raise UsageError("--wait cannot be combined with --abort-on-container-exit")
-        if dry_run:
+        if dry_run or global_options(ctx).dry_run:
             print_plan(ctx, list(services or []), {**options, "locked": locked})
             return
         from orchestrator.cli.lifecycle import (

@@ -15,7 +15,7 @@ from orchestrator.reconciler.desired import ROOTFS_PREFIX
 from orchestrator.reconciler.project import ProjectSpec
 
 
-def observe_offline(handle: ProjectHandle, spec: ProjectSpec) -> ObservedState:
+def observe_offline(handle: ProjectHandle, spec: ProjectSpec | None) -> ObservedState:
     containers = tuple(
         ObservedContainer(
             name=r.name,
@@ -35,7 +35,8 @@ def observe_offline(handle: ProjectHandle, spec: ProjectSpec) -> ObservedState:
     record = handle.store.load_project(handle.name)
     networks = frozenset(n.name for n in record.networks) if record else frozenset()
     volumes = frozenset(record.volumes) if record else frozenset()
-    return ObservedState(containers, networks, volumes, _local_images(handle, spec))
+    images = _local_images(handle, spec) if spec is not None else {}
+    return ObservedState(containers, networks, volumes, images)
 
 
 def _local_images(handle: ProjectHandle, spec: ProjectSpec) -> dict[str, str]:

@@ -272,6 +272,11 @@ def test_progress_json_and_plain_and_ps_status(stack: tuple[Orc, str, int]) -> N
     events = [json.loads(line) for line in up.stderr.splitlines() if line.startswith("{")]
     assert {"id": f"Network {project}_default", "status": "Created"} in events, up.stderr
     assert {"id": f"Container {project}-web-1", "status": "Started"} in events, up.stderr
+    dry = orc("--dry-run", "down")  # says what down would do, does none of it
+    assert f"stop {project}-web-1" in dry.stdout and f"remove-network {project}_default" in dry.stdout, (
+        dry.stdout
+    )
+    assert orc("ps", "--status", "running", "--format", "json").stdout.count('"State":"running"') == 1
     orc("run", "-d", "--no-deps", "--name", f"{project}-gone", "web", "true")
     assert orc("ps", "--status", "running", "--format", "json").stdout.count('"State":"running"') == 1
     assert orc("ps", "--status", "paused").stdout.splitlines()[1:] == []

@@ -352,6 +352,23 @@ def test_logs_index_picks_one_replica(project: Path) -> None:
     assert refused.returncode != 0 and "--index" in refused.stderr
 
 
+def test_global_dry_run_prints_plans_and_refuses_what_it_cannot_simulate(project: Path) -> None:
+    planned = orc(project, "up", "--dry-run")
+    assert planned.returncode == 0 and "create demo-web-1" in planned.stdout, planned.stderr
+    assert orc(project, "--dry-run", "up", "-d").stdout == planned.stdout
+    created = orc(project, "--dry-run", "create")
+    assert created.returncode == 0 and "create demo-web-1" in created.stdout, created.stderr
+    assert "start demo-web-1" not in created.stdout  # create never starts
+    record(project, "web", "exited")
+    down = orc(project, "--dry-run", "down")
+    assert down.returncode == 0 and "remove demo-web-1: down" in down.stdout, down.stderr
+    assert (
+        FileStateStore(project / "root" / "run").load_container("demo", "demo-web-1") is not None
+    )  # untouched
+    refused = orc(project, "--dry-run", "stop")
+    assert refused.returncode != 0 and "--dry-run is not supported by stop" in refused.stderr
+
+
 # --- progress -------------------------------------------------------------------------------------
 
 STARTED = {"type": "container", "action": "start", "id": "demo-web-1"}
