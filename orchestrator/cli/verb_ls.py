@@ -79,7 +79,12 @@ def register(app: typer.Typer) -> None:
         if global_options(ctx).dry_run:
             from orchestrator.cli.verb_up import print_plan
 
-            plan_options: dict[str, Any] = {"no_deps": False, "always_recreate_deps": False, "scale": {}, **options}
+            plan_options: dict[str, Any] = {
+                "no_deps": False,
+                "always_recreate_deps": False,
+                "scale": {},
+                **options,
+            }
             print_plan(ctx, list(services or []), plan_options)
             return
         handle, loaded = project_handle(ctx)
