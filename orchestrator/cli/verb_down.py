@@ -11,17 +11,18 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli.lifecycle import finish, global_options, print_event, project_handle, project_payload
-from orchestrator.planner.plan import DownOptions
 
 
-def print_down_plan(handle: Any, loaded: Any, options: Any) -> None:
-    """``orc --dry-run down``: what ``down`` would do, action by action, changing nothing."""
+def print_down_plan(handle: Any, loaded: Any, *, volumes: bool, remove_orphans: bool) -> None:
+    """``orc --dry-run down``: what ``down`` would do, action by action, changing nothing.
+    (The planner is imported here: every verb module loads at each CLI start.)"""
     from orchestrator.daemon.offline import observe_offline
-    from orchestrator.planner.plan import plan_down
+    from orchestrator.planner.plan import DownOptions, plan_down
     from orchestrator.reconciler.desired import from_loaded
 
     spec = from_loaded(loaded) if loaded is not None else None
     observed = observe_offline(handle, spec)
+    options = DownOptions(volumes=volumes, remove_orphans=remove_orphans)
     plan = plan_down(handle.name, observed, spec.desired if spec is not None else None, options)
     sys.stdout.write(plan.to_text())
 
@@ -41,7 +42,7 @@ def register(app: typer.Typer) -> None:
         """Stop and remove containers, networks."""
         handle, loaded = project_handle(ctx, need_files=False)
         if global_options(ctx).dry_run:
-            print_down_plan(handle, loaded, DownOptions(volumes=volumes, remove_orphans=remove_orphans))
+            print_down_plan(handle, loaded, volumes=volumes, remove_orphans=remove_orphans)
             return
         result = handle.down(
             project_payload(loaded) if loaded is not None else None,

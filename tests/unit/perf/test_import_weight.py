@@ -76,3 +76,18 @@ def test_asking_the_deferred_pyroute2_package_for_a_name_runs_it_whole() -> None
         "    raise SystemExit('missing names must still raise AttributeError')"
     )
     assert "pyroute2.ndb.main" in new
+
+
+def test_loading_the_cli_and_its_verbs_imports_no_planner_model_or_reconciler() -> None:
+    """Every verb module loads at each CLI start (``orc version`` included): what they need of
+    the planner, model, reconciler or supervisor client is imported inside the verb."""
+    new = _new_modules("import orchestrator.cli.app")
+    heavy = [
+        m
+        for m in new
+        if m.startswith(
+            ("orchestrator.planner", "orchestrator.model", "orchestrator.reconciler", "orchestrator.runtime")
+        )
+        or m.startswith(("asyncio", "anyio", "yaml"))
+    ]
+    assert heavy == []
