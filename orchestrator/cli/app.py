@@ -17,8 +17,7 @@ import typer
 
 from orchestrator import __version__
 from orchestrator.cli.entry import requested_verb
-from orchestrator.errors import OrcError
-from orchestrator.errors import UsageError as OrcUsage
+from orchestrator.errors import OrcError, UsageError
 
 app = typer.Typer(
     name="orc",
@@ -124,9 +123,9 @@ def _global_options(
     set_progress(progress)
     set_ansi(ansi)
     if parallel == 0 or parallel < -1:
-        raise OrcUsage(f"invalid --parallel {parallel}: -1 (unlimited) or at least 1")
+        raise UsageError(f"invalid --parallel {parallel}: -1 (unlimited) or at least 1")
     if dry_run and ctx.invoked_subcommand in CHANGING_WITHOUT_DRY_RUN:
-        raise OrcUsage(
+        raise UsageError(
             f"--dry-run is not supported by {ctx.invoked_subcommand} (up, create and down print their plan)"
         )
     ctx.obj = GlobalOptions(

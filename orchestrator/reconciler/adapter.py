@@ -1359,14 +1359,12 @@ def _network_endpoints(
     for index, key in enumerate(service.networks_by_priority()):
         attachment = service.networks[key]
         network = names_by_key.get(key) or f"{record.project}_{key}"
-        aliases = tuple(attachment.aliases or ())
         if record.one_off and not record.use_aliases:
-            aliases = ()  # a `run` container: its own name only, never one of the service's
-        names = (
-            (record.name,)
-            if record.one_off and not record.use_aliases
-            else (service.name, record.name, *aliases)
-        )
+            aliases: tuple[str, ...] = ()  # a `run` container: its own name only, never the service's
+            names: tuple[str, ...] = (record.name,)
+        else:
+            aliases = tuple(attachment.aliases or ())
+            names = (service.name, record.name, *aliases)
         endpoints.append(
             EndpointSpec(
                 network=network,

@@ -725,10 +725,7 @@ class Reconciler:
         scope = self._watch_scopes.get(record.name)
         if scope is not None:
             scope.cancel()
-        if keep_anonymous_volumes:
-            await self.runtime.remove(record, keep_anonymous_volumes=True)
-        else:
-            await self.runtime.remove(record)
+        await self.runtime.remove(record, keep_anonymous_volumes=keep_anonymous_volumes)
         self.store.delete_container(record.project, record.name)
         self._records.pop(record.name, None)
         self._trackers.pop(record.name, None)
