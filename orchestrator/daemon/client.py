@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import select
 import socket
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from orchestrator.daemon import protocol
 from orchestrator.daemon.protocol import socket_path
 from orchestrator.errors import OrcError, PermanentError, TemporaryError
+from orchestrator.runtime.launch import module_argv
 from orchestrator.state.proc import same_process
 from orchestrator.state.store import FileStateStore
 
@@ -58,9 +58,7 @@ def start_supervisor(
     log = run_root / project / "supervisor.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
-    argv = [
-        sys.executable,
-        "-m",
+    argv = module_argv(
         "orchestrator.daemon.supervisor",
         "--project",
         project,
@@ -72,7 +70,7 @@ def start_supervisor(
         cgroup_prefix,
         "--ready-fd",
         str(write_end),
-    ]
+    )
     if os.environ.get("ORC_PROFILE_WRAP"):
         argv = os.environ["ORC_PROFILE_WRAP"].split() + argv
     pid = os.fork()

@@ -299,6 +299,11 @@ class KernelRuntime:
     def _container_dir(self, name: str) -> Path:
         return self.lib_root / "containers" / name
 
+    def _etc_dir(self, name: str) -> Path:
+        """Where a container's ``hostname``, ``hosts`` and ``resolv.conf`` live: its own directory,
+        as Docker keeps them (no directory of their own: one inode fewer per container)."""
+        return self._container_dir(name)
+
     async def create(self, request: ContainerRequest) -> CreatedContainer:
         service = request.source
         if not isinstance(service, Service):
@@ -500,7 +505,7 @@ class KernelRuntime:
         handle = self._create_cgroup(record.project, name, cgroup_limits(service))
         self._handles[name] = handle
         try:
-            etc = self._container_dir(name) / "etc"
+            etc = self._etc_dir(name)
             etc.mkdir(parents=True, exist_ok=True)
             joins, peer_etc = self._namespace_joins(record, service)
             extra_mounts: list[Mount] = [
@@ -575,7 +580,7 @@ class KernelRuntime:
         attachments = self.network.connect(name, f"/proc/{pid}/ns/net", networks)
         addresses = [a.ipv4 for a in attachments if a.ipv4]
         gateway = attachments[0].gateway4 if attachments else None
-        (self._container_dir(name) / "etc" / "hosts").write_text(
+        (self._etc_dir(name) / "hosts").write_text(
             hosts_file(
                 hostname,
                 addresses,
@@ -622,7 +627,7 @@ class KernelRuntime:
             env.update(config.env_dict())
         env["HOSTNAME"] = hostname
         env.update(service.container_environment())
-        etc = etc_dir or self._container_dir(record.name) / "etc"
+        etc = etc_dir or self._etc_dir(record.name)
         directory = self._container_dir(record.name)
         try:
             stop_signal = int(
@@ -772,8 +777,9 @@ class KernelRuntime:
             if lower_dirs is None:
                 lower_dirs = self._lower_dirs(record)
             copy_up(lower_dirs, target, directory)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+        if wanted:  # with none, the next start finds none again: no marker file to make
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
 
     def _peer(self, project: str, reference: str, kind: str, *, running: bool) -> ContainerRecord:
         """The container ``kind`` (``service`` or ``container``) ``reference`` names: the first
@@ -803,7 +809,7 @@ class KernelRuntime:
             peer = self._peer(record.project, reference, how, running=True)
             joins[kind] = f"/proc/{peer.pid}/ns/{kind}"
             if kind == "net":
-                peer_etc = self._container_dir(peer.name) / "etc"
+                peer_etc = self._etc_dir(peer.name)
         return joins, peer_etc
 
     def _volumes_from(self, record: ContainerRecord, service: Service) -> list[Mount]:

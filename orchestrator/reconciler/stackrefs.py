@@ -217,6 +217,8 @@ def write_file_mounts(directory: Path, files: tuple[FileMount, ...]) -> list[Bin
     bind mounts that show them in the container. Rewritten on every start (a changed ``file``
     shows up after a restart, as with Docker Compose's copy at container start)."""
     mounts: list[BindMount] = []
+    if not files:
+        return mounts
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     for index, item in enumerate(files):

@@ -71,22 +71,29 @@ class FileLeaseStore:
         self._thread_lock = threading.Lock()
 
     def _load(self) -> NetworkState:
+        return self._load_text()[0]
+
+    def _load_text(self) -> tuple[NetworkState, str | None]:
         try:
             text = self.path.read_text()
         except FileNotFoundError:
-            return NetworkState()
+            return NetworkState(), None
         try:
-            return NetworkState.from_json(json.loads(text))
+            return NetworkState.from_json(json.loads(text)), text
         except (ValueError, KeyError, TypeError) as exc:
             raise PermanentError(f"network state file {self.path} is corrupt: {exc}") from exc
 
-    def _save(self, state: NetworkState) -> None:
+    def _save(self, state: NetworkState, previous: str | None = None) -> None:
+        # json.dumps without indent runs the C encoder (json.dump never does).
+        payload = json.dumps(state.to_json(), separators=(",", ":"))
+        if payload == previous:
+            # Nothing changed: every rewrite costs a new inode (and frees the old one), which on
+            # ext4 without a journal gets slower the more inodes were freed recently.
+            return
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         # No fsync: rename keeps readers and crashed writers from ever seeing a torn file, and
         # what this file describes (links, leases of live containers) dies with the kernel
         # anyway. An fsync here cost ~8 ms per connect on ext4, most of the setup budget.
-        # json.dumps without indent runs the C encoder (json.dump never does).
-        payload = json.dumps(state.to_json(), separators=(",", ":"))
         with open(tmp, "w") as f:
             f.write(payload)
         os.replace(tmp, self.path)
@@ -98,9 +105,9 @@ class FileLeaseStore:
         with self._thread_lock, open(self.lock_path, "a") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
-                state = self._load()
+                state, text = self._load_text()
                 yield state
-                self._save(state)
+                self._save(state, text)
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 

@@ -63,10 +63,9 @@ from .kernel import (
     LinuxKernel,
     set_child_subreaper,
 )
-from .runtime import ExecSpec
 from .seccomp import BpfCache, default_profile, profile_from_docker_json
 from .sequence import CgroupHierarchy, DeviceNode, ExecPlan, StartPlan, StepError, run_exec, run_init
-from .spec import ContainerSpec, NamespaceMode, SeccompMode, env_dict
+from .spec import ContainerSpec, ExecSpec, NamespaceMode, SeccompMode, env_dict
 
 # The namespaces of a blank init in the pool: what a container with the default namespaces needs.
 _POOL_FLAGS = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
-import platform
 import resource
 import socket
 import stat
@@ -153,7 +152,7 @@ class LinuxKernel:
         libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
         libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
         libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-        self._numbers = _SYSCALLS[platform.machine()]
+        self._numbers = _SYSCALLS[os.uname().machine]
         # Kept alive here: the seccomp program must not be freed before the prctl that loads it.
         self._seccomp_buffer: ctypes.Array[ctypes.c_char] | None = None
 

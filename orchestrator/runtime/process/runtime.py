@@ -39,9 +39,10 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from orchestrator.errors import ConflictError, NotFoundError, OrcError, PermanentError, TemporaryError
+from orchestrator.runtime.launch import module_argv
 
 from . import wire
-from .spec import ContainerSpec, OverlayRootfs, User, validate_spec
+from .spec import ContainerSpec, ExecSpec, OverlayRootfs, validate_spec
 
 
 class ContainerState(Enum):
@@ -114,20 +115,6 @@ class Stdio:
     stdout: int | None = None
     stderr: int | None = None
     readers: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class ExecSpec:
-    """A process to run inside a running container (``orc exec``). ``env`` is added to the
-    container's environment; ``user`` None means the container's user."""
-
-    args: tuple[str, ...]
-    env: tuple[tuple[str, str], ...] = ()
-    cwd: str | None = None
-    user: User | None = None
-    privileged: bool = False
-    tty: bool = False
-    console_size: tuple[int, int] | None = None  # tty: (rows, columns) set before the process runs
 
 
 @dataclass(frozen=True)
@@ -259,7 +246,16 @@ def output_pipe() -> tuple[int, int]:
     return read_fd, write_fd
 
 
-_SPEC_FILE = "spec.pickle"
+# Each container's spec, pickled, as ``<state_dir>/<id>.spec`` (a runtime that started after its
+# fork server died too adopts the container with it). Sessions before 2026-11-27 kept it as
+# ``<id>/spec.pickle``; those are still read and removed.
+_SPEC_SUFFIX = ".spec"
+_OLD_SPEC_FILE = "spec.pickle"
+# The one empty directory every init mounts its root filesystem on. The mount happens in the
+# init's own mount namespace (after it made every mount a slave), so one directory serves all
+# containers and none is created per container: on ext4 without a journal every new inode is
+# slower the more were freed recently, and `up`/`down` make and free many.
+_ROOTFS_MOUNT = ".rootfs"
 
 
 def process_start_time(pid: int) -> int | None:
@@ -295,6 +291,8 @@ class ForkServerRuntime:
         self._oom = oom_check
         state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(state_dir, 0o700)  # holds the fork server's socket: root's only
+        self._rootfs_mount = state_dir / _ROOTFS_MOUNT
+        self._rootfs_mount.mkdir(exist_ok=True)
         self._send_lock = threading.Lock()
         self._lock = threading.Condition()
         self._requests = itertools.count(1)
@@ -330,15 +328,14 @@ class ForkServerRuntime:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._server = subprocess.Popen(
-                [
-                    python,
-                    "-m",
+                module_argv(
                     "orchestrator.runtime.process.forkserver",
                     str(theirs.fileno()),
                     str(self.cache_dir),
                     str(blank_inits),
                     str(self._listen_path),
-                ],
+                    python=python,
+                ),
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -497,6 +494,13 @@ class ForkServerRuntime:
             raise NotFoundError(f"no container {container_id}")
         return container
 
+    def _spec_path(self, container_id: str) -> Path:
+        return self.state_dir / f"{container_id}{_SPEC_SUFFIX}"
+
+    def _forget_spec(self, container_id: str) -> None:
+        self._spec_path(container_id).unlink(missing_ok=True)
+        self._trash.discard(self.state_dir / container_id)  # a spec kept the old way, if any
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     def create(self, spec: ContainerSpec, stdio: Stdio | None = None) -> int:
@@ -509,22 +513,20 @@ class ForkServerRuntime:
         fds, owned = self._stdio_fds(stdio, spec.log_path)
         readers = list(stdio.readers) if stdio is not None else []
         try:
-            mount_point = self.state_dir / spec.id / "rootfs"
-            mount_point.mkdir(parents=True, exist_ok=True)
             # For adopt_recorded(): a runtime whose fork server died too still knows the spec.
-            (self.state_dir / spec.id / _SPEC_FILE).write_bytes(pickle.dumps(spec))
+            self._spec_path(spec.id).write_bytes(pickle.dumps(spec))
             try:
                 reply, handed = self._request(
                     {
                         "op": "create",
                         "spec": spec,
-                        "rootfs_mount": str(mount_point),
+                        "rootfs_mount": str(self._rootfs_mount),
                         "readers": len(readers),
                     },
                     fds + readers,
                 )
             except OrcError:
-                shutil.rmtree(self.state_dir / spec.id, ignore_errors=True)
+                self._spec_path(spec.id).unlink(missing_ok=True)
                 raise
         finally:
             for fd in owned:
@@ -557,7 +559,7 @@ class ForkServerRuntime:
         self.wait(container.spec.id, timeout=10)  # the server reaps it; the id is free after that
         with self._lock:
             self._containers.pop(container.spec.id, None)
-        self._trash.discard(self.state_dir / container.spec.id)
+        self._forget_spec(container.spec.id)
         raise ContainerStartError(f"container {container.spec.id}: {step}: {message}", step, error_number)
 
     def _stdio_fds(self, stdio: Stdio | None, log_path: str | None) -> tuple[list[int], list[int]]:
@@ -709,8 +711,11 @@ class ForkServerRuntime:
         """``adopt`` with the spec a runtime on this ``state_dir`` recorded when it created the
         container (its fork server died with the runtime, so nothing else remembers it).
         ``NotFoundError`` if no spec was recorded or the process is gone."""
+        path = self._spec_path(container_id)
+        if not path.exists():
+            path = self.state_dir / container_id / _OLD_SPEC_FILE
         try:
-            spec = pickle.loads((self.state_dir / container_id / _SPEC_FILE).read_bytes())
+            spec = pickle.loads(path.read_bytes())
         except (OSError, pickle.UnpicklingError, EOFError) as exc:
             raise NotFoundError(f"container {container_id}: no recorded spec to adopt it with") from exc
         self.adopt(spec, pid, start_time)
@@ -766,10 +771,11 @@ class ForkServerRuntime:
         with self._lock:
             check_transition(container_id, container.state, ContainerState.DELETED)
         rootfs = container.spec.rootfs
-        doomed = [self.state_dir / container_id]
+        doomed = []
         if isinstance(rootfs, OverlayRootfs) and rootfs.remove_on_delete:
             doomed += [Path(rootfs.upper_dir), Path(rootfs.work_dir)]
         try:
+            self._forget_spec(container_id)
             for path in doomed:
                 self._trash.discard(path)
         except OSError as exc:

@@ -310,3 +310,17 @@ def env_dict(spec: ProcessSpec) -> dict[str, str]:
     env = dict(spec.env)
     env.setdefault("PATH", DEFAULT_PATH)
     return env
+
+
+@dataclass(frozen=True)
+class ExecSpec:
+    """A process to run inside a running container (``orc exec``). ``env`` is added to the
+    container's environment; ``user`` None means the container's user."""
+
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    cwd: str | None = None
+    user: User | None = None
+    privileged: bool = False
+    tty: bool = False
+    console_size: tuple[int, int] | None = None  # tty: (rows, columns) set before the process runs

@@ -91,3 +91,11 @@ def test_loading_the_cli_and_its_verbs_imports_no_planner_model_or_reconciler() 
         or m.startswith(("asyncio", "anyio", "yaml"))
     ]
     assert heavy == []
+
+
+def test_fork_server_leaves_out_openssl_subprocess_and_the_runtime_client() -> None:
+    """Every container is forked from the fork server: what it imports is resident there for
+    good (hashlib's libcrypto alone was ~3.7 MiB) and copied into page tables on each fork."""
+    new = _new_modules("import orchestrator.runtime.process.forkserver")
+    assert [m for m in new if m in ("hashlib", "_hashlib", "ssl", "subprocess", "tempfile", "platform")] == []
+    assert "orchestrator.runtime.process.runtime" not in new

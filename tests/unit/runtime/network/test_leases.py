@@ -34,6 +34,22 @@ def test_file_is_replaced_atomically_and_corruption_is_reported(tmp_path: Path) 
         store.read()
 
 
+def test_a_transaction_that_changes_nothing_leaves_the_file_alone(tmp_path: Path) -> None:
+    """No new inode for an unchanged state (a rewrite allocates one and frees the old)."""
+    store = FileLeaseStore(tmp_path)
+    path = tmp_path / "network" / "state.json"
+    with store.transaction() as state:
+        ipam.reserve_network(state.ipam, NetworkSpec(project="p", name="p_a"))
+    inode = path.stat().st_ino
+    with store.transaction() as state:
+        state.attachments.pop("nobody", None)
+    assert path.stat().st_ino == inode
+    with store.transaction() as state:
+        ipam.lease_addresses(state.ipam, "p_a", "c1")
+    assert path.stat().st_ino != inode
+    assert "c1" in store.read().ipam.networks["p_a"].addresses.values()
+
+
 def _lease_many(root: str, prefix: str, count: int) -> None:
     store = FileLeaseStore(Path(root))
     for i in range(count):

@@ -1,0 +1,50 @@
+"""The command line orc starts its supervisor and fork server with (``runtime.launch``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.runtime import launch
+
+
+def test_runs_the_module_as_main_with_its_arguments_and_without_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "orc_launch_probe.py").write_text(
+        "import json, sys\n"
+        "import orchestrator\n"
+        "print(json.dumps({'name': __name__, 'argv': sys.argv[1:], 'no_site': sys.flags.no_site,\n"
+        "    'site': 'site' in sys.modules, 'json': json.__file__, 'orc': orchestrator.__file__}))\n"
+    )
+    # The caller's working directory (a user's project, for the CLI) holds a module that would
+    # shadow the standard library's if the child put it on its path.
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "json.py").write_text("raise SystemExit('the project directory was on the path')\n")
+    monkeypatch.setattr(sys, "path", [str(project), str(modules), *sys.path])
+
+    argv = launch.module_argv("orc_launch_probe", "--flag", "two words")
+    done = subprocess.run(argv, cwd=project, capture_output=True, text=True, check=True)
+    seen = json.loads(done.stdout)
+
+    assert seen["name"] == "__main__"
+    assert seen["argv"] == ["--flag", "two words"]
+    assert seen["no_site"] == 1 and seen["site"] is False
+    assert not seen["json"].startswith(str(project))
+    assert Path(seen["orc"]).parent == Path(launch.__file__).parent.parent
+    # ps and pgrep -f still show which module runs
+    assert "orc_launch_probe" in argv
+
+
+def test_the_childs_path_starts_with_this_package_and_drops_the_callers_first_entry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "path", ["/somewhere/cwd", "", "/lib/a", "/lib/a", "/lib/b"])
+    assert launch.child_path() == [launch.PACKAGE_ROOT, "/lib/a", "/lib/b"]
