@@ -152,10 +152,18 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_container_runs_with_its_own_hostname_and_exit_code(box: Box) -> None:
     cid = box.run(box.spec("hello", ("sh", "-c", "hostname; echo out; echo err >&2; exit 3")))
+    # One spec file per container and one mount point shared by all: no directory each (every
+    # new inode costs, on ext4 without a journal more so the more were freed recently).
+    state = sorted(
+        p.name for p in (box.root / "state").iterdir() if p.name not in ("seccomp-cache", "forkserver.sock")
+    )
+    assert state == [".rootfs", f"{cid}.spec"]
     status = box.runtime.wait(cid, timeout=10)
     assert status is not None and status.code == 3 and not status.oom_killed
     assert box.log(cid).split() == ["hello", "out", "err"]
     assert box.runtime.state(cid) is ContainerState.STOPPED
+    box.runtime.delete(cid)
+    assert not (box.root / "state" / f"{cid}.spec").exists()
 
 
 def _run_probe(box: Box, probe: Path, tmp_path: Path, name: str, **extra: Any) -> dict[str, str]:

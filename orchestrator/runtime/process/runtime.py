@@ -292,7 +292,6 @@ class ForkServerRuntime:
         state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(state_dir, 0o700)  # holds the fork server's socket: root's only
         self._rootfs_mount = state_dir / _ROOTFS_MOUNT
-        self._rootfs_mount.mkdir(exist_ok=True)
         self._send_lock = threading.Lock()
         self._lock = threading.Condition()
         self._requests = itertools.count(1)
@@ -513,6 +512,9 @@ class ForkServerRuntime:
         fds, owned = self._stdio_fds(stdio, spec.log_path)
         readers = list(stdio.readers) if stdio is not None else []
         try:
+            # Another runtime on this directory that closed may have removed it (no new inode
+            # when it exists: mkdir fails with EEXIST).
+            self._rootfs_mount.mkdir(exist_ok=True)
             # For adopt_recorded(): a runtime whose fork server died too still knows the spec.
             self._spec_path(spec.id).write_bytes(pickle.dumps(spec))
             try:
@@ -825,6 +827,8 @@ class ForkServerRuntime:
                 self._server.wait()
         self._reader.join(timeout=5)
         self._trash.close()
+        with contextlib.suppress(OSError):  # in use by another runtime on this directory: kept
+            self._rootfs_mount.rmdir()
 
     def __enter__(self) -> ForkServerRuntime:
         return self

@@ -234,3 +234,8 @@ services:
         assert any(f"service s: orc does not support {key!r}" in p for p in problems), key
     assert not any("label=disable" in p or "seccomp" in p or "no-new-privileges" in p for p in problems)
     assert refs_of(service_of(spec, "fine")).problems == ()
+
+
+def test_no_secrets_or_configs_make_no_directory(tmp_path: Path) -> None:
+    assert write_file_mounts(tmp_path / "files", ()) == []
+    assert not (tmp_path / "files").exists()
