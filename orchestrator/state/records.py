@@ -81,7 +81,11 @@ class ContainerRecord:
     version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The record as JSON-ready data. Nested values are shared, not copied (the stores only
+        serialise it): ``asdict`` deep-copied ``config`` on every save, ~1 ms per write."""
+        data = dict(vars(self))
+        data["networks"] = [dict(vars(n)) for n in self.networks]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ContainerRecord:

@@ -110,6 +110,8 @@ NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE, NLM_F_DUMP = 0x1, 0x4, 0x200
 IFF_UP = 0x1
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
 _HEADER = struct.Struct("=IHHII")
+# struct ifinfomsg after the header: family, padding, type, then the index
+_IFINFO_INDEX = struct.Struct("=4xi")
 
 
 class RtnlSocket:
@@ -133,10 +135,13 @@ class RtnlSocket:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, message: Any, message_type: int, flags: int = 0, reply_class: Any = None) -> list[Any]:
+    def request(
+        self, message: Any, message_type: int, flags: int = 0, reply_class: Any = None, raw: bool = False
+    ) -> list[Any]:
         """Send ``message`` (a pyroute2 message with its fields and ``attrs`` set) as
         ``message_type``; the decoded replies of ``reply_class`` (a dump's entries, or the one
-        answer of a get) once the kernel acknowledged or ended the dump."""
+        answer of a get) once the kernel acknowledged or ended the dump. ``raw``: the replies'
+        bytes (header included), not decoded."""
         self._sequence += 1
         sequence = self._sequence
         header = message["header"]
@@ -162,7 +167,9 @@ class RtnlSocket:
                         return replies
                     if kind == NLMSG_DONE:
                         return replies
-                    if reply_class is not None:
+                    if raw:
+                        replies.append(data[offset : offset + length])
+                    elif reply_class is not None:
                         reply = reply_class(data[offset : offset + length])
                         reply.decode()
                         replies.append(reply)
@@ -328,12 +335,14 @@ class PyrouteLinkOps:
     def _lookup(rtnl: RtnlSocket, name: str) -> int | None:
         ifinfmsg, _, _ = _codecs()
         try:
-            found = rtnl.request(_message(ifinfmsg, {}, [("IFLA_IFNAME", name)]), RTM_GETLINK, 0, ifinfmsg)
+            # Only the index is wanted: read it from the reply's ifinfomsg header. Decoding the
+            # whole link (statistics, every attribute) cost ~1 ms of CPU per container.
+            found = rtnl.request(_message(ifinfmsg, {}, [("IFLA_IFNAME", name)]), RTM_GETLINK, raw=True)
         except OSError as exc:
             if exc.errno in (errno.ENODEV, errno.ENOENT):
                 return None
             raise
-        return int(found[0]["index"]) if found else None
+        return _IFINFO_INDEX.unpack_from(found[0], _HEADER.size)[0] if found else None
 
     def host_routes(self) -> list[str]:
         _, _, rtmsg = _codecs()

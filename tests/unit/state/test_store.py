@@ -203,3 +203,14 @@ def test_pid_start_time_survives_parentheses_in_the_command_name(tmp_path: Path)
     (tmp_path / "77").mkdir()
     (tmp_path / "77" / "stat").write_text("77 (we) ird) name) " + " ".join(fields))
     assert pid_start_time(77, proc=tmp_path) == 5555
+
+
+def test_container_json_is_asdicts_without_copying_the_config() -> None:
+    from dataclasses import asdict
+
+    config = {"environment": {"A": "1"}, "ports": [{"target": 80}]}
+    record = make_container(config=config, labels={"k": "v"})
+    data = record.to_json()
+    assert data == asdict(record)
+    assert data["config"] is config  # shared: the stores serialise it, nothing mutates it
+    assert data["networks"] == [asdict(n) for n in record.networks]

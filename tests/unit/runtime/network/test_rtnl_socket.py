@@ -75,3 +75,12 @@ def test_a_dump_collects_every_entry_across_reads_and_skips_other_sequences() ->
     rtnl = RtnlSocket(ScriptedSocket([first, link("br0", 3) + done]))  # type: ignore[arg-type]
     links = rtnl.request(_message(ifinfmsg, {}, []), RTM_GETLINK, 0x300, ifinfmsg)
     assert [(m["index"], m.get_attr("IFLA_IFNAME")) for m in links] == [(1, "lo"), (2, "eth0"), (3, "br0")]
+
+
+def test_a_link_lookup_reads_the_index_without_decoding_the_reply() -> None:
+    from orchestrator.runtime.network.netlink import PyrouteLinkOps
+
+    rtnl = RtnlSocket(ScriptedSocket([link("eth0", 4242) + error(0)]))  # type: ignore[arg-type]
+    assert PyrouteLinkOps._lookup(rtnl, "eth0") == 4242
+    gone = RtnlSocket(ScriptedSocket([error(-errno.ENODEV)]))  # type: ignore[arg-type]
+    assert PyrouteLinkOps._lookup(gone, "eth9") is None
