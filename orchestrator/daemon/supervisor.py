@@ -21,6 +21,7 @@ CLI's environment: :class:`~orchestrator.reconciler.ports.ImageOptions`) and ``l
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
 import signal
@@ -554,6 +555,13 @@ def main(argv: list[str] | None = None) -> None:
     except OrcError as exc:
         print(f"supervisor: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    # Everything is closed and recorded by now (the runtime, its fork server, the log files, the
+    # project record). The interpreter's own teardown (idle worker threads, every module's
+    # objects) is CPU the next command would compete with, for nothing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()
+    os._exit(0)
 
 
 if __name__ == "__main__":
