@@ -15,13 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.daemon.client import call, running_supervisor, spawn_supervisor, start_supervisor, wait_gone
+from orchestrator.daemon.spawn import roots_for
 from orchestrator.errors import NotFoundError, UsageError
 from orchestrator.state.proc import same_process
 from orchestrator.state.records import ContainerRecord
 from orchestrator.state.store import FileStateStore
-
-DEFAULT_RUN_ROOT = Path("/run/orc")
-DEFAULT_LIB_ROOT = Path("/var/lib/orc")
 
 
 @dataclass(frozen=True)
@@ -31,10 +29,7 @@ class Roots:
 
     @classmethod
     def from_option(cls, root: str | None) -> Roots:
-        if root:
-            base = Path(root).absolute()
-            return cls(base / "run", base / "lib")
-        return cls(DEFAULT_RUN_ROOT, DEFAULT_LIB_ROOT)
+        return cls(*roots_for(root))
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,14 @@ A request with another major version is refused with an error naming both. Used 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
+from orchestrator.daemon.spawn import SOCKET_NAME as SOCKET_NAME
+from orchestrator.daemon.spawn import socket_path as socket_path
 from orchestrator.errors import PermanentError
 
 VERSION = 1
 MAX_LINE = 16 * 1024 * 1024
-SOCKET_NAME = "supervisor.sock"
-
-
-def socket_path(run_root: Path, project: str) -> Path:
-    """Where the supervisor of ``project`` listens."""
-    return run_root / project / SOCKET_NAME
 
 
 class ProtocolError(PermanentError):

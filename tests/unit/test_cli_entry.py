@@ -66,15 +66,15 @@ def test_only_up_boots_early_and_its_boot_is_claimed_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from orchestrator.cli import entry
-    from orchestrator.daemon.handle import ProjectHandle
+    from orchestrator.daemon import spawn
 
     started: list[tuple[str, Path]] = []
 
-    def begin(self: ProjectHandle) -> object:
-        started.append((self.name, self.roots.run))
+    def begin(run_root: Path, lib_root: Path, project: str, prefix: str = "orc") -> object:
+        started.append((project, run_root))
         return lambda: tmp_path / "socket"
 
-    monkeypatch.setattr(ProjectHandle, "begin_supervisor", begin)
+    monkeypatch.setattr(spawn, "begin_early", begin)
     monkeypatch.setattr(entry, "_early", None)
     monkeypatch.setattr(entry.atexit, "register", lambda fn: None)
     monkeypatch.delenv("COMPOSE_PROJECT_NAME", raising=False)

@@ -6,8 +6,10 @@ Each check runs in a fresh interpreter (the test process has imported everything
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 
 
 def _new_modules(code: str) -> list[str]:
@@ -99,3 +101,26 @@ def test_fork_server_leaves_out_openssl_subprocess_and_the_runtime_client() -> N
     new = _new_modules("import orchestrator.runtime.process.forkserver")
     assert [m for m in new if m in ("hashlib", "_hashlib", "ssl", "subprocess", "tempfile", "platform")] == []
     assert "orchestrator.runtime.process.runtime" not in new
+
+
+def test_the_clis_early_supervisor_start_imports_only_basics() -> None:
+    """``cli.entry`` starts the supervisor of ``up`` before it imports anything else: the less
+    this path imports, the sooner the supervisor's own start-up runs beside the CLI's."""
+    root = tempfile.mkdtemp(prefix="orc-early-")
+    new = _new_modules(
+        "import orchestrator.daemon.spawn as spawn\n"
+        "spawn.start_supervisor = lambda *args: (lambda: None)  # no real supervisor\n"
+        "import orchestrator.cli.entry as entry\n"
+        f"entry._boot_early(['--root', {root!r}, '-p', 'demo', 'up'])\n"
+        "assert entry._early is not None and entry._early.project == 'demo'"
+    )
+    shutil.rmtree(root)
+    heavy = (
+        "dataclasses",
+        "typing",
+        "socket",
+        "threading",
+        "orchestrator.state.store",
+        "orchestrator.errors",
+    )
+    assert [m for m in new if m in heavy] == []

@@ -1,0 +1,59 @@
+"""The CLI's light path to a supervisor (``daemon.spawn``): roots, the liveness check, the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from orchestrator.daemon import spawn
+from orchestrator.state.proc import pid_start_time
+from orchestrator.state.store import FileStateStore
+
+
+def test_roots_for_an_option_or_the_defaults(tmp_path: Path) -> None:
+    assert spawn.roots_for(str(tmp_path)) == (tmp_path / "run", tmp_path / "lib")
+    assert spawn.roots_for(None) == (Path("/run/orc"), Path("/var/lib/orc"))
+
+
+def _record(run_root: Path, project: str, **fields: object) -> None:
+    (run_root / project).mkdir(parents=True, exist_ok=True)
+    (run_root / project / "project.json").write_text(json.dumps({"name": project, **fields}))
+
+
+def test_a_live_supervisor_is_its_recorded_process_with_its_socket(tmp_path: Path) -> None:
+    assert spawn.listening_supervisor(tmp_path, "p") is None  # no record
+    _record(tmp_path, "p", supervisor_pid=os.getpid(), supervisor_start_time=pid_start_time(os.getpid()))
+    assert spawn.listening_supervisor(tmp_path, "p") is None  # no socket yet
+    spawn.socket_path(tmp_path, "p").touch()
+    assert spawn.listening_supervisor(tmp_path, "p") == tmp_path / "p" / "supervisor.sock"
+    # the pid reused by another process (another start time), a corrupt record: none
+    _record(tmp_path, "p", supervisor_pid=os.getpid(), supervisor_start_time=1)
+    assert spawn.listening_supervisor(tmp_path, "p") is None
+    (tmp_path / "p" / "project.json").write_text("{not json")
+    assert spawn.listening_supervisor(tmp_path, "p") is None
+
+
+def test_begin_early_leaves_a_locked_project_to_the_verb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[str] = []
+    monkeypatch.setattr(spawn, "start_supervisor", lambda *a: started.append(a[2]) or (lambda: Path("/x")))
+    with FileStateStore(tmp_path).lock("p"):
+        assert spawn.begin_early(tmp_path, tmp_path / "lib", "p") is None
+    assert started == []
+    finish = spawn.begin_early(tmp_path, tmp_path / "lib", "p")
+    assert finish is not None and started == ["p"]
+    # the store's lock is the same lock: held until the supervisor listens
+    with pytest.raises(Exception, match="busy"), FileStateStore(tmp_path).lock("p"):
+        pass
+    assert finish() == Path("/x")
+    with FileStateStore(tmp_path).lock("p"):
+        pass
+
+
+def test_begin_early_refuses_names_that_are_no_state_file_names(tmp_path: Path) -> None:
+    assert spawn.begin_early(tmp_path, tmp_path / "lib", "../escape") is None
+    assert list(tmp_path.iterdir()) == []
