@@ -33,7 +33,9 @@ def test_cli_payload_does_not_import_the_reconciler_planner_or_model() -> None:
         "                'configs': {'c': {'environment': 'CONF'}, 'm': {'environment': 'MISSING'}}}\n"
         "    @property\n"
         "    def stack(self): raise AssertionError('the payload must not bind the model')\n"
-        "assert project_payload(P())['file_environment'] == {'TOKEN': 't', 'CONF': 'c'}"
+        "assert project_payload(P())['file_environment'] == {'TOKEN': 't', 'CONF': 'c'}\n"
+        "from orchestrator.cli.lifecycle import image_options\n"
+        "assert image_options(P())['base_dir'] == '/'"
     )
     heavy = [
         m
