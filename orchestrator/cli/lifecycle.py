@@ -179,6 +179,11 @@ def cgroup_prefix() -> str:
     return os.environ.get("ORC_CGROUP_PREFIX") or "orc"
 
 
+# Projects loaded before, under the run root (``cli.loadcache``): the verbs that go to the
+# supervisor reuse one while nothing the loader read has changed.
+LOAD_CACHE = ".load-cache"
+
+
 def project_handle(ctx: typer.Context, need_files: bool = True) -> tuple[ProjectHandle, Any]:
     """The project the options name and, when its files can be loaded, the loaded project.
 
@@ -190,7 +195,7 @@ def project_handle(ctx: typer.Context, need_files: bool = True) -> tuple[Project
     options = global_options(ctx)
     loaded = None
     try:
-        loaded = load_project_from_cli(ctx)
+        loaded = load_project_from_cli(ctx, cache=roots(ctx).run / LOAD_CACHE)
     except OrcError:
         if need_files or not options.project_name:
             raise

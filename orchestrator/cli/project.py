@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,7 +20,7 @@ from orchestrator.cli.app import global_options
 from orchestrator.errors import OrcError
 
 if TYPE_CHECKING:
-    from orchestrator.stack.loader import Project
+    from orchestrator.stack.project import Project
 
 
 def print_warnings(warnings: list[str]) -> None:
@@ -37,32 +38,49 @@ def load_project_from_cli(
     resolve_env_files: bool = True,
     show_warnings: bool = True,
     services: tuple[str, ...] = (),
+    cache: Path | None = None,
 ) -> Project:
-    """The project the global options (-f -p --project-directory --profile --env-file) describe."""
-    from orchestrator.hostfs import HostFileSource
+    """The project the global options (-f -p --project-directory --profile --env-file) describe.
+    ``cache``: a directory of projects loaded before (``cli.loadcache``), reused while nothing
+    the loader read has changed."""
+    options = global_options(ctx)
+    cwd, environ = os.getcwd(), dict(os.environ)
+    fields: dict[str, Any] = {
+        "files": tuple(options.files),
+        "project_name": options.project_name,
+        "project_directory": options.project_directory,
+        "profiles": tuple(options.profiles),
+        "env_files": tuple(options.env_files),
+        "interpolate": interpolate,
+        "resolve_env_files": resolve_env_files,
+        "home": environ.get("HOME"),
+        "services": services,
+    }
+    key = None
+    if cache is not None:
+        from orchestrator.cli import loadcache
+
+        key = loadcache.cache_key(cwd, environ, fields)
+        project = loadcache.lookup(cache, key)
+        if project is not None:
+            if show_warnings:
+                print_warnings(project.warnings)
+            return project
+    from orchestrator.cli.loadcache import RecordingFileSource
     from orchestrator.stack.loader import LoadOptions, load
 
-    options = global_options(ctx)
-    load_options = LoadOptions(
-        cwd=os.getcwd(),
-        environ=dict(os.environ),
-        files=tuple(options.files),
-        project_name=options.project_name,
-        project_directory=options.project_directory,
-        profiles=tuple(options.profiles),
-        env_files=tuple(options.env_files),
-        interpolate=interpolate,
-        resolve_env_files=resolve_env_files,
-        home=os.environ.get("HOME"),
-        services=services,
-    )
+    source = RecordingFileSource()
     try:
-        project = load(load_options, HostFileSource())
+        project = load(LoadOptions(cwd=cwd, environ=environ, **fields), source)
     except OrcError as err:
         # what was noticed before the failure (unset variables...) still helps
         if show_warnings:
             print_warnings(list(getattr(err, "warnings", [])))
         raise
+    if cache is not None and key is not None:
+        from orchestrator.cli import loadcache
+
+        loadcache.store(cache, key, source.answers, project)
     if show_warnings:
         print_warnings(project.warnings)
     return project

@@ -17,7 +17,7 @@ import copy
 import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import Problem, StackError, UsageError
@@ -26,6 +26,7 @@ from orchestrator.stack import render
 from orchestrator.stack.dotenv import DotEnvError, parse_dotenv
 from orchestrator.stack.interpolate import interpolate_document, substitute
 from orchestrator.stack.merge import enforce_unicity, extend_service, merge_documents
+from orchestrator.stack.project import Project, SourcePositions
 from orchestrator.stack.source import FileSource
 from orchestrator.stack.yamlsrc import GoTime, YamlDocument, YamlTimestamp, format_path, parse_documents
 
@@ -53,62 +54,6 @@ class LoadOptions:
     resolve_env_files: bool = True
     home: str | None = None
     services: Sequence[str] = ()
-
-
-@dataclass
-class Project:
-    """A loaded project: the canonical document and what it was made from.
-
-    ``document`` is exactly what ``docker compose config --format json`` prints, as plain data;
-    ``config_hashes`` maps each enabled service to its Compose config hash.
-    """
-
-    name: str
-    working_dir: str
-    files: list[str]
-    environment: dict[str, str]
-    document: dict[str, Any]
-    warnings: list[str]
-    profiles: list[str]
-    disabled_services: dict[str, Any]
-    config_hashes: dict[str, str] = field(default_factory=dict)
-    records: dict[str, Any] = field(default_factory=dict)
-    model: dict[str, Any] = field(default_factory=dict)
-    _stack: Any = None
-    _locator: Any = None
-
-    def locate(self, error: StackError) -> StackError:
-        """``error`` with file:line:col added to problems that only name a dotted path
-        (for checks run after loading, such as the dependency graph's)."""
-        return self._locator.locate(error) if self._locator is not None else error
-
-    @property
-    def stack(self) -> Any:
-        """The document bound into frozen model records (:func:`orchestrator.stack.bind.bind`),
-        built on first use: ``orc config`` rarely needs it and the model is costly to import."""
-        if self._stack is None:
-            from orchestrator.stack.bind import bind
-
-            self._stack = bind(
-                self.document,
-                config_hashes=self.config_hashes,
-                working_dir=self.working_dir,
-                compose_files=tuple(self.files),
-            )
-        return self._stack
-
-    def has_dependencies(self) -> bool:
-        """Whether any enabled service depends on another (normalisation made links,
-        ``network_mode: service:x`` and ``volumes_from`` explicit in ``depends_on``)."""
-        return any(s.get("depends_on") for s in self.records["services"].values())
-
-    def json_text(self) -> str:
-        return render.to_json(encode_project(self.records, yaml_mode=False))
-
-    def yaml_text(self) -> str:
-        from orchestrator.stack.yamlout import dump_yaml
-
-        return dump_yaml(encode_project(self.records, yaml_mode=True))
 
 
 _NAME_CHARS = re.compile(r"[a-z0-9_-]")
@@ -148,14 +93,14 @@ def _parse_bool(text: str) -> bool:
     raise UsageError(f'strconv.ParseBool: parsing "{text}": invalid syntax')
 
 
-class _Context:
+class _Context(SourcePositions):
     """State shared by one load: file reads, warnings, positions of every document."""
 
     def __init__(self, source: FileSource, options: LoadOptions) -> None:
+        super().__init__()
         self.source = source
         self.options = options
         self.warnings: list[str] = []
-        self.positions: list[tuple[str, dict[str, tuple[int, int]]]] = []
         self.doc_cache: dict[str, list[YamlDocument]] = {}
 
     def warn(self, message: str) -> None:
@@ -207,50 +152,6 @@ class _Context:
             except DotEnvError as exc:
                 raise StackError(Problem(f"failed to read {path}: {exc}", file=path)) from exc
         return out
-
-    def locate(self, error: StackError) -> StackError:
-        """Give problems that only know their dotted path a file:line:col from the sources."""
-        fixed: list[Problem] = []
-        changed = False
-        for problem in error.problems:
-            if problem.path and problem.message.startswith((f"{problem.path}: ", f"{problem.path} ")):
-                # the location is printed in front already
-                message = problem.message[len(problem.path) :].lstrip(": ")
-                problem = Problem(message, problem.file, problem.line, problem.column, problem.path)
-                changed = True
-            if problem.line is None and problem.path:
-                found = self._find(problem.path, problem.file)
-                if found:
-                    file, (line, col) = found
-                    problem = Problem(problem.message, file=file, line=line, column=col, path=problem.path)
-                    changed = True
-            fixed.append(problem)
-        if not changed:
-            return error
-        located = StackError(fixed)
-        located.__cause__ = error.__cause__
-        return located
-
-    def _find(self, dotted: str, prefer: str | None) -> tuple[str, tuple[int, int]] | None:
-        candidates = [dotted]
-        text = dotted
-        while True:
-            cut = max(text.rfind("."), text.rfind("["))
-            if cut <= 0:
-                break
-            text = text[:cut]
-            candidates.append(text)
-        for candidate in candidates:
-            for file, positions in reversed(self.positions):
-                if prefer and file != prefer:
-                    continue
-                if candidate in positions:
-                    return file, positions[candidate]
-            if prefer:
-                for file, positions in reversed(self.positions):
-                    if candidate in positions:
-                        return file, positions[candidate]
-        return None
 
 
 # --- options → config details -------------------------------------------------------------------------

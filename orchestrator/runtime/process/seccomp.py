@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import PermanentError
+from orchestrator.hashing import sha256_hex
 
 
 @dataclass(frozen=True)
@@ -52,20 +53,7 @@ class Profile:
     extra_arches: tuple[str, ...] = field(default=())
 
     def key(self) -> str:
-        return _sha256_hex(json.dumps(asdict(self), sort_keys=True).encode())
-
-
-def _sha256_hex(data: bytes) -> str:
-    """SHA-256 from CPython's built-in implementation where it can be imported alone: ``hashlib``
-    loads OpenSSL's libcrypto, ~3.7 MiB of the fork server's resident memory for this one hash."""
-    try:
-        from _sha256 import sha256  # CPython 3.11
-    except ImportError:
-        try:
-            from _sha2 import sha256  # CPython 3.12+
-        except ImportError:
-            from hashlib import sha256
-    return str(sha256(data).hexdigest())
+        return sha256_hex(json.dumps(asdict(self), sort_keys=True).encode())
 
 
 # --- Docker's default profile, as data -------------------------------------------------------------
