@@ -2,7 +2,7 @@
 reused while nothing it read has changed.
 
 Owned here: :class:`RecordingFileSource` (wraps the real FileSource and notes every answer the
-loader got: each file read, with its identity on disk, each existence, directory and listing
+loader got: each file read, with a digest of its text, each existence, directory and listing
 check, each resolved path), :func:`cache_key` and :func:`lookup`/:func:`store`. Called by
 ``cli.project.load_project_from_cli`` for the verbs that go to the supervisor (``up``, ``down``,
 ``stop``... through ``cli.lifecycle.project_handle``); ``orc config`` and the image verbs always
@@ -12,9 +12,8 @@ The loader is pure: it reads files only through its FileSource and the environme
 mapping it is given. So its result is determined by the key (this orc's loader code, the working
 directory, the whole environment and the options) plus the answers it got from the FileSource.
 An entry is reused only when the key matches and every recorded answer is still the same (a
-file's inode, size, modification and change times; an ``exists`` still true or still false, so a
-new override file or ``.env`` is seen); otherwise the files are loaded again and the entry
-replaced. A hit skips importing the loader, YAML and the schema and loading itself, most of a
+file's content, by SHA-256; an ``exists`` still true or still false, so a new override file or
+``.env`` is seen); otherwise the files are loaded again and the entry replaced. A hit skips importing the loader, YAML and the schema and loading itself, most of a
 no-op ``up``. Entries are pickles of the loaded project in a root-only directory under the run
 root, at most :data:`MAX_ENTRIES`; anything unreadable there is a miss.
 """
@@ -39,12 +38,8 @@ _FORMAT = 1
 _LOADER_CODE = Path(__file__).resolve().parent.parent / "stack"
 
 
-def _identity(path: str) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+def _digest(text: str) -> str:
+    return sha256_hex(text.encode("utf-8", "surrogatepass"))
 
 
 class RecordingFileSource:
@@ -55,10 +50,8 @@ class RecordingFileSource:
         self.answers: list[tuple[str, str, Any]] = []
 
     def read_text(self, path: str) -> str:
-        before = _identity(path)
         text = str(self.inner.read_text(path))
-        # A file changed while it was read gives an identity that will not match again.
-        self.answers.append(("read", path, before if before == _identity(path) else None))
+        self.answers.append(("read", path, _digest(text)))
         return text
 
     def exists(self, path: str) -> bool:
@@ -86,7 +79,10 @@ def _still(kind: str, path: str, answer: Any) -> bool:
     """Whether the FileSource would answer the same now."""
     try:
         if kind == "read":
-            return answer is not None and _identity(path) == answer
+            # The content itself, not its times: a file rewritten within the same clock tick
+            # with the same size has the same times. Reading a Compose file is cheap; parsing
+            # it is what a hit saves.
+            return _digest(HostFileSource().read_text(path)) == answer
         if kind == "exists":
             return os.path.exists(path) == answer
         if kind == "is_dir":
@@ -95,7 +91,7 @@ def _still(kind: str, path: str, answer: Any) -> bool:
             return sorted(os.listdir(path)) == answer
         if kind == "real_path":
             return os.path.realpath(path) == answer
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return False
     return False
 
