@@ -51,6 +51,7 @@ def test_fallback_removes_what_a_dead_supervisor_left(
         assert _mounts_below(orc.root)
         # the shim exists only where the FORWARD policy drops (a host with Docker, this VM)
         assert (f"orc:{bridge}" in _firewall_rules()) == (":FORWARD DROP" in _firewall_rules())
+        assert _nft_table_exists(bridge)
         members = [
             int(p)
             for d in cgroup_dirs(unique_name)
@@ -68,6 +69,7 @@ def test_fallback_removes_what_a_dead_supervisor_left(
         assert _mounts_below(orc.root) == []
         assert not os.path.exists(f"/sys/class/net/{bridge}")
         assert f"orc:{bridge}" not in _firewall_rules()
+        assert not _nft_table_exists(bridge)
         for pid in members:
             assert (
                 not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
@@ -103,3 +105,10 @@ def test_a_hung_down_is_reported_after_everything_is_removed(
     assert _mounts_below(orc.root) == []
     assert not os.path.exists(f"/sys/class/net/{bridge}")
     assert f"orc:{bridge}" not in _firewall_rules()
+
+
+def _nft_table_exists(bridge: str) -> bool:
+    from orchestrator.runtime.network.naming import nft_table_name
+
+    listed = subprocess.run(["nft", "list", "table", "inet", nft_table_name(bridge)], capture_output=True)
+    return listed.returncode == 0

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from orchestrator.runtime.network.naming import nft_table_name
+
 # The start of a compose file whose services merge ``<<: *busybox`` to run the session's busybox
 # rootfs: a str.format template ({project}, {rootfs}) to which the services are appended.
 BUSYBOX_STACK = """
@@ -230,6 +232,10 @@ def _remove_recorded_bridges(orc: Orc) -> None:
     for bridge in bridges:
         if os.path.exists(f"/sys/class/net/{bridge}"):
             subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
+        if shutil.which("nft") is not None:  # the network's own table (masquerade, isolation)
+            subprocess.run(
+                ["nft", "delete", "table", "inet", nft_table_name(bridge)], capture_output=True, check=False
+            )
     if not bridges or shutil.which("iptables-save") is None:
         return
     for table in ("filter", "nat"):
