@@ -56,20 +56,19 @@ def load_project_from_cli(
         "home": environ.get("HOME"),
         "services": services,
     }
+    from orchestrator.cli import loadcache
+
     key = None
     if cache is not None:
-        from orchestrator.cli import loadcache
-
         key = loadcache.cache_key(cwd, environ, fields)
         project = loadcache.lookup(cache, key)
         if project is not None:
             if show_warnings:
                 print_warnings(project.warnings)
             return project
-    from orchestrator.cli.loadcache import RecordingFileSource
     from orchestrator.stack.loader import LoadOptions, load
 
-    source = RecordingFileSource()
+    source = loadcache.RecordingFileSource()
     try:
         project = load(LoadOptions(cwd=cwd, environ=environ, **fields), source)
     except OrcError as err:
@@ -78,8 +77,6 @@ def load_project_from_cli(
             print_warnings(list(getattr(err, "warnings", [])))
         raise
     if cache is not None and key is not None:
-        from orchestrator.cli import loadcache
-
         loadcache.store(cache, key, source.answers, project)
     if show_warnings:
         print_warnings(project.warnings)

@@ -13,23 +13,20 @@ standard library's basics are imported here, so the supervisor's start-up (most 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import re
 import select
 from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.runtime.launch import module_argv
+from orchestrator.state import projectlock
 from orchestrator.state.proc import same_process
 
 DEFAULT_RUN_ROOT = Path("/run/orc")
 DEFAULT_LIB_ROOT = Path("/var/lib/orc")
 SOCKET_NAME = "supervisor.sock"
 READY_TIMEOUT = 60.0
-# The state store's rule for names of state files (``state.store.check_name``).
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def roots_for(root: str | None) -> tuple[Path, Path]:
@@ -130,23 +127,16 @@ def begin_early(
     changing it: the verb then waits its turn as usual). The project's lock, the one
     ``state.store.FileStateStore.lock`` takes, is held until the returned call has waited
     for the supervisor to listen."""
-    if not _SAFE_NAME.match(project) or listening_supervisor(run_root, project) is not None:
+    if not projectlock.SAFE_NAME.match(project) or listening_supervisor(run_root, project) is not None:
         return None
-    run_root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_root / f".{project}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    fd = projectlock.open_lock(run_root, project)
+    if not projectlock.try_take(fd):  # another orc is changing the project: the verb waits
         os.close(fd)
         return None
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)  # who holds it, for the busy message
-        waiting = (
-            None
-            if listening_supervisor(run_root, project)
-            else start_supervisor(run_root, lib_root, project, cgroup_prefix)
-        )
+        waiting = None
+        if listening_supervisor(run_root, project) is None:
+            waiting = start_supervisor(run_root, lib_root, project, cgroup_prefix)
     except BaseException:
         _unlock(fd)
         raise
@@ -164,8 +154,7 @@ def begin_early(
 
 
 def _unlock(fd: int) -> None:
-    os.ftruncate(fd, 0)
-    fcntl.flock(fd, fcntl.LOCK_UN)
+    projectlock.release(fd)
     os.close(fd)
 
 

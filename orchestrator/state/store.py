@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
-import re
 import shutil
 import threading
 import time
@@ -27,9 +25,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from orchestrator.errors import PermanentError, TemporaryError
+from orchestrator.state import projectlock
 from orchestrator.state.records import ContainerRecord, ProjectRecord, StateVersionError
-
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class ProjectBusyError(TemporaryError):
@@ -53,7 +50,7 @@ class StateStore(Protocol):
 
 def check_name(kind: str, name: str) -> str:
     """Refuse names that could escape the state directory or hide as dotfiles."""
-    if not _SAFE_NAME.match(name) or len(name) > 200:
+    if not projectlock.SAFE_NAME.match(name) or len(name) > 200:
         raise PermanentError(f"invalid {kind} name {name!r} for a state file")
     return name
 
@@ -175,30 +172,20 @@ class FileStateStore:
 
         Raises :class:`ProjectBusyError` naming the holder's pid if it stays taken.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / f".{check_name('project', project)}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = projectlock.open_lock(self.root, check_name("project", project))
         try:
             deadline = self._monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError as exc:
-                    if self._monotonic() >= deadline:
-                        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                        raise ProjectBusyError(
-                            f"project {project} is busy: another orc (pid {holder}) is changing it",
-                            retry_after=0.5,
-                        ) from exc
-                    self._sleep(0.02)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            while not projectlock.try_take(fd):
+                if self._monotonic() >= deadline:
+                    raise ProjectBusyError(
+                        f"project {project} is busy: another orc (pid {projectlock.holder(fd)}) is changing it",
+                        retry_after=0.5,
+                    )
+                self._sleep(0.02)
             try:
                 yield
             finally:
-                os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                projectlock.release(fd)
         finally:
             os.close(fd)
 
