@@ -43,6 +43,8 @@ def test_begin_early_leaves_a_locked_project_to_the_verb(
     monkeypatch.setattr(spawn, "start_supervisor", lambda *a: started.append(a[2]) or (lambda: Path("/x")))
     with FileStateStore(tmp_path).lock("p"):
         assert spawn.begin_early(tmp_path, tmp_path / "lib", "p") is None
+        # the holder's pid stays in the lock file, for the next one's "busy" message
+        assert (tmp_path / ".p.lock").read_text() == str(os.getpid())
     assert started == []
     finish = spawn.begin_early(tmp_path, tmp_path / "lib", "p")
     assert finish is not None and started == ["p"]
