@@ -150,6 +150,7 @@ class KernelRuntime:
         self._cgroup_lock = threading.Lock()
         self._adopt_lock = threading.Lock()
         self._fresh: set[str] = set()
+        self._exit_waits: set[anyio.CancelScope] = set()
         self._network_defs: dict[
             str, object
         ] = {}  # full name -> model.Network  # created here and never started (nothing of a run to forget)
@@ -158,6 +159,7 @@ class KernelRuntime:
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
         threading.Thread(target=preload_codecs, name="orc-netlink-preload", daemon=True).start()
+        self._group.start_soon(self._end_exit_waits_with_fork_server)
         try:
             host_resolv = Path("/etc/resolv.conf").read_text()
         except OSError:
@@ -890,13 +892,47 @@ class KernelRuntime:
             else:
                 for fd in readers:
                     os.close(fd)
-        status = await anyio.to_thread.run_sync(
-            self.process.wait, record.name, None, limiter=self._waiters, abandon_on_cancel=True
-        )
+        status = self.process.wait(record.name, 0)
+        if status is None:
+            await self._until_gone(record)
+            status = await anyio.to_thread.run_sync(
+                self.process.wait, record.name, None, limiter=self._waiters, abandon_on_cancel=True
+            )
         if status is None:
             raise TemporaryError(f"container {record.name}: lost track of its process")
         await self._pumped(record.name, 1.0)  # the last lines before the exit reach the log first
         return ExitStatus(status.code, status.oom_killed)
+
+    async def _until_gone(self, record: ContainerRecord) -> None:
+        """Wait in the event loop, holding no thread, until the container's init has ended: its
+        pidfd becomes readable when it does. The exit status itself then comes from the process
+        runtime within moments (the fork server reaps the init and reports it). Returns at once
+        when the init cannot be watched that way (already reaped, or not the recorded process)."""
+        pid, start_time = record.pid, record.pid_start_time
+        if pid is None or start_time is None or self.process.pid(record.name) != pid:
+            return
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return
+        scope = anyio.CancelScope()
+        self._exit_waits.add(scope)
+        try:
+            with scope:
+                # Checked after opening: the pidfd pins the process, so a reused pid shows here.
+                if same_process(pid, start_time):
+                    await anyio.wait_readable(pidfd)
+        finally:
+            self._exit_waits.discard(scope)
+            os.close(pidfd)
+
+    async def _end_exit_waits_with_fork_server(self) -> None:
+        """If the fork server goes, containers outlive it but their exit statuses are lost with
+        it: the waits on pidfds end, so ``wait`` reports that it lost track (as a wait through
+        the process runtime does) instead of waiting on."""
+        await anyio.to_thread.run_sync(self.process.wait_closed, None, abandon_on_cancel=True)
+        for scope in list(self._exit_waits):
+            scope.cancel()
 
     async def _wait_adopted(self, record: ContainerRecord) -> ExitStatus:
         """A container started by an earlier supervisor: not our child, so wait on a pidfd.

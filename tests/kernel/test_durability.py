@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.orc_cli import BUSYBOX_STACK, Orc, cgroup_dirs, orc_project, wait_until
+from tests.support.orc_cli import BUSYBOX_STACK, Orc, busybox_stack, cgroup_dirs, orc_project, wait_until
 
 pytestmark = pytest.mark.kernel
 
@@ -208,3 +208,33 @@ def test_fork_server_killed_too(orc: Orc, unique_name: str) -> None:
     assert (row["State"], row["ExitCode"]) == ("exited", 137)  # SIGKILLed by us after the grace
     orc("down", "-t", "1")
     assert cgroup_dirs(unique_name) == []
+
+
+def test_fork_server_killed_alone(orc: Orc, unique_name: str) -> None:
+    """Only the fork server SIGKILLed: the running supervisor notices that it lost track of
+    its containers (their exits would go unseen), and `down` still stops and removes them."""
+    orc("up", "-d", "talker")
+    wait_for(lambda: len(talker_numbers(orc)) >= 3)
+    init = json.loads(
+        (orc.root / "run" / unique_name / "containers" / f"{unique_name}-talker-1.json").read_text()
+    )["pid"]
+    server = fork_server_pid(orc)
+    os.kill(server, signal.SIGKILL)
+    wait_for(lambda: not_running(server))
+    orc("down", "-t", "1")
+    assert not_running(init)
+    assert cgroup_dirs(unique_name) == []
+
+
+def test_running_containers_hold_no_supervisor_threads(
+    tmp_path: Path, busybox_rootfs: Path, unique_name: str
+) -> None:
+    """A container's exit is awaited on its pidfd in the event loop, not in a thread of its own:
+    the supervisor of 24 running containers has fewer threads than containers (the worker
+    threads of `up`'s burst are bounded by its concurrency, not by the number of containers)."""
+    services = "".join(f"  s{i}:\n    <<: *busybox\n    command: [sleep, '100000']\n" for i in range(24))
+    with orc_project(tmp_path, unique_name, busybox_stack(unique_name, busybox_rootfs) + services) as orc:
+        orc("up", "-d")
+        assert len(rows(orc)) == 24
+        threads = len(os.listdir(f"/proc/{supervisor_pid(orc, unique_name)}/task"))
+        assert threads < 24

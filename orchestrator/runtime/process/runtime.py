@@ -164,6 +164,9 @@ class _Container:
     console_socket: socket.socket | None = None
     # Output pipe read ends received from the fork server on a takeover, until take_readers().
     readers: tuple[int, ...] = ()
+    # Set once ``exit`` is known (or the fork server is gone): each waiter waits on its own
+    # container's event, so an exit wakes only that container's waiters, not every thread.
+    ended: threading.Event = field(default_factory=threading.Event)
 
     def close_handover(self) -> None:
         for fd in (self.sync_w, self.error_r, *self.readers):
@@ -420,6 +423,8 @@ class ForkServerRuntime:
                     for waiting in self._pending.values():
                         waiting.reply = {"ok": False, "error": "fork server exited", "kind": "temporary"}
                         waiting.done.set()
+                    for known in self._containers.values():
+                        known.ended.set()
                     self._lock.notify_all()
                 return
             message = pickle.loads(data)
@@ -461,6 +466,7 @@ class ForkServerRuntime:
             elif container is not None and container.exit is None:
                 container.exit = exit_status
                 container.state = ContainerState.STOPPED
+                container.ended.set()
             self._lock.notify_all()
 
     def _request(
@@ -674,8 +680,17 @@ class ForkServerRuntime:
     def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus | None:
         container = self._get(container_id)
         with self._lock:
-            self._lock.wait_for(lambda: container.exit is not None or self._closed, timeout)
+            if container.exit is not None or self._closed:
+                return container.exit
+        container.ended.wait(timeout)
+        with self._lock:
             return container.exit
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Block until the connection to the fork server is gone (it exited, or ``close``); True
+        if it is."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._closed, timeout)
 
     def state(self, container_id: str) -> ContainerState:
         return self._get(container_id).state
