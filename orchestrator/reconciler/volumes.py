@@ -12,13 +12,14 @@ copied into the volume with owners, modes and symlinks kept.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import shutil
 import stat
 from collections.abc import Sequence
 from pathlib import Path
+
+from orchestrator.hashing import sha256_hex
 
 _OPAQUE = "trusted.overlay.opaque"
 
@@ -133,7 +134,7 @@ def copy_up(lower_dirs: Sequence[str], target: str, volume: Path) -> bool:
 def anonymous_key(target: str) -> str:
     """The directory name of the anonymous volume mounted at ``target``: stable across the
     container's recreations (Docker carries anonymous volumes over by their path)."""
-    return hashlib.sha256(posixpath.normpath(target).encode()).hexdigest()[:16]
+    return sha256_hex(posixpath.normpath(target).encode())[:16]
 
 
 def image_volume_targets(image_volumes: Sequence[str], taken: Sequence[str]) -> list[str]:

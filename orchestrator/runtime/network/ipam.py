@@ -56,7 +56,9 @@ class NetworkLease:
     """A network's subnets (at most one per family is used for endpoints) and address leases."""
 
     subnets: list[SubnetLease]
-    addresses: dict[str, str] = field(default_factory=dict)  # ip -> owner
+    # ip -> owner; every key is written as ``str(ip_address(...))``, the canonical form, so a
+    # candidate address is looked up by its string without parsing every lease.
+    addresses: dict[str, str] = field(default_factory=dict)
 
     def subnet_for(self, version: int) -> SubnetLease | None:
         for s in self.subnets:
@@ -247,12 +249,11 @@ def _lease_one(
         return mine[0]
     scope = ipaddress.ip_network(subnet.ip_range) if subnet.ip_range else net
     bad = _unusable(subnet)
-    used = {ipaddress.ip_address(ip) for ip in lease.addresses}
     candidate: IPAddress
     for candidate in scope:
-        if candidate not in bad and candidate not in used:
-            lease.addresses[str(candidate)] = owner
-            return str(candidate)
+        if candidate not in bad and (text := str(candidate)) not in lease.addresses:
+            lease.addresses[text] = owner
+            return text
     raise PermanentError(f"network {network}: no free address left in {scope}")
 
 

@@ -69,6 +69,10 @@ class FileLeaseStore:
         self.path = self.dir / "state.json"
         self.lock_path = self.dir / "state.lock"
         self._thread_lock = threading.Lock()
+        # The state this process wrote last, with its file text: a transaction that finds the
+        # file unchanged (same text) takes it instead of parsing the file again. Parsing grew
+        # with every attachment, so a burst of connects cost O(n²).
+        self._last: tuple[str, NetworkState] | None = None
 
     def _load(self) -> NetworkState:
         return self._load_text()[0]
@@ -83,12 +87,27 @@ class FileLeaseStore:
         except (ValueError, KeyError, TypeError) as exc:
             raise PermanentError(f"network state file {self.path} is corrupt: {exc}") from exc
 
+    def _load_for_change(self) -> tuple[NetworkState, str | None]:
+        """Like ``_load_text``, reusing the last state written here while the file still holds
+        exactly its text. The state is handed out to be changed: it is kept again only once it
+        is saved."""
+        last, self._last = self._last, None
+        if last is not None:
+            try:
+                text = self.path.read_text()
+            except FileNotFoundError:
+                text = None
+            if text == last[0]:
+                return last[1], text
+        return self._load_text()
+
     def _save(self, state: NetworkState, previous: str | None = None) -> None:
         # json.dumps without indent runs the C encoder (json.dump never does).
         payload = json.dumps(state.to_json(), separators=(",", ":"))
         if payload == previous:
             # Nothing changed: every rewrite costs a new inode (and frees the old one), which on
             # ext4 without a journal gets slower the more inodes were freed recently.
+            self._last = (payload, state)
             return
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         # No fsync: rename keeps readers and crashed writers from ever seeing a torn file, and
@@ -97,6 +116,7 @@ class FileLeaseStore:
         with open(tmp, "w") as f:
             f.write(payload)
         os.replace(tmp, self.path)
+        self._last = (payload, state)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[NetworkState]:
@@ -105,7 +125,7 @@ class FileLeaseStore:
         with self._thread_lock, open(self.lock_path, "a") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
-                state, text = self._load_text()
+                state, text = self._load_for_change()
                 yield state
                 self._save(state, text)
             finally:

@@ -8,17 +8,17 @@ the names it derived, so a later change of this scheme never orphans a link. Cal
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from orchestrator.errors import PermanentError
+from orchestrator.hashing import sha256_hex
 
 IFNAMSIZ = 15
 _VALID_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 
 
 def _digest(*parts: str) -> str:
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return sha256_hex("\0".join(parts).encode())
 
 
 def bridge_name(network_name: str) -> str:

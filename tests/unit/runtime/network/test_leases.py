@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.errors import PermanentError
 from orchestrator.runtime.network import ipam
-from orchestrator.runtime.network.leases import FileLeaseStore, MemoryLeaseStore
+from orchestrator.runtime.network.leases import FileLeaseStore, MemoryLeaseStore, NetworkState
 from orchestrator.runtime.network.spec import IpamPool, NetworkSpec
 
 
@@ -22,6 +22,32 @@ def test_transaction_saves_or_drops(tmp_path: Path, kind: str) -> None:
         ipam.lease_addresses(state.ipam, "p_a", "c1")
         raise RuntimeError("boom")
     assert store.read().ipam.networks["p_a"].addresses == {}
+    with store.transaction() as state:  # the next change does not start from the dropped one
+        assert state.ipam.networks["p_a"].addresses == {}
+
+
+def test_the_last_state_written_is_reused_while_the_file_holds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of connects does not parse the whole file each time; another writer's change
+    (another supervisor under the same root) is read from the file."""
+    store = FileLeaseStore(tmp_path)
+    with store.transaction() as state:
+        ipam.reserve_network(state.ipam, NetworkSpec(project="p", name="p_a"))
+    parsed: list[int] = []
+    real = NetworkState.from_json
+    monkeypatch.setattr(NetworkState, "from_json", lambda data: parsed.append(1) or real(data))
+    for i in range(3):
+        with store.transaction() as state:
+            ipam.lease_addresses(state.ipam, "p_a", f"c{i}")
+    assert parsed == []
+    other = FileLeaseStore(tmp_path)
+    with other.transaction() as state:
+        ipam.lease_addresses(state.ipam, "p_a", "elsewhere")
+    assert len(parsed) == 1
+    with store.transaction() as state:
+        assert sorted(state.ipam.networks["p_a"].addresses.values()) == ["c0", "c1", "c2", "elsewhere"]
+    assert len(parsed) == 2
 
 
 def test_file_is_replaced_atomically_and_corruption_is_reported(tmp_path: Path) -> None:
