@@ -11,7 +11,8 @@ import pytest
 
 from orchestrator.daemon import protocol
 from orchestrator.daemon.client import SupervisorError, call
-from orchestrator.daemon.supervisor import socket_path
+from orchestrator.daemon.supervisor import Arguments, parse_arguments, socket_path
+from orchestrator.errors import UsageError
 from orchestrator.reconciler.clock import SystemClock
 from orchestrator.reconciler.events import Event, EventBus
 from orchestrator.reconciler.fake import FakeRuntime
@@ -281,3 +282,32 @@ def test_a_client_that_hangs_up_mid_request_does_not_take_the_supervisor_down(tm
         assert done["failed"] == {} and not [k for k in done["done"] if k.startswith(("create", "start"))]
 
     run_supervised(tmp_path, script)
+
+
+def test_the_command_line_written_by_spawn_parses() -> None:
+    args = parse_arguments(
+        ["--project", "demo", "--run-root=/run/orc", "--lib-root", "/var/lib/orc", "--ready-fd", "7"]
+    )
+    assert args == Arguments("demo", "/run/orc", "/var/lib/orc", "orc", 7)
+    assert (
+        parse_arguments(["--project=p", "--run-root=r", "--lib-root=l", "--cgroup-prefix=x"]).cgroup_prefix
+        == "x"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--project", "p", "--run-root", "r"], "missing --lib-root"),
+        (
+            ["--project", "p", "--run-root", "r", "--lib-root", "l", "--verbose"],
+            "unknown argument '--verbose'",
+        ),
+        (["--project"], "--project needs a value"),
+        (["--project=p", "--run-root=r", "--lib-root=l", "--ready-fd=x"], "--ready-fd needs a number"),
+        (["project"], "unknown argument 'project'"),
+    ],
+)
+def test_a_bad_command_line_is_a_usage_error(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_arguments(argv)

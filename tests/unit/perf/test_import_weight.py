@@ -126,3 +126,10 @@ def test_the_clis_early_supervisor_start_imports_only_basics() -> None:
         "orchestrator.errors",
     )
     assert [m for m in new if m in heavy] == []
+
+
+def test_the_supervisor_leaves_out_argparse_and_hashlib() -> None:
+    """Every ``up`` waits for the supervisor's imports: argparse cost ~13 ms of them, and the
+    two name hashes need no hashlib (CPython's built-in SHA-256 does)."""
+    new = _new_modules("import orchestrator.daemon.supervisor, orchestrator.reconciler.adapter")
+    assert [m for m in new if m in ("argparse", "hashlib", "_hashlib")] == []
