@@ -133,6 +133,9 @@ class Supervisor:
         self._wall = clock_wall
         self._crash = crash or _sigkill_self
         self._spec: ProjectSpec | None = None
+        # The project document last bound, with its spec: binding is a pure function of the
+        # document, and a repeated `up` (nothing changed) sends the same one again.
+        self._bound: tuple[dict[str, Any], ProjectSpec] | None = None
         self._done = anyio.Event()
         self._socket_inode = -1
         # One change at a time: two `up`s (or `up` and `down`) must not plan against each other.
@@ -417,9 +420,14 @@ class Supervisor:
     def _spec_from(self, request: dict[str, Any]) -> ProjectSpec | None:
         spec: ProjectSpec | None = None
         if request.get("project"):
-            from orchestrator.reconciler.desired import from_document
+            document = request["project"]
+            if self._bound is not None and self._bound[0] == document:
+                spec = self._bound[1]
+            else:
+                from orchestrator.reconciler.desired import from_document
 
-            spec = from_document(request["project"])
+                spec = from_document(document)
+                self._bound = (document, spec)
         elif request.get("load"):
             spec = load_spec(request["load"])
         if spec is not None:

@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.daemon import protocol
 from orchestrator.daemon.client import SupervisorError, call
-from orchestrator.daemon.supervisor import Arguments, parse_arguments, socket_path
+from orchestrator.daemon.supervisor import Arguments, Supervisor, parse_arguments, socket_path
 from orchestrator.errors import UsageError
 from orchestrator.reconciler.clock import SystemClock
 from orchestrator.reconciler.events import Event, EventBus
@@ -311,3 +311,26 @@ def test_the_command_line_written_by_spawn_parses() -> None:
 def test_a_bad_command_line_is_a_usage_error(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse_arguments(argv)
+
+
+def test_the_same_project_document_is_bound_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repeated `up` sends the document it sent before: the supervisor reuses the spec it
+    bound from it (binding is a pure function of the document) and binds a changed one again."""
+    from orchestrator.reconciler import desired
+
+    bound: list[dict[str, Any]] = []
+
+    class Spec:
+        name = "demo"
+
+    def from_document(document: dict[str, Any]) -> Spec:
+        bound.append(document)
+        return Spec()
+
+    monkeypatch.setattr(desired, "from_document", from_document)
+    supervisor = Supervisor("demo", tmp_path / "run", tmp_path / "lib", lambda: None)
+    first = supervisor._spec_from({"project": {"name": "demo", "services": {"web": {"image": "a"}}}})
+    again = supervisor._spec_from({"project": {"name": "demo", "services": {"web": {"image": "a"}}}})
+    assert again is first and len(bound) == 1
+    changed = supervisor._spec_from({"project": {"name": "demo", "services": {"web": {"image": "b"}}}})
+    assert changed is not first and len(bound) == 2
