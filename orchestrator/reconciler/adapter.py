@@ -27,7 +27,7 @@ import signal
 import struct
 import termios
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from orchestrator.reconciler.ports import (
 from orchestrator.reconciler.stackrefs import refs_of, write_file_mounts
 from orchestrator.reconciler.stats import ContainerUsage
 from orchestrator.reconciler.volumes import anonymous_key, copy_up, image_volume_targets
+from orchestrator.reconciler.wakeups import LoopWakeups
 from orchestrator.runtime.cgroups import CgroupHandle, CgroupLimits, DeviceRule, DriverOptions, open_driver
 from orchestrator.runtime.network import ipam
 from orchestrator.runtime.network.dnsfiles import hosts_file, parse_resolv_conf, resolv_conf
@@ -150,7 +151,10 @@ class KernelRuntime:
         self._cgroup_lock = threading.Lock()
         self._adopt_lock = threading.Lock()
         self._fresh: set[str] = set()
-        self._exit_waits: set[anyio.CancelScope] = set()
+        # Exits recorded by the process runtime and output drained by the log pump, handed
+        # from their threads to the event loop (a wait for either holds no worker thread).
+        self._wakeups = LoopWakeups()
+        self.process.exit_hook = lambda container_id: self._wakeups.post(("exit", container_id))
         self._network_defs: dict[
             str, object
         ] = {}  # full name -> model.Network  # created here and never started (nothing of a run to forget)
@@ -159,7 +163,7 @@ class KernelRuntime:
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
         threading.Thread(target=preload_codecs, name="orc-netlink-preload", daemon=True).start()
-        self._group.start_soon(self._end_exit_waits_with_fork_server)
+        self._group.start_soon(self._wakeups.run)
         try:
             host_resolv = Path("/etc/resolv.conf").read_text()
         except OSError:
@@ -216,6 +220,8 @@ class KernelRuntime:
         # A supervisor leaving while containers run (SIGTERM) hands them on like a crashed one:
         # the fork server stays their parent for the next supervisor.
         await anyio.to_thread.run_sync(lambda: self.process.close(hand_over=True))
+        self.process.exit_hook = None
+        self._wakeups.close()
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         try:
@@ -839,7 +845,11 @@ class KernelRuntime:
             writer = LogWriter(Path(record.log_path), options)
             self._writers[name] = writer
         sources = [(out_fd, "stdout")] + ([(err_fd, "stderr")] if err_fd is not None else [])
-        handle = self.logpump.add(sources, writer.write if writer is not None else None)
+        handle = self.logpump.add(
+            sources,
+            writer.write if writer is not None else None,
+            lambda: self._wakeups.post(("pumped", name)),
+        )
         if err_fd is None and name in self._pumps:
             self._pumps[name].append(handle)  # a terminal's output next to the run's pipes
         else:
@@ -847,9 +857,21 @@ class KernelRuntime:
 
     async def _pumped(self, name: str, timeout: float) -> None:
         """Wait (at most ``timeout``) until the log pump has read the container's output to its end."""
-        for handle in self._pumps.get(name, []):
-            if not handle.done.is_set():
-                await anyio.to_thread.run_sync(handle.done.wait, timeout, limiter=self._threads)
+        with anyio.move_on_after(timeout):
+            for handle in self._pumps.get(name, []):
+                await self._until(("pumped", name), handle.done.is_set)
+
+    async def _until(self, key: tuple[str, ...], condition: Callable[[], bool]) -> None:
+        """Wait in the event loop until ``condition()`` holds; a helper thread posts ``key`` to
+        the wake-ups when it may have come true."""
+        while True:
+            event = self._wakeups.register(key)
+            try:
+                if condition():
+                    return
+                await event.wait()
+            finally:
+                self._wakeups.unregister(key, event)
 
     def _stop_pumps(self, name: str) -> None:
         for handle in self._pumps.pop(name, []):
@@ -892,47 +914,17 @@ class KernelRuntime:
             else:
                 for fd in readers:
                     os.close(fd)
+        # Recorded by the process runtime's reader thread, which then posts the exit; or the
+        # fork server is gone, with every exit still unknown.
+        await self._until(
+            ("exit", record.name),
+            lambda: self.process.wait(record.name, 0) is not None or self.process.wait_closed(0),
+        )
         status = self.process.wait(record.name, 0)
-        if status is None:
-            await self._until_gone(record)
-            status = await anyio.to_thread.run_sync(
-                self.process.wait, record.name, None, limiter=self._waiters, abandon_on_cancel=True
-            )
         if status is None:
             raise TemporaryError(f"container {record.name}: lost track of its process")
         await self._pumped(record.name, 1.0)  # the last lines before the exit reach the log first
         return ExitStatus(status.code, status.oom_killed)
-
-    async def _until_gone(self, record: ContainerRecord) -> None:
-        """Wait in the event loop, holding no thread, until the container's init has ended: its
-        pidfd becomes readable when it does. The exit status itself then comes from the process
-        runtime within moments (the fork server reaps the init and reports it). Returns at once
-        when the init cannot be watched that way (already reaped, or not the recorded process)."""
-        pid, start_time = record.pid, record.pid_start_time
-        if pid is None or start_time is None or self.process.pid(record.name) != pid:
-            return
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            return
-        scope = anyio.CancelScope()
-        self._exit_waits.add(scope)
-        try:
-            with scope:
-                # Checked after opening: the pidfd pins the process, so a reused pid shows here.
-                if same_process(pid, start_time):
-                    await anyio.wait_readable(pidfd)
-        finally:
-            self._exit_waits.discard(scope)
-            os.close(pidfd)
-
-    async def _end_exit_waits_with_fork_server(self) -> None:
-        """If the fork server goes, containers outlive it but their exit statuses are lost with
-        it: the waits on pidfds end, so ``wait`` reports that it lost track (as a wait through
-        the process runtime does) instead of waiting on."""
-        await anyio.to_thread.run_sync(self.process.wait_closed, None, abandon_on_cancel=True)
-        for scope in list(self._exit_waits):
-            scope.cancel()
 
     async def _wait_adopted(self, record: ContainerRecord) -> ExitStatus:
         """A container started by an earlier supervisor: not our child, so wait on a pidfd.

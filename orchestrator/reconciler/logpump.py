@@ -27,10 +27,17 @@ Sink = Callable[[str, bytes], None]
 
 @dataclass
 class PumpHandle:
-    """The descriptors of one ``add``: ``done`` is set once all of them reached their end."""
+    """The descriptors of one ``add``: ``done`` is set once all of them reached their end, and
+    then ``on_done`` is called (in the pump's thread: it must not block)."""
 
     open: set[int] = field(default_factory=set)
     done: threading.Event = field(default_factory=threading.Event)
+    on_done: Callable[[], None] | None = None
+
+    def finish(self) -> None:
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done()
 
 
 @dataclass
@@ -50,11 +57,13 @@ class LogPump:
         self._closing = False
         self._thread: threading.Thread | None = None
 
-    def add(self, sources: Sequence[tuple[int, str]], sink: Sink | None) -> PumpHandle:
+    def add(
+        self, sources: Sequence[tuple[int, str]], sink: Sink | None, on_done: Callable[[], None] | None = None
+    ) -> PumpHandle:
         """Drain each ``(fd, stream name)`` into ``sink(stream, data)`` until its end (EOF, or
         EIO from a terminal whose process is gone), then close it. The pump owns the fds.
-        The handle's ``done`` is set once every one of them ended."""
-        group = PumpHandle()
+        The handle's ``done`` is set once every one of them ended, then ``on_done`` called."""
+        group = PumpHandle(on_done=on_done)
         with self._lock:
             for fd, stream in sources:
                 os.set_blocking(fd, False)
@@ -62,7 +71,7 @@ class LogPump:
                 group.open.add(fd)
                 self._epoll.register(fd, select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR)
             if not group.open:
-                group.done.set()
+                group.finish()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="orc-log-pump", daemon=True)
                 self._thread.start()
@@ -131,4 +140,4 @@ class LogPump:
             os.close(fd)
         source.group.open.discard(fd)
         if not source.group.open:
-            source.group.done.set()
+            source.group.finish()

@@ -292,6 +292,9 @@ class ForkServerRuntime:
         self.state_dir = state_dir
         self.cache_dir = cache_dir or state_dir / "seccomp-cache"
         self._oom = oom_check
+        # Called with a container's id once its exit is recorded (and for every container when
+        # the fork server is gone), from the reader thread: it must not block.
+        self.exit_hook: Callable[[str], None] | None = None
         state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(state_dir, 0o700)  # holds the fork server's socket: root's only
         self._rootfs_mount = state_dir / _ROOTFS_MOUNT
@@ -426,6 +429,10 @@ class ForkServerRuntime:
                     for known in self._containers.values():
                         known.ended.set()
                     self._lock.notify_all()
+                    ended = list(self._containers)
+                if self.exit_hook is not None:
+                    for container_id in ended:
+                        self.exit_hook(container_id)
                 return
             message = pickle.loads(data)
             if "req" in message:
@@ -467,7 +474,11 @@ class ForkServerRuntime:
                 container.exit = exit_status
                 container.state = ContainerState.STOPPED
                 container.ended.set()
+            else:
+                container = None
             self._lock.notify_all()
+        if container is not None and self.exit_hook is not None:
+            self.exit_hook(container.spec.id)
 
     def _request(
         self, message: dict[str, Any], fds: list[int] | None = None, timeout: float | None = 60.0

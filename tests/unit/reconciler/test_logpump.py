@@ -78,3 +78,16 @@ def test_forget_closes_only_its_own_descriptors(pump: LogPump) -> None:
 
 def test_nothing_to_drain_is_done_at_once(pump: LogPump) -> None:
     assert pump.add([], None).done.is_set()
+
+
+def test_the_end_is_announced_once_after_done(pump: LogPump) -> None:
+    calls: list[bool] = []
+    seen = threading.Event()
+    out_r, out_w = os.pipe()
+    handle = pump.add([(out_r, "stdout")], None, lambda: (calls.append(handle.done.is_set()), seen.set()))
+    assert not seen.wait(0.1)
+    os.close(out_w)
+    assert seen.wait(5)
+    assert calls == [True]
+    nothing: list[int] = []
+    assert pump.add([], None, lambda: nothing.append(1)).done.is_set() and nothing == [1]
