@@ -9,7 +9,6 @@ error's exit code. Heavy modules are imported inside the verbs, not here, to kee
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +16,8 @@ import typer
 
 from orchestrator import __version__
 from orchestrator.cli.entry import requested_verb
+from orchestrator.cli.options import GlobalOptions, report_error
+from orchestrator.cli.options import global_options as global_options
 from orchestrator.errors import OrcError, UsageError
 
 app = typer.Typer(
@@ -27,22 +28,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
-
-@dataclass
-class GlobalOptions:
-    """Options every verb shares, as given on the command line (before any defaulting)."""
-
-    files: list[str] = field(default_factory=list)
-    project_name: str | None = None
-    project_directory: str | None = None
-    profiles: list[str] = field(default_factory=list)
-    env_files: list[str] = field(default_factory=list)
-    root: str | None = None
-    progress: str = "auto"
-    ansi: str = "auto"
-    parallel: int | None = None
-    dry_run: bool = False
 
 
 # Verbs that change something and cannot yet say what they would do (`--dry-run` refuses them);
@@ -153,12 +138,6 @@ def version_cmd(
         typer.echo(f"orc version v{__version__}")
 
 
-def global_options(ctx: typer.Context) -> GlobalOptions:
-    """The global options of the running command (set by the app callback)."""
-    obj = ctx.find_root().obj
-    return obj if isinstance(obj, GlobalOptions) else GlobalOptions()
-
-
 def _register_verbs() -> None:
     import importlib
     import pkgutil
@@ -205,8 +184,6 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _app_for(args)(args=args, prog_name="orc")
     except OrcError as err:
-        text = str(err)
-        print(f"error: {text}" if "\n" not in text else f"error:\n{text}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        sys.exit(report_error(err))
     except KeyboardInterrupt:
         sys.exit(130)

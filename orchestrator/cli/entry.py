@@ -225,11 +225,15 @@ def main(argv: list[str] | None = None) -> None:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     _boot_early(args)
-    from orchestrator.cli.app import main as app_main
-
     try:
-        app_main(args)
-        code = 0
+        from orchestrator.cli.fast import run as run_without_typer
+
+        code = run_without_typer(args)
+        if code is None:
+            from orchestrator.cli.app import main as app_main
+
+            app_main(args)
+            code = 0
     except SystemExit as exc:
         code = _exit_code(exc.code)
     exit_now(code)

@@ -18,8 +18,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-import typer
-
+from orchestrator.cli.options import CommandContext, global_options
 from orchestrator.errors import OrcError, PermanentError, UsageError
 
 if TYPE_CHECKING:  # the daemon's modules are imported only by the verbs that run
@@ -93,14 +92,7 @@ def progress_mode() -> str:
     return mode
 
 
-def global_options(ctx: typer.Context) -> Any:
-    # Imported here: app.py imports the verb modules, which import this module.
-    from orchestrator.cli.app import global_options as options_of
-
-    return options_of(ctx)
-
-
-def load_request(ctx: typer.Context) -> LoadRequest:
+def load_request(ctx: CommandContext) -> LoadRequest:
     from orchestrator.daemon.handle import LoadRequest
 
     options = global_options(ctx)
@@ -116,7 +108,7 @@ def load_request(ctx: typer.Context) -> LoadRequest:
     )
 
 
-def guess_project_name(ctx: typer.Context) -> str | None:
+def guess_project_name(ctx: CommandContext) -> str | None:
     """The project name, cheaply and without the loader, or None when unsure. Lets ``up`` start
     the supervisor while the files are loaded; a wrong guess only costs that supervisor."""
     from orchestrator.cli.entry import guess_project_name as guess
@@ -169,7 +161,7 @@ def locked_images(loaded: Any) -> dict[str, str]:
     )
 
 
-def roots(ctx: typer.Context) -> Roots:
+def roots(ctx: CommandContext) -> Roots:
     from orchestrator.daemon.handle import Roots
 
     return Roots.from_option(global_options(ctx).root)
@@ -184,7 +176,7 @@ def cgroup_prefix() -> str:
 LOAD_CACHE = ".load-cache"
 
 
-def project_handle(ctx: typer.Context, need_files: bool = True) -> tuple[ProjectHandle, Any]:
+def project_handle(ctx: CommandContext, need_files: bool = True) -> tuple[ProjectHandle, Any]:
     """The project the options name and, when its files can be loaded, the loaded project.
 
     With ``need_files=False`` a ``-p NAME`` without any Compose file is enough (``down``, ``ps``).

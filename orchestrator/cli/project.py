@@ -14,9 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import typer
-
-from orchestrator.cli.app import global_options
+from orchestrator.cli.options import CommandContext, global_options
 from orchestrator.errors import OrcError
 
 if TYPE_CHECKING:
@@ -32,7 +30,7 @@ def print_warnings(warnings: list[str]) -> None:
 
 
 def load_project_from_cli(
-    ctx: typer.Context,
+    ctx: CommandContext,
     *,
     interpolate: bool = True,
     resolve_env_files: bool = True,
