@@ -249,6 +249,14 @@ class Firewall:
         return rules, tables
 
     def remove_shim(self, specs: Sequence[str]) -> None:
+        """Delete the rule ``specs`` in one ``iptables-restore`` (an ``iptables`` process each
+        took ~10 ms of every network's removal). It is all or nothing: should one of them be
+        gone already, the others are deleted one by one."""
+        if not specs:
+            return
+        script = "*filter\n" + "".join(f"-D {spec}\n" for spec in specs) + "COMMIT\n"
+        if self.runner.run(["iptables-restore", "-w", "--noflush"], input=script).returncode == 0:
+            return
         for spec in specs:
             chain, *args = spec.split(" ")
             self.runner.run(["iptables", "-w", "-D", chain, *args])

@@ -69,3 +69,20 @@ def test_the_shim_is_one_listing_and_one_restore_that_replaces_stale_rules() -> 
     assert sorted(runner.iptables_rules) == sorted(tuple(s.split(" ")) for s in specs)
     assert firewall.forward_shim_chain(["-P FORWARD ACCEPT", "-N DOCKER-USER"]) is None
     assert firewall.forward_shim_chain(["-P FORWARD DROP"]) == "FORWARD"
+
+
+def test_removing_the_shim_is_one_restore_and_survives_a_rule_already_gone() -> None:
+    runner = RecordingRunner(forward_policy="drop", docker_user_chain=True)
+    firewall = Firewall(runner)
+    specs = forward_shim("br0", internal=False, chain="DOCKER-USER")
+    firewall.add_shim(specs)
+    runner.calls.clear()
+    firewall.remove_shim(specs)
+    assert [call[0][0] for call in runner.calls] == ["iptables-restore"]
+    assert runner.iptables_rules == []
+    firewall.add_shim(specs)
+    firewall.remove_shim(specs[:1])
+    runner.calls.clear()
+    firewall.remove_shim(specs)  # the first is gone: the restore fails whole, the rest go singly
+    assert runner.iptables_rules == []
+    assert [call[0][0] for call in runner.calls] == ["iptables-restore", "iptables", "iptables", "iptables"]
