@@ -94,6 +94,8 @@ from orchestrator.state.proc import pid_start_time, same_process
 from orchestrator.state.records import ContainerRecord, EndpointRecord
 from orchestrator.state.store import FileStateStore
 
+# Threads that block until a process ends (a stop's grace period, an exec): not bounded by the
+# driver calls' limit, since each may wait for minutes while the others go on.
 _WAIT_THREADS = 4096
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024  # Docker's /dev/shm
 
