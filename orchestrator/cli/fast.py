@@ -1,13 +1,15 @@
-"""The most frequent command lines without typer: ``up -d`` and ``down`` in their plain forms.
+"""The most frequent command lines without typer: ``up -d``, ``down`` and ``ps`` in their plain forms.
 
 Owned here: :func:`run`, called by ``cli.entry`` before it would import the typer app. Importing
 typer and click is ~60 ms of every command's start, more than the rest of a repeated ``up -d``
 or of ``down``'s own CLI work. This path parses a strict subset of what the app accepts: the
 global options (``-f``, ``-p``, ``--project-directory``, ``--profile``, ``--env-file``, ``--root``,
 ``--progress``, ``--ansi``, ``--parallel``, as ``--name value`` or ``--name=value``), then
-``up`` with ``-d``/``--detach`` and service names, or ``down`` with ``-v``/``--volumes``,
-``--remove-orphans`` and ``-t``/``--timeout``. It then runs the very functions the typer
-commands run (``cli.up.run_up``, ``cli.down.run_down``) with the same values. Anything else
+``up`` with ``-d``/``--detach`` and service names, ``down`` with ``-v``/``--volumes``,
+``--remove-orphans`` and ``-t``/``--timeout``, or ``ps`` with ``-a``/``--all``,
+``-q``/``--quiet``, ``--services``, ``--format`` and service names. It then runs the very
+functions the typer commands run (``cli.up.run_up``, ``cli.down.run_down``, ``cli.ps.run_ps``)
+with the same values. Anything else
 (another option, ``--help``, ``--dry-run``, a value typer would have to convert or reject)
 returns None, and the typer app handles the command line as always.
 """
@@ -69,6 +71,8 @@ def parse(argv: Sequence[str]) -> tuple[dict[str, Any], str, dict[str, Any]] | N
         found = _up_arguments(rest)
     elif verb == "down":
         found = _down_arguments(rest)
+    elif verb == "ps":
+        found = _ps_arguments(rest)
     else:
         return None
     return None if found is None else (options, verb, found)
@@ -111,6 +115,35 @@ def _down_arguments(args: list[str]) -> dict[str, Any] | None:
     return found
 
 
+def _ps_arguments(args: list[str]) -> dict[str, Any] | None:
+    found: dict[str, Any] = {
+        "services": None,
+        "all_": False,
+        "format_": "table",
+        "quiet": False,
+        "list_services": False,
+    }
+    flags = {"-a": "all_", "--all": "all_", "-q": "quiet", "--quiet": "quiet", "--services": "list_services"}
+    services: list[str] = []
+    rest = list(args)
+    while rest:
+        name, equals, value = rest.pop(0).partition("=")
+        if name in flags and not equals:
+            found[flags[name]] = True
+        elif name == "--format":
+            if not equals:
+                if not rest:
+                    return None
+                value = rest.pop(0)
+            found["format_"] = value
+        elif name.startswith("-") or equals:
+            return None
+        else:
+            services.append(name)
+    found["services"] = services or None
+    return found
+
+
 def run(argv: Sequence[str]) -> int | None:
     """Run the command line if it is in this path's subset and return its exit code; None if
     it is not (nothing was done: the typer app takes it)."""
@@ -147,13 +180,19 @@ def run(argv: Sequence[str]) -> int | None:
             from orchestrator.cli.up import run_up
 
             run_up(context, **arguments)
-        else:
+        elif verb == "down":
             from orchestrator.cli.down import run_down
 
             run_down(context, **arguments)
+        else:
+            from orchestrator.cli.ps import run_ps
+
+            run_ps(context, **arguments)
     except OrcError as err:
         return report_error(err)
     except KeyboardInterrupt:
         print("\nAborted!", file=sys.stderr)  # as click ends a command interrupted by Ctrl-C
         return 1
+    except BrokenPipeError:
+        return 1  # the reader went away (`orc ps | head`): quietly, as click ends then
     return 0

@@ -1,4 +1,4 @@
-"""The typer-free path of `up -d` and `down` (cli.fast): what it accepts, it runs exactly as the
+"""The typer-free path of `up -d`, `down` and `ps` (cli.fast): what it accepts, it runs exactly as the
 typer app would (same functions, same values); everything else it leaves to the app."""
 
 from __future__ import annotations
@@ -8,15 +8,18 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli import down, fast, up, verb_down, verb_up
+from orchestrator.cli import down, fast, ps, up, verb_down, verb_ps, verb_up
 from orchestrator.cli.app import main as app_main
 from orchestrator.cli.options import global_options
 
-# Every option of run_up at its default (read before any test replaces run_up).
-UP_DEFAULTS = {
-    name: parameter.default
-    for name, parameter in inspect.signature(up.run_up).parameters.items()
-    if name not in ("ctx", "services")
+# Every option of run_up and run_ps at its default (read before any test replaces them).
+DEFAULTS = {
+    verb: {
+        name: parameter.default
+        for name, parameter in inspect.signature(function).parameters.items()
+        if name not in ("ctx", "services")
+    }
+    for verb, function in (("up", up.run_up), ("ps", ps.run_ps))
 }
 
 ACCEPTED = [
@@ -29,6 +32,10 @@ ACCEPTED = [
     ["down", "--timeout=2.5"],
     ["--profile", "a", "--profile=b", "--env-file", "e", "--project-directory", "d", "down", "--volumes"],
     ["--project-name=demo", "--root=/somewhere", "down"],
+    ["ps"],
+    ["ps", "-a", "--format", "json"],
+    ["-p", "demo", "ps", "--all", "--format=table", "web", "-q"],
+    ["ps", "--services", "--quiet", "db"],
 ]
 
 DECLINED = [
@@ -42,7 +49,10 @@ DECLINED = [
     ["--help"],
     ["-p", "a", "-p", "b", "down"],
     ["--parallel", "x", "down"],
-    ["ps"],
+    ["ps", "--status", "running"],
+    ["ps", "--filter=status=exited"],
+    ["ps", "--format"],
+    ["ps", "-aq"],
     ["down", "-t"],
     ["down", "--volumes=yes"],
     ["--root=", "down"],
@@ -58,7 +68,7 @@ def _recorded(
 
     def recorder(verb: str) -> Any:
         def record(ctx: Any, services: Any = None, **arguments: Any) -> None:
-            if verb == "up":
+            if verb in ("up", "ps"):
                 arguments["services"] = list(services or [])
             calls.append((verb, global_options(ctx), arguments))
 
@@ -67,12 +77,14 @@ def _recorded(
     if path == "typer":
         monkeypatch.setattr(verb_up, "run_up", recorder("up"))
         monkeypatch.setattr(verb_down, "run_down", recorder("down"))
+        monkeypatch.setattr(verb_ps, "run_ps", recorder("ps"))
         with pytest.raises(SystemExit) as ended:
             app_main(argv)
         assert ended.value.code in (0, None)
     else:
         monkeypatch.setattr(up, "run_up", recorder("up"))
         monkeypatch.setattr(down, "run_down", recorder("down"))
+        monkeypatch.setattr(ps, "run_ps", recorder("ps"))
         assert fast.run(argv) == 0
     return calls
 
@@ -81,7 +93,7 @@ def _defaults(verb: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """Arguments as the app passes them: every option, at its default unless given."""
     if verb == "down":
         return arguments
-    full = dict(UP_DEFAULTS)
+    full = dict(DEFAULTS[verb])
     full.update(arguments)
     return full
 
@@ -110,6 +122,7 @@ def test_anything_else_is_left_to_the_app(monkeypatch: pytest.MonkeyPatch, argv:
     ran: list[str] = []
     monkeypatch.setattr(up, "run_up", lambda *a, **k: ran.append("up"))
     monkeypatch.setattr(down, "run_down", lambda *a, **k: ran.append("down"))
+    monkeypatch.setattr(ps, "run_ps", lambda *a, **k: ran.append("ps"))
     assert fast.parse(argv) is None
     assert fast.run(argv) is None
     assert ran == []
@@ -140,3 +153,11 @@ def test_a_plain_up_d_imports_neither_typer_nor_click() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_reader_that_goes_away_ends_it_quietly_as_click_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    def write_to_a_closed_pipe(*args: Any, **kwargs: Any) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(ps, "run_ps", write_to_a_closed_pipe)
+    assert fast.run(["ps"]) == 1
