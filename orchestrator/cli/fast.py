@@ -1,4 +1,5 @@
-"""The most frequent command lines without typer: ``up -d``, ``down`` and ``ps`` in their plain forms.
+"""The most frequent command lines without typer: ``up -d``, ``down``, ``ps``, ``stop``, ``start``
+and ``restart`` in their plain forms.
 
 Owned here: :func:`run`, called by ``cli.entry`` before it would import the typer app. Importing
 typer and click is ~60 ms of every command's start, more than the rest of a repeated ``up -d``
@@ -7,9 +8,10 @@ global options (``-f``, ``-p``, ``--project-directory``, ``--profile``, ``--env-
 ``--progress``, ``--ansi``, ``--parallel``, as ``--name value`` or ``--name=value``), then
 ``up`` with ``-d``/``--detach`` and service names, ``down`` with ``-v``/``--volumes``,
 ``--remove-orphans`` and ``-t``/``--timeout``, or ``ps`` with ``-a``/``--all``,
-``-q``/``--quiet``, ``--services``, ``--format`` and service names. It then runs the very
-functions the typer commands run (``cli.up.run_up``, ``cli.down.run_down``, ``cli.ps.run_ps``)
-with the same values. Anything else
+``-q``/``--quiet``, ``--services``, ``--format`` and service names, or ``stop``/``restart`` with
+``-t``/``--timeout`` and service names, or ``start`` with service names. It then runs the very
+functions the typer commands run (``cli.up.run_up``, ``cli.down.run_down``, ``cli.ps.run_ps``,
+``cli.stop``'s) with the same values. Anything else
 (another option, ``--help``, ``--dry-run``, a value typer would have to convert or reject)
 returns None, and the typer app handles the command line as always.
 """
@@ -73,6 +75,8 @@ def parse(argv: Sequence[str]) -> tuple[dict[str, Any], str, dict[str, Any]] | N
         found = _down_arguments(rest)
     elif verb == "ps":
         found = _ps_arguments(rest)
+    elif verb in ("stop", "start", "restart"):
+        found = _services_and_timeout(rest, timeout=verb != "start")
     else:
         return None
     return None if found is None else (options, verb, found)
@@ -101,17 +105,50 @@ def _down_arguments(args: list[str]) -> dict[str, Any] | None:
             found["volumes"] = True
         elif name == "--remove-orphans" and not equals:
             found["remove_orphans"] = True
-        elif name in ("-t", "--timeout") and (not equals or name == "--timeout"):
-            if not equals:
-                if not rest:
-                    return None
-                value = rest.pop(0)
-            try:
-                found["timeout"] = float(value)
-            except ValueError:
+        elif name in ("-t", "--timeout"):
+            timeout = _timeout(name, equals, value, rest)
+            if timeout is None:
                 return None
+            found["timeout"] = timeout
         else:
             return None
+    return found
+
+
+def _timeout(name: str, equals: str, value: str, rest: list[str]) -> float | None:
+    """The value of ``-t N``, ``--timeout N`` or ``--timeout=N`` (taking N from ``rest``), or
+    None when it is spelt otherwise or is no number."""
+    if equals and name != "--timeout":
+        return None
+    if not equals:
+        if not rest:
+            return None
+        value = rest.pop(0)
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _services_and_timeout(args: list[str], timeout: bool) -> dict[str, Any] | None:
+    """``stop``/``restart`` (``timeout``) and ``start``: service names, and ``-t N``."""
+    found: dict[str, Any] = {"services": None}
+    if timeout:
+        found["timeout"] = None
+    services: list[str] = []
+    rest = list(args)
+    while rest:
+        name, equals, value = rest.pop(0).partition("=")
+        if timeout and name in ("-t", "--timeout"):
+            given = _timeout(name, equals, value, rest)
+            if given is None:
+                return None
+            found["timeout"] = given
+        elif name.startswith("-") or equals:
+            return None
+        else:
+            services.append(name)
+    found["services"] = services or None
     return found
 
 
@@ -184,10 +221,16 @@ def run(argv: Sequence[str]) -> int | None:
             from orchestrator.cli.down import run_down
 
             run_down(context, **arguments)
-        else:
+        elif verb == "ps":
             from orchestrator.cli.ps import run_ps
 
             run_ps(context, **arguments)
+        else:
+            from orchestrator.cli import stop
+
+            {"stop": stop.run_stop, "start": stop.run_start, "restart": stop.run_restart}[verb](
+                context, **arguments
+            )
     except OrcError as err:
         return report_error(err)
     except KeyboardInterrupt:

@@ -1,8 +1,5 @@
-"""``orc stop``, ``orc start``, ``orc restart``: the lifecycle of existing containers.
-
-``stop`` stops dependents before their dependencies; ``start`` starts existing containers in
-dependency order (it creates nothing); ``restart`` does both. All go through the supervisor.
-"""
+"""``orc stop``, ``orc start``, ``orc restart``: their options, declared for typer; ``cli.stop``
+does the work (the lifecycle of existing containers, through the supervisor)."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.lifecycle import finish, print_event, project_handle, project_payload
+from orchestrator.cli.stop import run_restart, run_start, run_stop
 
 
 def register(app: typer.Typer) -> None:
@@ -23,13 +20,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Stop services."""
-        handle, loaded = project_handle(ctx, need_files=False)
-        project = project_payload(loaded) if loaded is not None else None
-        finish(
-            handle.request(
-                "stop", services=list(services or []), timeout=timeout, project=project, on_event=print_event
-            )
-        )
+        run_stop(ctx, services, timeout=timeout)
 
     @app.command("start")
     def start_cmd(
@@ -37,16 +28,7 @@ def register(app: typer.Typer) -> None:
         services: Annotated[list[str] | None, typer.Argument(metavar="[SERVICE...]")] = None,
     ) -> None:
         """Start services."""
-        handle, loaded = project_handle(ctx)
-        finish(
-            handle.request(
-                "start",
-                start=True,
-                services=list(services or []),
-                project=project_payload(loaded),
-                on_event=print_event,
-            )
-        )
+        run_start(ctx, services)
 
     @app.command("restart")
     def restart_cmd(
@@ -57,14 +39,4 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Restart service containers."""
-        handle, loaded = project_handle(ctx)
-        finish(
-            handle.request(
-                "restart",
-                start=True,
-                services=list(services or []),
-                timeout=timeout,
-                project=project_payload(loaded),
-                on_event=print_event,
-            )
-        )
+        run_restart(ctx, services, timeout=timeout)

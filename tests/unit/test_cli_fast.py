@@ -1,4 +1,4 @@
-"""The typer-free path of `up -d`, `down` and `ps` (cli.fast): what it accepts, it runs exactly as the
+"""The typer-free path of `up -d`, `down`, `ps`, `stop`, `start` and `restart` (cli.fast): what it accepts, it runs exactly as the
 typer app would (same functions, same values); everything else it leaves to the app."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli import down, fast, ps, up, verb_down, verb_ps, verb_up
+from orchestrator.cli import down, fast, ps, stop, up, verb_down, verb_ps, verb_stop, verb_up
 from orchestrator.cli.app import main as app_main
 from orchestrator.cli.options import global_options
 
@@ -36,6 +36,11 @@ ACCEPTED = [
     ["ps", "-a", "--format", "json"],
     ["-p", "demo", "ps", "--all", "--format=table", "web", "-q"],
     ["ps", "--services", "--quiet", "db"],
+    ["stop"],
+    ["stop", "-t", "3", "web", "db"],
+    ["--root", "/r", "restart", "--timeout=0.5", "web"],
+    ["start", "web"],
+    ["start"],
 ]
 
 DECLINED = [
@@ -53,6 +58,9 @@ DECLINED = [
     ["ps", "--filter=status=exited"],
     ["ps", "--format"],
     ["ps", "-aq"],
+    ["start", "-t", "3"],
+    ["stop", "-t=3"],
+    ["restart", "--no-deps"],
     ["down", "-t"],
     ["down", "--volumes=yes"],
     ["--root=", "down"],
@@ -68,7 +76,7 @@ def _recorded(
 
     def recorder(verb: str) -> Any:
         def record(ctx: Any, services: Any = None, **arguments: Any) -> None:
-            if verb in ("up", "ps"):
+            if verb != "down":
                 arguments["services"] = list(services or [])
             calls.append((verb, global_options(ctx), arguments))
 
@@ -78,6 +86,8 @@ def _recorded(
         monkeypatch.setattr(verb_up, "run_up", recorder("up"))
         monkeypatch.setattr(verb_down, "run_down", recorder("down"))
         monkeypatch.setattr(verb_ps, "run_ps", recorder("ps"))
+        for verb in ("stop", "start", "restart"):
+            monkeypatch.setattr(verb_stop, f"run_{verb}", recorder(verb))
         with pytest.raises(SystemExit) as ended:
             app_main(argv)
         assert ended.value.code in (0, None)
@@ -85,13 +95,15 @@ def _recorded(
         monkeypatch.setattr(up, "run_up", recorder("up"))
         monkeypatch.setattr(down, "run_down", recorder("down"))
         monkeypatch.setattr(ps, "run_ps", recorder("ps"))
+        for verb in ("stop", "start", "restart"):
+            monkeypatch.setattr(stop, f"run_{verb}", recorder(verb))
         assert fast.run(argv) == 0
     return calls
 
 
 def _defaults(verb: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """Arguments as the app passes them: every option, at its default unless given."""
-    if verb == "down":
+    if verb not in DEFAULTS:
         return arguments
     full = dict(DEFAULTS[verb])
     full.update(arguments)
@@ -123,6 +135,8 @@ def test_anything_else_is_left_to_the_app(monkeypatch: pytest.MonkeyPatch, argv:
     monkeypatch.setattr(up, "run_up", lambda *a, **k: ran.append("up"))
     monkeypatch.setattr(down, "run_down", lambda *a, **k: ran.append("down"))
     monkeypatch.setattr(ps, "run_ps", lambda *a, **k: ran.append("ps"))
+    for verb in ("stop", "start", "restart"):
+        monkeypatch.setattr(stop, f"run_{verb}", lambda *a, **k: ran.append("stop"))
     assert fast.parse(argv) is None
     assert fast.run(argv) is None
     assert ran == []
