@@ -16,8 +16,8 @@ import typer
 
 from orchestrator import __version__
 from orchestrator.cli.entry import requested_verb
-from orchestrator.cli.options import GlobalOptions, report_error
 from orchestrator.cli.options import global_options as global_options
+from orchestrator.cli.options import report_error
 from orchestrator.errors import OrcError, UsageError
 
 app = typer.Typer(
@@ -103,17 +103,9 @@ def _global_options(
         typer.Option("--dry-run", help="Execute command in dry run mode (up, create, down; read-only verbs)"),
     ] = False,
 ) -> None:
-    from orchestrator.cli.lifecycle import set_ansi, set_progress
+    from orchestrator.cli.lifecycle import use_global_options
 
-    set_progress(progress)
-    set_ansi(ansi)
-    if parallel == 0 or parallel < -1:
-        raise UsageError(f"invalid --parallel {parallel}: -1 (unlimited) or at least 1")
-    if dry_run and ctx.invoked_subcommand in CHANGING_WITHOUT_DRY_RUN:
-        raise UsageError(
-            f"--dry-run is not supported by {ctx.invoked_subcommand} (up, create and down print their plan)"
-        )
-    ctx.obj = GlobalOptions(
+    options = use_global_options(
         files=list(file or []),
         project_name=project_name,
         project_directory=project_directory,
@@ -122,9 +114,14 @@ def _global_options(
         root=root,
         progress=progress,
         ansi=ansi,
-        parallel=None if parallel == -1 else parallel,
+        parallel=parallel,
         dry_run=dry_run,
     )
+    if dry_run and ctx.invoked_subcommand in CHANGING_WITHOUT_DRY_RUN:
+        raise UsageError(
+            f"--dry-run is not supported by {ctx.invoked_subcommand} (up, create and down print their plan)"
+        )
+    ctx.obj = options
 
 
 @app.command("version")

@@ -23,21 +23,21 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-GLOBAL_OPTIONS_WITH_VALUE = frozenset(
-    {
-        "-f",
-        "--file",
-        "-p",
-        "--project-name",
-        "--project-directory",
-        "--profile",
-        "--env-file",
-        "--root",
-        "--progress",
-        "--ansi",
-        "--parallel",
-    }
-)
+# The global options that take a value, and the GlobalOptions field each one sets.
+GLOBAL_OPTION_FIELDS = {
+    "-f": "files",
+    "--file": "files",
+    "-p": "project_name",
+    "--project-name": "project_name",
+    "--project-directory": "project_directory",
+    "--profile": "profiles",
+    "--env-file": "env_files",
+    "--root": "root",
+    "--progress": "progress",
+    "--ansi": "ansi",
+    "--parallel": "parallel",
+}
+GLOBAL_OPTIONS_WITH_VALUE = frozenset(GLOBAL_OPTION_FIELDS)
 
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 

@@ -20,23 +20,57 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
-_WITH_VALUE = {
-    "-f": "files",
-    "--file": "files",
-    "-p": "project_name",
-    "--project-name": "project_name",
-    "--project-directory": "project_directory",
-    "--profile": "profiles",
-    "--env-file": "env_files",
-    "--root": "root",
-    "--progress": "progress",
-    "--ansi": "ansi",
-    "--parallel": "parallel",
-}
+from orchestrator.cli.entry import GLOBAL_OPTION_FIELDS
+
 _REPEATED = frozenset({"files", "profiles", "env_files"})
+
+
+class _Verb(NamedTuple):
+    """What this path takes of a verb's command line: flag options (name → argument), options
+    with a value (name → argument and its conversion), whether service names follow, the
+    arguments' values when not given, and the flags that must be given."""
+
+    flags: dict[str, str]
+    values: dict[str, tuple[str, Callable[[str], Any]]]
+    services: bool
+    defaults: dict[str, Any]
+    required: tuple[str, ...] = ()
+
+
+_TIMEOUT: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "-t": ("timeout", float),
+    "--timeout": ("timeout", float),
+}
+_VERBS = {
+    # Without -d, `up` attaches to the logs: left to the app, with all of its options.
+    "up": _Verb({"-d": "detach", "--detach": "detach"}, {}, True, {"detach": False}, ("detach",)),
+    "down": _Verb(
+        {"-v": "volumes", "--volumes": "volumes", "--remove-orphans": "remove_orphans"},
+        _TIMEOUT,
+        False,
+        {"volumes": False, "remove_orphans": False, "timeout": None},
+    ),
+    "ps": _Verb(
+        {"-a": "all_", "--all": "all_", "-q": "quiet", "--quiet": "quiet", "--services": "list_services"},
+        {"--format": ("format_", str)},
+        True,
+        {"all_": False, "format_": "table", "quiet": False, "list_services": False},
+    ),
+    "stop": _Verb({}, _TIMEOUT, True, {"timeout": None}),
+    "start": _Verb({}, {}, True, {}),
+    "restart": _Verb({}, _TIMEOUT, True, {"timeout": None}),
+}
+
+
+def _option_value(name: str, equals: str, value: str, rest: list[str]) -> str | None:
+    """An option's value: ``--name=value``, or the next argument (taken from ``rest``); None
+    for ``-n=value`` (the app reads that its own way) or when nothing follows."""
+    if equals:
+        return value if name.startswith("--") else None
+    return rest.pop(0) if rest else None
 
 
 def parse(argv: Sequence[str]) -> tuple[dict[str, Any], str, dict[str, Any]] | None:
@@ -46,19 +80,16 @@ def parse(argv: Sequence[str]) -> tuple[dict[str, Any], str, dict[str, Any]] | N
     args = list(argv)
     while args and args[0].startswith("-"):
         name, equals, value = args.pop(0).partition("=")
-        field = _WITH_VALUE.get(name)
-        if field is None or (equals and not name.startswith("--")):
+        field = GLOBAL_OPTION_FIELDS.get(name)
+        given = None if field is None else _option_value(name, equals, value, args)
+        if field is None or given is None:
             return None
-        if not equals:
-            if not args:
-                return None
-            value = args.pop(0)
         if field in _REPEATED:
-            options[field].append(value)
+            options[field].append(given)
         elif field in options:
             return None  # given twice: the app's rules decide
         else:
-            options[field] = value
+            options[field] = given
     if any(value == "" for key, value in options.items() if key not in _REPEATED):
         return None  # an empty value is the app's to interpret
     if "parallel" in options:
@@ -66,118 +97,37 @@ def parse(argv: Sequence[str]) -> tuple[dict[str, Any], str, dict[str, Any]] | N
             options["parallel"] = int(options["parallel"])
         except ValueError:
             return None
-    if not args:
+    if not args or args[0] not in _VERBS:
         return None
-    verb, rest = args[0], args[1:]
-    if verb == "up":
-        found = _up_arguments(rest)
-    elif verb == "down":
-        found = _down_arguments(rest)
-    elif verb == "ps":
-        found = _ps_arguments(rest)
-    elif verb in ("stop", "start", "restart"):
-        found = _services_and_timeout(rest, timeout=verb != "start")
-    else:
-        return None
-    return None if found is None else (options, verb, found)
+    found = _verb_arguments(_VERBS[args[0]], args[1:])
+    return None if found is None else (options, args[0], found)
 
 
-def _up_arguments(args: list[str]) -> dict[str, Any] | None:
-    detach = False
-    services: list[str] = []
-    for arg in args:
-        if arg in ("-d", "--detach"):
-            detach = True
-        elif arg.startswith("-"):
-            return None
-        else:
-            services.append(arg)
-    # Without -d, `up` attaches to the logs: left to the app, with all of its options.
-    return {"services": services or None, "detach": True} if detach else None
-
-
-def _down_arguments(args: list[str]) -> dict[str, Any] | None:
-    found: dict[str, Any] = {"volumes": False, "remove_orphans": False, "timeout": None}
-    rest = list(args)
-    while rest:
-        name, equals, value = rest.pop(0).partition("=")
-        if name in ("-v", "--volumes") and not equals:
-            found["volumes"] = True
-        elif name == "--remove-orphans" and not equals:
-            found["remove_orphans"] = True
-        elif name in ("-t", "--timeout"):
-            timeout = _timeout(name, equals, value, rest)
-            if timeout is None:
-                return None
-            found["timeout"] = timeout
-        else:
-            return None
-    return found
-
-
-def _timeout(name: str, equals: str, value: str, rest: list[str]) -> float | None:
-    """The value of ``-t N``, ``--timeout N`` or ``--timeout=N`` (taking N from ``rest``), or
-    None when it is spelt otherwise or is no number."""
-    if equals and name != "--timeout":
-        return None
-    if not equals:
-        if not rest:
-            return None
-        value = rest.pop(0)
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
-def _services_and_timeout(args: list[str], timeout: bool) -> dict[str, Any] | None:
-    """``stop``/``restart`` (``timeout``) and ``start``: service names, and ``-t N``."""
-    found: dict[str, Any] = {"services": None}
-    if timeout:
-        found["timeout"] = None
+def _verb_arguments(verb: _Verb, args: list[str]) -> dict[str, Any] | None:
+    found = dict(verb.defaults)
     services: list[str] = []
     rest = list(args)
     while rest:
         name, equals, value = rest.pop(0).partition("=")
-        if timeout and name in ("-t", "--timeout"):
-            given = _timeout(name, equals, value, rest)
+        if name in verb.flags and not equals:
+            found[verb.flags[name]] = True
+        elif name in verb.values:
+            key, convert = verb.values[name]
+            given = _option_value(name, equals, value, rest)
             if given is None:
                 return None
-            found["timeout"] = given
-        elif name.startswith("-") or equals:
+            try:
+                found[key] = convert(given)
+            except ValueError:
+                return None
+        elif name.startswith("-") or equals or not verb.services:
             return None
         else:
             services.append(name)
-    found["services"] = services or None
-    return found
-
-
-def _ps_arguments(args: list[str]) -> dict[str, Any] | None:
-    found: dict[str, Any] = {
-        "services": None,
-        "all_": False,
-        "format_": "table",
-        "quiet": False,
-        "list_services": False,
-    }
-    flags = {"-a": "all_", "--all": "all_", "-q": "quiet", "--quiet": "quiet", "--services": "list_services"}
-    services: list[str] = []
-    rest = list(args)
-    while rest:
-        name, equals, value = rest.pop(0).partition("=")
-        if name in flags and not equals:
-            found[flags[name]] = True
-        elif name == "--format":
-            if not equals:
-                if not rest:
-                    return None
-                value = rest.pop(0)
-            found["format_"] = value
-        elif name.startswith("-") or equals:
-            return None
-        else:
-            services.append(name)
-    found["services"] = services or None
+    if verb.services:
+        found["services"] = services or None
+    if not all(found[flag] for flag in verb.required):
+        return None
     return found
 
 
@@ -188,29 +138,21 @@ def run(argv: Sequence[str]) -> int | None:
     if parsed is None:
         return None
     given, verb, arguments = parsed
-    from orchestrator.cli.lifecycle import set_ansi, set_progress
-    from orchestrator.cli.options import GlobalOptions, PlainContext, report_error
-    from orchestrator.errors import OrcError, UsageError
+    from orchestrator.cli.lifecycle import use_global_options
+    from orchestrator.cli.options import PlainContext, report_error
+    from orchestrator.errors import OrcError
 
     try:
-        # What the app's callback does with the global options.
-        progress = given.get("progress", "auto")
-        ansi = given.get("ansi", "auto")
-        set_progress(progress)
-        set_ansi(ansi)
-        parallel = given.get("parallel", -1)
-        if parallel == 0 or parallel < -1:
-            raise UsageError(f"invalid --parallel {parallel}: -1 (unlimited) or at least 1")
-        options = GlobalOptions(
+        options = use_global_options(
             files=given["files"],
             project_name=given.get("project_name"),
             project_directory=given.get("project_directory"),
             profiles=given["profiles"],
             env_files=given["env_files"],
             root=given.get("root") or os.environ.get("ORC_ROOT") or None,
-            progress=progress,
-            ansi=ansi,
-            parallel=None if parallel == -1 else parallel,
+            progress=given.get("progress", "auto"),
+            ansi=given.get("ansi", "auto"),
+            parallel=given.get("parallel", -1),
         )
         context = PlainContext(options)
         if verb == "up":

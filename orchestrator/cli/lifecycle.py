@@ -18,7 +18,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.cli.options import CommandContext, global_options
+from orchestrator.cli.options import CommandContext, GlobalOptions, global_options
 from orchestrator.errors import OrcError, PermanentError, UsageError
 
 if TYPE_CHECKING:  # the daemon's modules are imported only by the verbs that run
@@ -74,6 +74,40 @@ def set_ansi(mode: str) -> None:
     if mode not in ANSI_MODES:
         raise UsageError(f"unsupported --ansi {mode!r}: one of {', '.join(ANSI_MODES)}")
     _ansi["mode"] = mode
+
+
+def use_global_options(
+    *,
+    files: list[str],
+    project_name: str | None,
+    project_directory: str | None,
+    profiles: list[str],
+    env_files: list[str],
+    root: str | None,
+    progress: str = "auto",
+    ansi: str = "auto",
+    parallel: int = -1,
+    dry_run: bool = False,
+) -> GlobalOptions:
+    """The global options as the command line gave them (``parallel`` -1: the supervisor's
+    bound), checked, with the progress and ANSI modes set for the command: what the typer
+    app's callback and ``cli.fast`` both do with them."""
+    set_progress(progress)
+    set_ansi(ansi)
+    if parallel == 0 or parallel < -1:
+        raise UsageError(f"invalid --parallel {parallel}: -1 (unlimited) or at least 1")
+    return GlobalOptions(
+        files=files,
+        project_name=project_name,
+        project_directory=project_directory,
+        profiles=profiles,
+        env_files=env_files,
+        root=root,
+        progress=progress,
+        ansi=ansi,
+        parallel=None if parallel == -1 else parallel,
+        dry_run=dry_run,
+    )
 
 
 def ansi_allowed(stream: Any) -> bool:

@@ -1,14 +1,5 @@
-"""``orc up`` and ``orc plan``: their options, declared for typer; ``cli.up`` does the work.
-
-``up`` sends the project to its supervisor (started detached if none runs) and prints progress;
-without ``-d`` it then follows the logs and stops the containers on Ctrl-C, as Docker Compose
-does. ``plan`` and ``up --dry-run`` print the plan (actions in waves, each with its cause) computed
-from the files and the recorded state, changing nothing. ``up --locked`` runs the digests pinned in
-``compose.lock`` and refuses, before anything starts, when the lock and the files disagree.
-``--abort-on-container-exit`` stops every container once one of the attached ones has exited and
-ends with the first one's exit code; ``--exit-code-from SERVICE`` implies it and ends with that
-service's exit code instead.
-"""
+"""``orc up`` and ``orc plan``: their options, declared for typer; ``cli.up`` does the work
+(its docstring says what ``up``, ``--dry-run``, ``--locked`` and the abort options do)."""
 
 from __future__ import annotations
 
