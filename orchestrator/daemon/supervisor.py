@@ -35,6 +35,7 @@ import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from orchestrator import codecache
 from orchestrator.daemon import protocol
 from orchestrator.daemon.protocol import socket_path
 from orchestrator.errors import OrcError, UsageError
@@ -582,6 +583,8 @@ def main(argv: list[str] | None = None) -> None:
     run_root, lib_root = Path(args.run_root), Path(args.lib_root)
 
     from orchestrator.reconciler.adapter import KernelRuntime
+
+    codecache.save_and_release()  # all its classes are defined by now
 
     def ready() -> None:
         if args.ready_fd >= 0:

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from orchestrator import codecache
 from orchestrator.errors import OrcError, PermanentError
 
 from . import wire
@@ -925,6 +926,8 @@ def main(argv: list[str]) -> int:
     server = ForkServer(
         sock, LinuxKernel(), BpfCache(Path(argv[2])), pool_size=int(argv[3]) if len(argv) > 3 else 2
     )
+    # Its children end with os._exit and the server itself rarely exits: keep new code now.
+    codecache.save_and_release()
     # Everything imported so far lives as long as the server: keep the collector off those pages
     # so forked children share them instead of copying them.
     gc.collect()

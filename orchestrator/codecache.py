@@ -1,0 +1,168 @@
+"""The compiled code of the methods ``dataclasses`` writes for orc's classes, kept across processes.
+
+``orchestrator/__init__`` installs it, so it is in place before any orc module defines a class.
+``save`` runs at exit (``atexit``: the CLI's ``exit_now`` and the supervisor's end both run the
+handlers); the supervisor and the fork server call ``save_and_release`` once their imports are
+done.
+
+Every ``@dataclass`` writes the source text of the methods it generates (``__init__``,
+``__repr__``, ``__eq__``, and for a frozen class ``__setattr__``, ``__delattr__``, ``__hash__``)
+and compiles it while its module is imported. The supervisor defines ~140 such classes: ~780
+compiles, about a third of the imports that every ``up`` waits for (~60 ms on this project's
+machines). The compiled code depends on nothing but the text, so this module keeps it, by text,
+in a file beside the module's bytecode (``__pycache__/<module>.<tag>.dataclasses``), checked
+against the module's source as the bytecode is (modification time and size), and gives
+``dataclasses`` the stored code for a text it has seen. The classes are exactly what
+``dataclasses`` makes; only the compiling is skipped. Nothing is written when Python writes no
+bytecode either, and a file that does not read back, or was written by another Python build, is
+ignored.
+
+Only orc's own modules are served this way; any other module's classes are compiled as usual.
+"""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import dataclasses
+import marshal
+import os
+import sys
+from types import CodeType
+from typing import Any
+
+_OWN_PREFIX = __name__.partition(".")[0]
+_SUFFIX = ".dataclasses"
+
+
+class _ModuleCodes:
+    """One module's compiled methods, and whether this process added any."""
+
+    __slots__ = ("changed", "codes", "path", "stamp")
+
+    def __init__(self, path: str, stamp: tuple[int, int], codes: dict[str, CodeType]) -> None:
+        self.path = path
+        self.stamp = stamp
+        self.codes = codes
+        self.changed = False
+
+
+def _source_stamp(source: str) -> tuple[int, int] | None:
+    try:
+        status = os.stat(source)
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size
+
+
+class MethodCodeCache:
+    """Compiled code by source text, one file per module (named after its bytecode file)."""
+
+    def __init__(self, module_prefix: str = _OWN_PREFIX) -> None:
+        self.module_prefix = module_prefix
+        self.compiled = 0  # texts compiled by this process since its last save
+        self.served = 0  # texts whose stored code this process used
+        self._modules: dict[str, _ModuleCodes | None] = {}
+
+    def _for(self, namespace: dict[str, Any] | None) -> _ModuleCodes | None:
+        if namespace is None:
+            return None
+        module = namespace.get("__name__")
+        if not isinstance(module, str):
+            return None
+        if module in self._modules:
+            return self._modules[module]
+        entry = None
+        if module == self.module_prefix or module.startswith(self.module_prefix + "."):
+            entry = self._load(namespace.get("__cached__"), namespace.get("__file__"))
+        self._modules[module] = entry
+        return entry
+
+    @staticmethod
+    def _load(cached: object, source: object) -> _ModuleCodes | None:
+        if not isinstance(cached, str) or not isinstance(source, str):
+            return None
+        stamp = _source_stamp(source)
+        if stamp is None:
+            return None
+        path = os.path.splitext(cached)[0] + _SUFFIX
+        stored: object = None
+        try:
+            with open(path, "rb") as file:
+                stored = marshal.load(file)
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+        codes: dict[str, CodeType] = {}
+        if (
+            isinstance(stored, tuple)
+            and len(stored) == 3
+            and stored[0] == sys.version
+            and stored[1] == stamp
+            and isinstance(stored[2], dict)
+        ):
+            codes = stored[2]
+        return _ModuleCodes(path, stamp, codes)
+
+    def exec(self, source: Any, globals: dict[str, Any] | None = None, locals: Any = None) -> None:
+        """``exec`` as ``dataclasses`` calls it, with the stored code for a known text."""
+        entry = self._for(globals) if isinstance(source, str) else None
+        if entry is None:
+            builtins.exec(source, globals, locals)
+            return
+        code = entry.codes.get(source)
+        if not isinstance(code, CodeType):
+            # As exec(source) from dataclasses compiles it: no __future__ flags inherited.
+            code = compile(source, "<string>", "exec", dont_inherit=True)
+            entry.codes[source] = code
+            entry.changed = True
+            self.compiled += 1
+        else:
+            self.served += 1
+        builtins.exec(code, globals, locals)
+
+    def save(self) -> None:
+        """Write the files of the modules for which this process compiled something, each
+        atomically (a reader sees the old file or the new one)."""
+        if not self.compiled:
+            return
+        self.compiled = 0
+        if sys.dont_write_bytecode:
+            return
+        for entry in self._modules.values():
+            if entry is None or not entry.changed:
+                continue
+            entry.changed = False
+            partial = f"{entry.path}.{os.getpid()}.tmp"
+            try:
+                os.makedirs(os.path.dirname(entry.path), exist_ok=True)
+                with open(partial, "wb") as file:
+                    marshal.dump((sys.version, entry.stamp, entry.codes), file)
+                os.replace(partial, entry.path)
+            except OSError:
+                try:
+                    os.unlink(partial)
+                except OSError:
+                    pass
+
+    def release(self) -> None:
+        """Drop the texts held so far (the classes keep their code); a module imported later
+        reads its file then."""
+        self._modules = {name: None for name in self._modules}
+
+
+CACHE = MethodCodeCache()
+
+
+def install() -> None:
+    """Give ``dataclasses`` the cached ``exec`` and save new code at exit (idempotent)."""
+    if vars(dataclasses).get("exec") == CACHE.exec:
+        return
+    setattr(dataclasses, "exec", CACHE.exec)  # noqa: B010 - a module global, shadowing the builtin
+    atexit.register(CACHE.save)
+
+
+def save_and_release() -> None:
+    """For a long-lived process once its imports are done: write what it compiled, then free
+    the texts."""
+    CACHE.save()
+    CACHE.release()
