@@ -24,12 +24,17 @@ from __future__ import annotations
 
 import atexit
 import builtins
-import dataclasses
 import marshal
 import os
 import sys
-from types import CodeType
-from typing import Any
+from types import CodeType, ModuleType
+
+# Not ``typing``, and ``dataclasses`` only once something imports it: the CLI's first steps (it
+# starts the supervisor before importing anything else) must stay as light as they are.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+    from typing import Any
 
 _OWN_PREFIX = __name__.partition(".")[0]
 _SUFFIX = ".dataclasses"
@@ -153,11 +158,45 @@ class MethodCodeCache:
 CACHE = MethodCodeCache()
 
 
-def install() -> None:
-    """Give ``dataclasses`` the cached ``exec`` and save new code at exit (idempotent)."""
-    if vars(dataclasses).get("exec") == CACHE.exec:
-        return
+def _patch(dataclasses: ModuleType) -> None:
     setattr(dataclasses, "exec", CACHE.exec)  # noqa: B010 - a module global, shadowing the builtin
+
+
+class _PatchOnImport:
+    """A meta path finder that lets the standard finders load ``dataclasses``, then patches it."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> ModuleSpec | None:
+        if name != "dataclasses":
+            return None
+        sys.meta_path.remove(self)
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(name)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return None  # found otherwise (frozen, say): then it is left alone
+        load = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            load(module)
+            _patch(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def install() -> None:
+    """Give ``dataclasses`` the cached ``exec`` (now, or once it is imported) and save new
+    code at exit. Idempotent."""
+    if any(isinstance(finder, _PatchOnImport) for finder in sys.meta_path):
+        return
+    loaded = sys.modules.get("dataclasses")
+    if loaded is not None:
+        if vars(loaded).get("exec") == CACHE.exec:
+            return
+        _patch(loaded)
+    else:
+        sys.meta_path.insert(0, _PatchOnImport())
     atexit.register(CACHE.save)
 
 
