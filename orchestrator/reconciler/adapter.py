@@ -55,6 +55,7 @@ from orchestrator.reconciler.stats import ContainerUsage
 from orchestrator.reconciler.volumes import anonymous_key, copy_up, image_volume_targets
 from orchestrator.reconciler.wakeups import LoopWakeups
 from orchestrator.runtime.cgroups import CgroupHandle, CgroupLimits, DeviceRule, DriverOptions, open_driver
+from orchestrator.runtime.fsflags import mark_top_directory
 from orchestrator.runtime.network import ipam
 from orchestrator.runtime.network.dnsfiles import hosts_file, parse_resolv_conf, resolv_conf
 from orchestrator.runtime.network.driver import NetworkDriver
@@ -153,6 +154,7 @@ class KernelRuntime:
         self._cgroup_lock = threading.Lock()
         self._adopt_lock = threading.Lock()
         self._fresh: set[str] = set()
+        self._containers_root_marked = False
         # Exits recorded by the process runtime and output drained by the log pump, handed
         # from their threads to the event loop (a wait for either holds no worker thread).
         self._wakeups = LoopWakeups()
@@ -309,6 +311,15 @@ class KernelRuntime:
     def _container_dir(self, name: str) -> Path:
         return self.lib_root / "containers" / name
 
+    def _mark_containers_root(self) -> None:
+        """Spread the containers' directories over ext4's block groups (``runtime.fsflags``):
+        a hint only, so a filesystem that refuses it changes nothing."""
+        root = self.lib_root / "containers"
+        root.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            mark_top_directory(root)
+        self._containers_root_marked = True
+
     def _etc_dir(self, name: str) -> Path:
         """Where a container's ``hostname``, ``hosts`` and ``resolv.conf`` live: its own directory,
         as Docker keeps them (no directory of their own: one inode fewer per container)."""
@@ -321,6 +332,8 @@ class KernelRuntime:
         problems = refs_of(service).problems
         if problems:
             raise PermanentError("; ".join(problems))
+        if not self._containers_root_marked:
+            self._mark_containers_root()
         directory = self._container_dir(request.name)
         for sub in ("upper", "work"):
             (directory / sub).mkdir(parents=True, exist_ok=True)

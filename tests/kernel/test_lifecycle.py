@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from orchestrator.runtime.fsflags import FS_TOPDIR_FL, inode_flags
 from tests.support.orc_cli import BUSYBOX_STACK, Orc, cgroup_dirs, orc_project, port_stack
 
 pytestmark = pytest.mark.kernel
@@ -63,6 +64,10 @@ def test_three_tier_up_ps_logs_exec_down(stack: tuple[Orc, str, int], tmp_path: 
         ("web", "running"),
     }
     assert next(r for r in rows if r["Service"] == "db")["Health"] == "healthy"
+    containers = tmp_path / "root" / "lib" / "containers"
+    flags = inode_flags(containers)
+    if flags is not None:  # ext4: the containers' directories are spread (runtime.fsflags)
+        assert flags & FS_TOPDIR_FL
     web = next(r for r in rows if r["Service"] == "web")
     assert web["Publishers"] == [
         {"URL": "127.0.0.1", "TargetPort": 80, "PublishedPort": port, "Protocol": "tcp"}
