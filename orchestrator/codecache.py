@@ -94,7 +94,7 @@ class MethodCodeCache:
         stored: object = None
         try:
             with open(path, "rb") as file:
-                stored = marshal.load(file)
+                stored = marshal.loads(file.read())
         except (OSError, EOFError, ValueError, TypeError):
             pass
         codes: dict[str, CodeType] = {}
