@@ -249,12 +249,26 @@ def _lease_one(
         return mine[0]
     scope = ipaddress.ip_network(subnet.ip_range) if subnet.ip_range else net
     bad = _unusable(subnet)
-    candidate: IPAddress
-    for candidate in scope:
-        if candidate not in bad and (text := str(candidate)) not in lease.addresses:
-            lease.addresses[text] = owner
-            return text
+    if scope.version == 4:
+        # The lowest free address, walked as integers: an IPv4Address and its text per
+        # candidate made a burst of n leases cost O(n²) objects (~2 ms a lease at 100).
+        unusable = {int(address) for address in bad}
+        for value in range(int(scope.network_address), int(scope.broadcast_address) + 1):
+            if value not in unusable and (text := _ipv4_text(value)) not in lease.addresses:
+                lease.addresses[text] = owner
+                return text
+    else:
+        candidate: IPAddress
+        for candidate in scope:
+            if candidate not in bad and (text := str(candidate)) not in lease.addresses:
+                lease.addresses[text] = owner
+                return text
     raise PermanentError(f"network {network}: no free address left in {scope}")
+
+
+def _ipv4_text(value: int) -> str:
+    """``str(IPv4Address(value))``, without the object."""
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
 
 
 def lease_addresses(

@@ -144,12 +144,22 @@ def test_leases_never_collide(ops: list[tuple[str, int]]) -> None:
     for op, n in ops:
         owner = f"c{n}"
         if op == "lease":
+            lowest_free = next(
+                str(a)
+                for a in ipaddress.ip_network("10.1.0.0/28")
+                if str(a) not in {"10.1.0.0", "10.1.0.1", "10.1.0.15", *held.values()}
+            )
             addr, _ = ipam.lease_addresses(book, "p_a", owner)
             assert addr is not None
-            assert held.get(owner, addr) == addr
+            assert held.get(owner, lowest_free) == addr  # a new lease takes the lowest free address
             held[owner] = addr
         else:
             ipam.release_addresses(book, "p_a", owner)
             held.pop(owner, None)
         assert len(set(held.values())) == len(held)
         assert not {"10.1.0.0", "10.1.0.1", "10.1.0.15"} & set(held.values())
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_ipv4_text_is_the_addresses_own(value: int) -> None:
+    assert ipam._ipv4_text(value) == str(ipaddress.IPv4Address(value))
