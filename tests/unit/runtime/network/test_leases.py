@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from orchestrator.errors import PermanentError
 from orchestrator.runtime.network import ipam
 from orchestrator.runtime.network.leases import FileLeaseStore, MemoryLeaseStore, NetworkState
-from orchestrator.runtime.network.spec import IpamPool, NetworkSpec
+from orchestrator.runtime.network.spec import Attachment, IpamPool, NetworkSpec
 
 
 @pytest.mark.parametrize("kind", ["file", "memory"])
@@ -135,3 +136,54 @@ def test_read_does_not_write(tmp_path: Path) -> None:
     before = (tmp_path / "network" / "state.json").stat().st_mtime_ns
     assert "p_a" in store.read().ipam.networks
     assert (tmp_path / "network" / "state.json").stat().st_mtime_ns == before
+
+
+def _attachment(container: str, network: str, address: str) -> Attachment:
+    return Attachment(
+        network=network,
+        container=container,
+        ifname="eth0",
+        host_ifname=f"veth{container}",
+        mac="02:42:ac:11:00:02",
+        ipv4=address,
+        ipv4_prefix=24,
+        ipv6=None,
+        ipv6_prefix=None,
+        gateway4="10.9.0.1",
+        gateway6=None,
+        default_route=True,
+        names=(container, "alias-é"),
+    )
+
+
+def test_the_file_is_what_json_dumps_writes_and_attachments_are_encoded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileLeaseStore(tmp_path)
+    encoded: list[str] = []
+    real = Attachment.to_json
+    monkeypatch.setattr(Attachment, "to_json", lambda self: encoded.append(self.container) or real(self))
+
+    def check(state: NetworkState) -> None:
+        text = (tmp_path / "network" / "state.json").read_text()
+        expected = json.dumps(state.to_json(), separators=(",", ":"))
+        assert text == expected
+        assert NetworkState.from_json(json.loads(text)).to_json() == state.to_json()
+
+    with store.transaction() as state:
+        ipam.reserve_network(state.ipam, NetworkSpec(project="p", name="p_a"))
+        state.dnat_tables["c1"] = "orc-dnat-c1"
+    for i in range(4):
+        with store.transaction() as state:
+            address, _ = ipam.lease_addresses(state.ipam, "p_a", f"c{i}")
+            assert address is not None
+            state.attachments[f"c{i}"] = [_attachment(f"c{i}", "p_a", address)]
+        encoded.clear()
+        check(state)  # (check's own to_json calls are not counted: cleared before the save)
+    with store.transaction() as state:
+        state.attachments["c1"] = [*state.attachments["c1"], _attachment("c1", "p_b", "10.9.1.2")]
+        state.attachments.pop("c2")
+        state.attachments["c3"] = []
+        encoded.clear()
+    assert encoded == ["c1"]  # only the new attachment was encoded by that save
+    check(state)
