@@ -47,13 +47,47 @@ _NO_EARLY_BOOT = frozenset({"--dry-run", "--locked", "--help", "-h"})
 
 def requested_verb(argv: Sequence[str]) -> str | None:
     """The verb named on the command line, skipping the global options and their values."""
-    args = iter(argv)
-    for arg in args:
+    at = _verb_index(argv)
+    return None if at is None else argv[at]
+
+
+def _verb_index(argv: Sequence[str]) -> int | None:
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
         if arg in GLOBAL_OPTIONS_WITH_VALUE:
-            next(args, None)
+            index += 2
         elif not arg.startswith("-"):
-            return arg
+            return index
+        else:
+            index += 1
     return None
+
+
+# Docker Compose's boolean flags also take a value in Go's syntax (`ps --orphans=false`); click's
+# flags take none. The flags spelled anew for each verb (flag: its true and its false spelling),
+# and the words Go's strconv.ParseBool reads.
+_VALUED_FLAGS = {"ps": {"--orphans": ("--orphans", "--no-orphans")}}
+_BOOL_WORDS = {
+    **dict.fromkeys(("1", "t", "T", "true", "TRUE", "True"), True),
+    **dict.fromkeys(("0", "f", "F", "false", "FALSE", "False"), False),
+}
+
+
+def spell_flag_values(argv: Sequence[str]) -> list[str]:
+    """The command line with ``ps --orphans=false`` as ``ps --no-orphans`` (and ``=true`` as
+    ``--orphans``), for the typer app and ``cli.fast`` alike; anything else as it is (a word
+    Go would refuse is left for click to refuse)."""
+    args = list(argv)
+    at = _verb_index(args)
+    spellings = _VALUED_FLAGS.get(args[at]) if at is not None else None
+    if at is None or not spellings:
+        return args
+    for index in range(at + 1, len(args)):
+        name, equals, value = args[index].partition("=")
+        if equals and name in spellings and value in _BOOL_WORDS:
+            args[index] = spellings[name][0 if _BOOL_WORDS[value] else 1]
+    return args
 
 
 class ScannedOptions:
@@ -223,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     The process ends through :func:`exit_now`: once the command is done nothing is left to
     free, and the interpreter's own teardown (every module's objects) cost ~20 ms per command.
     """
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = spell_flag_values(sys.argv[1:] if argv is None else argv)
     _boot_early(args)
     try:
         from orchestrator.cli.fast import run as run_without_typer

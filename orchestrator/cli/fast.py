@@ -38,6 +38,7 @@ class _Verb(NamedTuple):
     services: bool
     defaults: dict[str, Any]
     required: tuple[str, ...] = ()
+    negations: tuple[tuple[str, str], ...] = ()  # (flag, argument) pairs that set it to False
 
 
 _TIMEOUT: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -54,10 +55,18 @@ _VERBS = {
         {"volumes": False, "remove_orphans": False, "timeout": None},
     ),
     "ps": _Verb(
-        {"-a": "all_", "--all": "all_", "-q": "quiet", "--quiet": "quiet", "--services": "list_services"},
+        {
+            "-a": "all_",
+            "--all": "all_",
+            "-q": "quiet",
+            "--quiet": "quiet",
+            "--services": "list_services",
+            "--orphans": "orphans",
+        },
         {"--format": ("format_", str)},
         True,
-        {"all_": False, "format_": "table", "quiet": False, "list_services": False},
+        {"all_": False, "format_": "table", "quiet": False, "list_services": False, "orphans": True},
+        negations=(("--no-orphans", "orphans"),),
     ),
     "stop": _Verb({}, _TIMEOUT, True, {"timeout": None}),
     "start": _Verb({}, {}, True, {}),
@@ -111,6 +120,8 @@ def _verb_arguments(verb: _Verb, args: list[str]) -> dict[str, Any] | None:
         name, equals, value = rest.pop(0).partition("=")
         if name in verb.flags and not equals:
             found[verb.flags[name]] = True
+        elif name in (negated := dict(verb.negations)) and not equals:
+            found[negated[name]] = False
         elif name in verb.values:
             key, convert = verb.values[name]
             given = _option_value(name, equals, value, rest)

@@ -5,7 +5,9 @@ the recorded state (no supervisor needed).
 State, Health, ExitCode, ...); the default is a table. Service arguments, ``--status`` (repeatable:
 Docker's words created, running, paused, restarting, removing, exited, dead) and ``--filter
 status=...`` narrow the list; a status filter includes stopped containers, as ``-a`` does (Docker
-Compose v2.40.3 does the same, and shows nothing for a word it does not know).
+Compose v2.40.3 does the same, and shows nothing for a word it does not know). ``--orphans=false``
+(or ``--no-orphans``) leaves out the containers of services the files no longer declare;
+``cli.entry`` spells Compose's ``--orphans=false`` as ``--no-orphans`` for both parsers.
 """
 
 from __future__ import annotations
@@ -74,17 +76,22 @@ def run_ps(
     status: list[str] | None = None,
     filter_: list[str] | None = None,
     no_trunc: bool = False,
+    orphans: bool = True,
 ) -> None:
     """``orc ps`` once its command line is parsed (by typer, or by ``cli.fast``)."""
     if format_ not in ("table", "json"):
         raise UsageError(f"unsupported --format {format_!r}: table or json")
     wanted = status_filter(status, filter_)
-    handle, _ = project_handle(ctx, need_files=False)
+    # Without orphans, the files say which services are declared: they must load then.
+    handle, loaded = project_handle(ctx, need_files=not orphans)
+    declared = set((getattr(loaded, "document", None) or {}).get("services") or {})
     now = time.time()
     records = [
         r
         for r in handle.containers(include_stopped=all_ or bool(wanted))
-        if (not services or r.service in services) and (not wanted or r.status in wanted)
+        if (not services or r.service in services)
+        and (not wanted or r.status in wanted)
+        and (orphans or r.service in declared)
     ]
     if list_services:
         for name in sorted({r.service for r in records}):

@@ -36,6 +36,13 @@ def register(app: typer.Typer) -> None:
         no_trunc: Annotated[
             bool, typer.Option("--no-trunc", help="Don't truncate output (orc never truncates)")
         ] = False,
+        orphans: Annotated[
+            bool,
+            typer.Option(
+                "--orphans/--no-orphans",
+                help="Include orphaned services (not declared by project); --orphans=false also works",
+            ),
+        ] = True,
     ) -> None:
         """List containers."""
         run_ps(
@@ -48,4 +55,5 @@ def register(app: typer.Typer) -> None:
             status=status,
             filter_=filter_,
             no_trunc=no_trunc,
+            orphans=orphans,
         )

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli.entry import claim_early_boot, guess_project_name, requested_verb, scan_global_options
+from orchestrator.cli.entry import (
+    claim_early_boot,
+    guess_project_name,
+    requested_verb,
+    scan_global_options,
+    spell_flag_values,
+)
 
 
 def test_scan_reads_the_global_options_before_the_verb_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,3 +168,31 @@ def test_top_level_name_agrees_with_yaml_on_the_corpus() -> None:
         assert scanned == (names[-1] if names else None), path
         checked += 1
     assert checked > 100
+
+
+@pytest.mark.parametrize(
+    ("argv", "spelled"),
+    [
+        (["ps", "--orphans=false"], ["ps", "--no-orphans"]),
+        (["ps", "-a", "--orphans=0", "web"], ["ps", "-a", "--no-orphans", "web"]),
+        (["ps", "--orphans=TRUE"], ["ps", "--orphans"]),
+        (["-p", "ps", "--root=/r", "ps", "--orphans=F"], ["-p", "ps", "--root=/r", "ps", "--no-orphans"]),
+        (["ps", "--orphans=maybe"], ["ps", "--orphans=maybe"]),  # click refuses it, as Go would
+        (["ps", "--orphans"], ["ps", "--orphans"]),
+        (["exec", "web", "sh", "--orphans=false"], ["exec", "web", "sh", "--orphans=false"]),
+        (["-p", "x"], ["-p", "x"]),
+    ],
+)
+def test_composes_valued_boolean_flags_are_spelled_as_clicks(argv: list[str], spelled: list[str]) -> None:
+    assert spell_flag_values(argv) == spelled
+
+
+def test_orphans_false_reaches_ps_through_the_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.cli import entry, ps
+
+    seen: list[dict[str, object]] = []
+    monkeypatch.setattr(ps, "run_ps", lambda ctx, services=None, **arguments: seen.append(arguments))
+    monkeypatch.setattr(entry, "exit_now", lambda code: seen.append({"exit": code}))
+    entry.main(["-p", "demo", "ps", "--orphans=false"])
+    assert seen[0]["orphans"] is False
+    assert seen[-1] == {"exit": 0}

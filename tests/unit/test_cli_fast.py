@@ -36,6 +36,8 @@ ACCEPTED = [
     ["ps", "-a", "--format", "json"],
     ["-p", "demo", "ps", "--all", "--format=table", "web", "-q"],
     ["ps", "--services", "--quiet", "db"],
+    ["ps", "--no-orphans", "-a"],
+    ["ps", "--orphans", "web"],
     ["stop"],
     ["stop", "-t", "3", "web", "db"],
     ["--root", "/r", "restart", "--timeout=0.5", "web"],
@@ -58,6 +60,7 @@ DECLINED = [
     ["ps", "--filter=status=exited"],
     ["ps", "--format"],
     ["ps", "-aq"],
+    ["ps", "--orphans=false"],  # cli.entry spells it --no-orphans first (test_cli_entry)
     ["start", "-t", "3"],
     ["stop", "-t=3"],
     ["restart", "--no-deps"],
