@@ -8,7 +8,7 @@ done.
 Every ``@dataclass`` writes the source text of the methods it generates (``__init__``,
 ``__repr__``, ``__eq__``, and for a frozen class ``__setattr__``, ``__delattr__``, ``__hash__``)
 and compiles it while its module is imported. The supervisor defines ~140 such classes: ~780
-compiles, about a third of the imports that every ``up`` waits for (~60 ms on this project's
+compiles, about a third of the imports that every ``up`` waits for (~100 ms of CPU on this project's
 machines). The compiled code depends on nothing but the text, so this module keeps it, by text,
 in a file beside the module's bytecode (``__pycache__/<module>.<tag>.dataclasses``), checked
 against the module's source as the bytecode is (modification time and size), and gives

@@ -29,11 +29,15 @@ _FLAGS = struct.Struct("=i")
 _UNSUPPORTED = {errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.EACCES}
 
 
+def _flags_of(fd: int) -> int:
+    return int(_FLAGS.unpack(fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(_FLAGS.size)))[0])
+
+
 def inode_flags(path: Path) -> int | None:
     """The directory's inode flags, or None where the filesystem has none."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return int(_FLAGS.unpack(fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(_FLAGS.size)))[0])
+        return _flags_of(fd)
     except OSError as exc:
         if exc.errno in _UNSUPPORTED:
             return None
@@ -46,7 +50,7 @@ def mark_top_directory(path: Path) -> bool:
     """Set ``FS_TOPDIR_FL`` on the directory ``path``; whether it carries the flag now."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        flags = int(_FLAGS.unpack(fcntl.ioctl(fd, FS_IOC_GETFLAGS, bytes(_FLAGS.size)))[0])
+        flags = _flags_of(fd)
         if not flags & FS_TOPDIR_FL:
             fcntl.ioctl(fd, FS_IOC_SETFLAGS, _FLAGS.pack(flags | FS_TOPDIR_FL))
         return True
