@@ -31,16 +31,12 @@ app = typer.Typer(
 
 
 # Verbs that change something and cannot yet say what they would do (`--dry-run` refuses them);
-# `up`, `create` and `down` print their plan, the others only read.
+# `up`, `create`, `down`, `stop`, `start`, `restart` and `rm` print their plan, the others only read.
 CHANGING_WITHOUT_DRY_RUN = frozenset(
     {
         "run",
         "exec",
-        "start",
-        "stop",
-        "restart",
         "kill",
-        "rm",
         "pause",
         "unpause",
         "cp",
@@ -100,7 +96,10 @@ def _global_options(
     ] = -1,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Execute command in dry run mode (up, create, down; read-only verbs)"),
+        typer.Option(
+            "--dry-run",
+            help="Execute command in dry run mode (up, create, down, stop, start, restart, rm; read-only verbs)",
+        ),
     ] = False,
 ) -> None:
     from orchestrator.cli.lifecycle import use_global_options
@@ -119,7 +118,7 @@ def _global_options(
     )
     if dry_run and ctx.invoked_subcommand in CHANGING_WITHOUT_DRY_RUN:
         raise UsageError(
-            f"--dry-run is not supported by {ctx.invoked_subcommand} (up, create and down print their plan)"
+            f"--dry-run is not supported by {ctx.invoked_subcommand} (up, create, down, stop, start, restart and rm print their plan)"
         )
     ctx.obj = options
 

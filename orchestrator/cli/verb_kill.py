@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.lifecycle import finish, print_event, project_handle
+from orchestrator.cli.lifecycle import finish, global_options, print_event, project_handle
 from orchestrator.errors import UsageError
 
 
@@ -37,7 +37,12 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Removes stopped service containers."""
-        handle, _ = project_handle(ctx, need_files=False)
+        handle, loaded = project_handle(ctx, need_files=False)
+        if global_options(ctx).dry_run:
+            from orchestrator.cli.dryrun import print_plan
+
+            print_plan(handle, loaded, "rm", services or [], stop_first=stop)
+            return
         if handle.supervisor() is None and not handle.containers():
             typer.echo("No stopped containers", err=True)
             return

@@ -23,7 +23,7 @@ Decisions, as Docker Compose v2 makes them:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orchestrator.errors import NotFoundError, PermanentError, StackError, UsageError
@@ -371,6 +371,61 @@ def plan_down(
             volumes = sorted(observed.volumes & set(desired.volumes)) if desired else sorted(observed.volumes)
             actions.extend(Action("remove-volume", v, "down --volumes", after=removes) for v in volumes)
     return Plan(project, tuple(actions), (), tuple(warnings))
+
+
+def plan_stop(
+    project: str, observed: ObservedState, desired: Desired | None, services: Sequence[str] = ()
+) -> Plan:
+    """``stop``: the running containers of ``services`` (all when empty), dependents first."""
+    down = plan_down(project, observed, desired, DownOptions(services=tuple(services)))
+    return Plan(project, tuple(replace(a, cause="stop") for a in down.actions if a.kind == "stop"))
+
+
+def plan_start(desired: Desired, observed: ObservedState, services: Sequence[str] = ()) -> Plan:
+    """``start``: the existing, stopped containers of ``services`` in dependency order (it
+    creates nothing)."""
+    existing = {c.name for c in observed.containers}
+    up = plan_up(desired, observed, UpOptions(services=tuple(services), no_recreate=True))
+    starts = [a for a in up.actions if a.kind == "start" and a.target in existing]
+    keys = {a.key for a in starts}
+    return Plan(
+        desired.project, tuple(replace(a, after=tuple(k for k in a.after if k in keys)) for a in starts)
+    )
+
+
+def plan_restart(desired: Desired, observed: ObservedState, services: Sequence[str] = ()) -> Plan:
+    """``restart``: ``plan_stop``, then ``plan_start`` of the state those stops leave, each start
+    after its container's stop (one plan, as ``--dry-run`` prints it; the supervisor runs the
+    two parts one after the other)."""
+    stops = tuple(
+        replace(a, cause="restart") for a in plan_stop(desired.project, observed, desired, services).actions
+    )
+    stopped = {a.target for a in stops}
+    after_stops = replace(
+        observed,
+        containers=tuple(
+            replace(c, status="exited") if c.name in stopped else c for c in observed.containers
+        ),
+    )
+    starts = plan_start(desired, after_stops, services)
+    chained = tuple(
+        replace(a, cause="restart", after=(*a.after, f"stop {a.target}")) if a.target in stopped else a
+        for a in starts.actions
+    )
+    return Plan(desired.project, stops + chained)
+
+
+def plan_remove(project: str, observed: ObservedState, services: Sequence[str], stop_first: bool) -> Plan:
+    """``rm``: the stopped containers of ``services`` (all when empty); running ones too with
+    ``stop_first`` (``rm -s``)."""
+    return Plan(
+        project,
+        tuple(
+            Action("remove", c.name, "rm", c.service, c.number)
+            for c in observed.containers
+            if (not services or c.service in services) and (stop_first or not c.running)
+        ),
+    )
 
 
 def service_order(desired: Desired) -> list[str]:

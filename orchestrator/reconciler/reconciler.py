@@ -34,7 +34,18 @@ from anyio.abc import TaskGroup
 from orchestrator.errors import OrcError, PermanentError, TemporaryError, UsageError
 from orchestrator.model import FrozenDict, Service
 from orchestrator.planner.observed import DesiredService, ObservedContainer, ObservedState
-from orchestrator.planner.plan import Action, DownOptions, Gate, Plan, UpOptions, plan_down, plan_up
+from orchestrator.planner.plan import (
+    Action,
+    DownOptions,
+    Gate,
+    Plan,
+    UpOptions,
+    plan_down,
+    plan_remove,
+    plan_start,
+    plan_stop,
+    plan_up,
+)
 from orchestrator.planner.restart import RestartTracker
 from orchestrator.reconciler.board import FAIL, OK, ContainerBoard, ContainerView, gate_verdict
 from orchestrator.reconciler.clock import Clock, SystemClock
@@ -268,13 +279,10 @@ class Reconciler:
     ) -> ExecutionReport:
         """Stop the running containers of ``services`` (all when empty), dependents first."""
         observed = await self.observe(spec, project)
-        down = plan_down(
-            project, observed, spec.desired if spec else None, DownOptions(services=tuple(services))
-        )
-        stops = tuple(a for a in down.actions if a.kind == "stop")
+        stops = plan_stop(project, observed, spec.desired if spec else None, services)
         self._timeout_override = timeout
         try:
-            return await self.execute(Plan(project, stops), spec)
+            return await self.execute(stops, spec)
         finally:
             self._timeout_override = None
 
@@ -282,12 +290,7 @@ class Reconciler:
         """Start existing, stopped containers of ``services`` in dependency order (no create)."""
         self._remember_project(spec)
         observed = await self.observe(spec, spec.name)
-        existing = {c.name for c in observed.containers}
-        up = plan_up(spec.desired, observed, UpOptions(services=tuple(services), no_recreate=True))
-        starts = [a for a in up.actions if a.kind == "start" and a.target in existing]
-        keys = {a.key for a in starts}
-        actions = tuple(replace(a, after=tuple(k for k in a.after if k in keys)) for a in starts)
-        return await self.execute(Plan(spec.name, actions), spec)
+        return await self.execute(plan_start(spec.desired, observed, services), spec)
 
     async def run_one_off(
         self,
@@ -431,14 +434,7 @@ class Reconciler:
     ) -> ExecutionReport:
         """``rm``: remove the stopped containers of ``services`` (running ones too with ``stop_first``)."""
         observed = await self.observe(None, project)
-        actions = []
-        for container in observed.containers:
-            if services and container.service not in services:
-                continue
-            if container.running and not stop_first:
-                continue
-            actions.append(Action("remove", container.name, "rm", container.service, container.number))
-        return await self.execute(Plan(project, tuple(actions)), None)
+        return await self.execute(plan_remove(project, observed, services, stop_first), None)
 
     async def pause_services(self, project: str, services: Sequence[str], pause: bool) -> list[str]:
         await self.observe(None, project)

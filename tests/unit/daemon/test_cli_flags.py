@@ -20,6 +20,7 @@ from orchestrator.cli.lifecycle import event_line
 from orchestrator.cli.verb_logs import LinePrinter
 from orchestrator.cli.verb_run import service_changes
 from orchestrator.cli.verb_up import abort_exit_code, abort_verdict
+from orchestrator.daemon.spawn import socket_path
 from orchestrator.daemon.supervisor import one_off_overrides
 from orchestrator.errors import UsageError
 from orchestrator.hostfs import HostFileSource
@@ -365,8 +366,21 @@ def test_global_dry_run_prints_plans_and_refuses_what_it_cannot_simulate(project
     assert (
         FileStateStore(project / "root" / "run").load_container("demo", "demo-web-1") is not None
     )  # untouched
-    refused = orc(project, "--dry-run", "stop")
-    assert refused.returncode != 0 and "--dry-run is not supported by stop" in refused.stderr
+    stop = orc(project, "--dry-run", "stop")  # web is not running: nothing to stop
+    assert stop.returncode == 0 and stop.stdout == "project demo: nothing to do\n", stop.stderr
+    for verb, line in (
+        ("start", "start demo-web-1: exited (0)"),
+        ("restart", "start demo-web-1: exited (0)"),
+    ):
+        shown = orc(project, "--dry-run", verb)
+        assert shown.returncode == 0 and line in shown.stdout, (verb, shown.stdout, shown.stderr)
+    removed = orc(project, "--dry-run", "rm", "-f")
+    assert removed.returncode == 0 and "remove demo-web-1: rm" in removed.stdout, removed.stderr
+    kept = FileStateStore(project / "root" / "run").load_container("demo", "demo-web-1")
+    assert kept is not None and kept.status == "exited"  # none of them changed anything
+    assert not socket_path(project / "root" / "run", "demo").exists()  # no supervisor was started
+    refused = orc(project, "--dry-run", "kill")
+    assert refused.returncode != 0 and "--dry-run is not supported by kill" in refused.stderr
 
 
 # --- progress -------------------------------------------------------------------------------------

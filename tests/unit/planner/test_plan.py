@@ -21,7 +21,19 @@ from orchestrator.planner.observed import (
     ObservedContainer,
     ObservedState,
 )
-from orchestrator.planner.plan import Action, DownOptions, Plan, UpOptions, config_changes, plan_down, plan_up
+from orchestrator.planner.plan import (
+    Action,
+    DownOptions,
+    Plan,
+    UpOptions,
+    config_changes,
+    plan_down,
+    plan_remove,
+    plan_restart,
+    plan_start,
+    plan_stop,
+    plan_up,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 IMAGES = {"postgres:16": "sha256:p1", "app:1": "sha256:a1", "nginx:1": "sha256:n1"}
@@ -261,6 +273,26 @@ def test_down_without_files_removes_everything_recorded() -> None:
         "stop demo-api-1",
         "stop demo-web-1",
     ]
+
+
+def test_stop_start_restart_and_rm_plans() -> None:
+    """The plans the supervisor runs for stop, start, restart and rm (and ``--dry-run`` prints)."""
+    desired = three_tier()
+    running = observed_from(desired)
+    check_golden("stop", plan_stop("demo", running, desired))
+    assert [a.key for a in plan_stop("demo", running, desired, ["api"]).actions] == ["stop demo-api-1"]
+    web_exited = replace_container(running, "demo-web-1", status="exited", exit_code=0)
+    check_golden("start", plan_start(desired, web_exited))  # only the stopped one, nothing created
+    assert plan_start(desired, running).empty
+    assert plan_start(desired, ObservedState()).empty  # start creates nothing
+    check_golden("restart", plan_restart(desired, web_exited, ["web", "api"]))
+    assert [a.key for a in plan_remove("demo", web_exited, [], stop_first=False).actions] == [
+        "remove demo-web-1"
+    ]
+    assert [a.key for a in plan_remove("demo", web_exited, ["api"], stop_first=True).actions] == [
+        "remove demo-api-1"
+    ]
+    assert plan_remove("demo", web_exited, ["api"], stop_first=False).empty
 
 
 def test_plan_rejects_dangling_edges() -> None:
