@@ -64,7 +64,7 @@ from .kernel import (
     LinuxKernel,
     set_child_subreaper,
 )
-from .seccomp import BpfCache, default_profile, profile_from_docker_json
+from .seccomp import SHARED_DIRECTORY, BpfCache, default_profile, profile_from_docker_json
 from .sequence import CgroupHierarchy, DeviceNode, ExecPlan, StartPlan, StepError, run_exec, run_init
 from .spec import ContainerSpec, ExecSpec, NamespaceMode, SeccompMode, env_dict
 
@@ -924,7 +924,10 @@ def main(argv: list[str]) -> int:
     # parent of every container. (Children restore the default before exec.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     server = ForkServer(
-        sock, LinuxKernel(), BpfCache(Path(argv[2])), pool_size=int(argv[3]) if len(argv) > 3 else 2
+        sock,
+        LinuxKernel(),
+        BpfCache(Path(argv[2]), shared=SHARED_DIRECTORY),
+        pool_size=int(argv[3]) if len(argv) > 3 else 2,
     )
     # Its children end with os._exit and the server itself rarely exits: keep new code now.
     codecache.save_and_release()

@@ -14,10 +14,12 @@ Called by the fork server (parent side, before fork) and by tests.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno as errno_module
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -697,11 +699,24 @@ class LibSeccomp:
 _PROGRAM_FORMAT = "t2"
 
 
-class BpfCache:
-    """Compiled seccomp programs, in memory and under ``directory`` (one file per profile hash)."""
+# Compiled programs shared by every lib root on the machine, beside the package's bytecode: a
+# program depends only on its profile, the architecture and the compiled form (the key), and
+# compiling the default profile through libseccomp costs ~20-30 ms of the fork server's time,
+# which the first container of a new lib root waits for (a first `up -d` of 30 services was
+# ~0.06 s slower with it).
+SHARED_DIRECTORY = Path(__file__).resolve().parent / "__pycache__" / "seccomp"
 
-    def __init__(self, directory: Path, library: LibSeccomp | None = None) -> None:
+
+class BpfCache:
+    """Compiled seccomp programs, in memory and under ``directory`` (one file per profile hash);
+    a program not there is taken from ``shared`` (when given) before it is compiled, and a newly
+    compiled one is written to both (to ``shared`` only when Python writes bytecode)."""
+
+    def __init__(
+        self, directory: Path, library: LibSeccomp | None = None, shared: Path | None = None
+    ) -> None:
         self.directory = directory
+        self.shared = shared
         self._library = library
         self._memory: dict[str, bytes] = {}
         self.compilations = 0
@@ -721,13 +736,33 @@ class BpfCache:
         try:
             program = path.read_bytes()
         except FileNotFoundError:
-            program = self.library.compile(profile)
-            self.compilations += 1
-            self.directory.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(program)
-            os.replace(tmp, path)
+            shared = self._shared_program(key)
+            if shared is not None:
+                program = shared
+            else:
+                program = self.library.compile(profile)
+                self.compilations += 1
+                if self.shared is not None and not sys.dont_write_bytecode:
+                    with contextlib.suppress(OSError):
+                        _write_atomically(self.shared / f"{key}.bpf", program)
+            _write_atomically(path, program)
         if not program or len(program) % 8:
             raise PermanentError(f"seccomp: cached program {path} is corrupt; remove it")
         self._memory[key] = program
         return program
+
+    def _shared_program(self, key: str) -> bytes | None:
+        if self.shared is None:
+            return None
+        try:
+            program = (self.shared / f"{key}.bpf").read_bytes()
+        except OSError:
+            return None
+        return program if program and not len(program) % 8 else None  # a bad one is compiled anew
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

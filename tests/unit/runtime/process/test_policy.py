@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,28 @@ def test_bpf_cache_compiles_once_and_reuses_the_file(tmp_path: Path) -> None:
     (next(tmp_path.glob("*.bpf"))).write_bytes(b"bad")
     with pytest.raises(PermanentError, match="corrupt"):
         BpfCache(tmp_path, library).program(profile)  # type: ignore[arg-type]
+
+
+def test_a_new_lib_root_takes_the_program_from_the_shared_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    library = _CountingLibrary()
+    profile = default_profile(DEFAULT_CAPABILITIES, "amd64")
+    shared = tmp_path / "shared"
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
+    program = BpfCache(tmp_path / "root1", library, shared).program(profile)  # type: ignore[arg-type]
+    assert library.calls == 1
+    second = BpfCache(tmp_path / "root2", library, shared)  # type: ignore[arg-type]
+    assert second.program(profile) == program
+    assert library.calls == 1 and second.compilations == 0
+    assert [p.read_bytes() for p in (tmp_path / "root2").glob("*.bpf")] == [program]  # its own copy
+    next(shared.glob("*.bpf")).write_bytes(b"bad")  # a bad shared program is compiled anew
+    assert BpfCache(tmp_path / "root3", library, shared).program(profile) == program  # type: ignore[arg-type]
+    assert library.calls == 2
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    unwritten = tmp_path / "unwritten"
+    BpfCache(tmp_path / "root4", library, unwritten).program(profile)  # type: ignore[arg-type]
+    assert library.calls == 3 and not unwritten.exists()
 
 
 def test_libseccomp_compiles_the_default_profile(tmp_path: Path) -> None:
