@@ -1304,9 +1304,14 @@ def _release_netns(target: Path) -> None:
 
 
 def _net_counters(pid: int) -> tuple[int, int]:
-    """Received and sent bytes over every interface but lo, in ``pid``'s network namespace."""
+    """Received and sent bytes over every interface but lo, in ``pid``'s network namespace;
+    nothing for a process that exited after it was found alive (``stats`` must not fail then)."""
     received = sent = 0
-    for line in Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]:
+    try:
+        text = Path(f"/proc/{pid}/net/dev").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0, 0
+    for line in text.splitlines()[2:]:
         name, _, counters = line.partition(":")
         fields = counters.split()
         if name.strip() != "lo" and len(fields) >= 9:
