@@ -98,6 +98,7 @@ from orchestrator.state.store import FileStateStore
 # Threads that block until a process ends (a stop's grace period, an exec): not bounded by the
 # driver calls' limit, since each may wait for minutes while the others go on.
 _WAIT_THREADS = 4096
+_TEARDOWN_ATTEMPTS = 3  # a removed container's network teardown, on temporary errors
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024  # Docker's /dev/shm
 
 
@@ -155,6 +156,11 @@ class KernelRuntime:
         self._adopt_lock = threading.Lock()
         self._fresh: set[str] = set()
         self._containers_root_marked = False
+        # Removed containers whose network teardown (waiting for the kernel to take their
+        # veths with their namespace, then dropping their leases) is still going on, and how
+        # those that failed failed, until settle() reports them.
+        self._teardowns: dict[str, anyio.Event] = {}
+        self._teardown_failures: dict[str, str] = {}
         # Exits recorded by the process runtime and output drained by the log pump, handed
         # from their threads to the event loop (a wait for either holds no worker thread).
         self._wakeups = LoopWakeups()
@@ -212,6 +218,8 @@ class KernelRuntime:
         return None
 
     async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            await self._teardowns_done()
         if self._own_images and self.images is not None:
             await self.images.aclose()
         await self.services.__aexit__(None, None, None)
@@ -292,6 +300,7 @@ class KernelRuntime:
         )
 
     async def remove_network(self, project: str, name: str) -> None:
+        await self._teardowns_done()  # the network is in use until its containers' leases go
         self.services.stop_dns(name)
         self._network_info.pop(name, None)
         await self._run(self.network.remove_network, name, project)
@@ -410,6 +419,9 @@ class KernelRuntime:
         service = self._service(record)
         name = record.name
         netns_file = self._netns_file(record.project, name)
+        pending = self._teardowns.get(name)
+        if pending is not None:  # a container of the same name, removed: its veths have our names
+            await pending.wait()
         if name in self._fresh:
             self._fresh.discard(name)  # created by this runtime and never started: nothing to forget
         else:
@@ -1000,15 +1012,51 @@ class KernelRuntime:
         writer = self._writers.pop(name, None)
         if writer is not None:
             writer.close()
-        await self._run(self._remove_sync, record, keep_anonymous_volumes)
+        released = await self._run(self._remove_sync, record, keep_anonymous_volumes)
         self._specs.pop(name, None)
+        if released is not None:
+            # Waiting for the kernel to tear the namespace down (tens of ms, the longest part
+            # of a remove) holds no slot of the reconciler's bound: a `down`'s removes would
+            # otherwise queue behind each other's waits.
+            done = anyio.Event()
+            self._teardowns[name] = done
+            self._group.start_soon(self._teardown_network, name, released, done)
+
+    async def _teardown_network(self, name: str, namespace_released: bool, done: anyio.Event) -> None:
+        try:
+            for attempt in range(1, _TEARDOWN_ATTEMPTS + 1):
+                try:
+                    await self._run(self.network.disconnect, name, namespace_released)
+                    break
+                except TemporaryError as exc:
+                    if attempt == _TEARDOWN_ATTEMPTS:
+                        raise
+                    await anyio.sleep(max(exc.retry_after, 0.1 * attempt))
+        except NotFoundError:
+            pass
+        except Exception as exc:
+            self._teardown_failures[name] = str(exc)
+        finally:
+            if self._teardowns.get(name) is done:
+                del self._teardowns[name]
+            done.set()
+
+    async def _teardowns_done(self) -> None:
+        while self._teardowns:
+            await next(iter(self._teardowns.values())).wait()
+
+    async def settle(self) -> dict[str, str]:
+        await self._teardowns_done()
+        failures, self._teardown_failures = self._teardown_failures, {}
+        return failures
 
     def _kept_volumes_dir(self, name: str) -> Path:
         return self.lib_root / "containers" / f".{name}.anonymous-volumes"
 
-    def _remove_sync(self, record: ContainerRecord, keep_anonymous_volumes: bool = False) -> None:
-        """In one worker-thread hop: the process record, namespace, veths and addresses, the
-        cgroups (the project's too once empty), the log files and the container directory.
+    def _remove_sync(self, record: ContainerRecord, keep_anonymous_volumes: bool = False) -> bool | None:
+        """In one worker-thread hop: the process record, namespace, the cgroups (the project's
+        too once empty), the log files and the container directory; the veths and addresses are
+        left to :meth:`_teardown_network`, told by the result (see :meth:`_forget_sync`).
         With ``keep_anonymous_volumes`` (a recreate) its anonymous volumes are set aside for
         the container created next under the same name, as Docker Compose carries them over."""
         name = record.name
@@ -1017,15 +1065,19 @@ class KernelRuntime:
         anonymous = self._container_dir(name) / "volumes"
         if keep_anonymous_volumes and anonymous.is_dir():
             anonymous.rename(kept)
-        self._forget_sync(name, False)
-        handle = self._handles.pop(name, None) or self.cgroups.open(record.project, name)
+        known = name in self._handles
+        released = self._forget_sync(name, False, defer_network=True)
+        # Known and gone from the handles: the forget above removed its cgroups already.
+        handle = self._handles.pop(name, None) or (None if known else self.cgroups.open(record.project, name))
         if handle is not None:
             self.cgroups.remove(handle, True)
-        self.cgroups.remove_project(record.project)  # only when it is empty
+        if not any(h.project == record.project for h in self._handles.values()):
+            self.cgroups.remove_project(record.project)  # only when it is empty
         if record.log_path:
             for file in log_files(Path(record.log_path)):
                 file.unlink(missing_ok=True)
         shutil.rmtree(self._container_dir(name), True)
+        return released
 
     async def _forget(self, name: str, keep_network: bool = False) -> None:
         """Delete the process runtime's record of a previous run (stopped) of this container; its
@@ -1033,7 +1085,10 @@ class KernelRuntime:
         self._fresh.discard(name)
         await self._run(self._forget_sync, name, keep_network)
 
-    def _forget_sync(self, name: str, keep_network: bool) -> None:
+    def _forget_sync(self, name: str, keep_network: bool, defer_network: bool = False) -> bool | None:
+        """With ``defer_network`` the network is not disconnected here: the result says whether
+        it is due (None: not) and whether the namespace was let go with the process (True)."""
+        released: bool | None = None
         try:
             state = self.process.state(name)
         except NotFoundError:
@@ -1043,12 +1098,16 @@ class KernelRuntime:
         netns_file = self._netns_file(self.project, name)
         if not (keep_network and os.path.ismount(netns_file)):
             _release_netns(netns_file)
-            with contextlib.suppress(NotFoundError):
-                # the process runtime's delete saw the init die: the namespace goes now
-                self.network.disconnect(name, namespace_released=state is not None)
-        handle = self._handles.pop(name, None)
+            # the process runtime's delete saw the init die: the namespace goes now
+            released = state is not None
+            if not defer_network:
+                with contextlib.suppress(NotFoundError):
+                    self.network.disconnect(name, namespace_released=released)
+        handle = self._handles.get(name)
         if handle is not None and state is not None and state is not ContainerState.DELETED:
             self.cgroups.remove(handle, True)
+            del self._handles[name]
+        return released if defer_network else None
 
     def attach_next_start(self, name: str, stdio: tuple[int, int, int]) -> None:
         self._attached[name] = stdio

@@ -109,6 +109,8 @@ class FakeRuntime:
         self.kept_anonymous_volumes: list[str] = []
         # The image options of the last ``configure_images`` (None: never configured).
         self.image_options: ImageOptions | None = None
+        # What the next ``settle`` reports as failed teardowns of removed containers.
+        self.teardown_failures: dict[str, str] = {}
 
     def _record_call(self, line: str) -> None:
         self.calls.append(line)
@@ -248,6 +250,10 @@ class FakeRuntime:
             self.kept_anonymous_volumes.append(record.name)
         await self._take_time("remove")
         self.containers.pop(record.name, None)
+
+    async def settle(self) -> dict[str, str]:
+        failures, self.teardown_failures = self.teardown_failures, {}
+        return failures
 
     async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult:
         container = self._container(record)

@@ -146,7 +146,14 @@ class ContainerRuntime(Protocol):
     async def kill(self, record: ContainerRecord, signal: str) -> None: ...
     async def remove(self, record: ContainerRecord, keep_anonymous_volumes: bool = False) -> None:
         """Delete the container; with ``keep_anonymous_volumes`` (a recreate) its anonymous
-        volumes go to the container created next under the same name."""
+        volumes go to the container created next under the same name. What only waits for the
+        kernel (its network's teardown) may still be going on when this returns: :meth:`settle`
+        waits for it."""
+        ...
+
+    async def settle(self) -> dict[str, str]:
+        """Wait until what the removes before left to finish is done; what failed of it, by
+        container name (each failure is reported once)."""
         ...
 
     async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult: ...

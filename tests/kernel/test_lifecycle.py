@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from orchestrator.runtime.fsflags import FS_TOPDIR_FL, inode_flags
+from orchestrator.runtime.network.naming import host_veth_name
 from tests.support.orc_cli import BUSYBOX_STACK, Orc, cgroup_dirs, orc_project, port_stack
 
 pytestmark = pytest.mark.kernel
@@ -111,6 +112,37 @@ def test_three_tier_up_ps_logs_exec_down(stack: tuple[Orc, str, int], tmp_path: 
         ["pgrep", "-f", f"orchestrator.daemon.supervisor --project {project}"], capture_output=True
     )
     assert out.returncode == 1, "supervisor still running after down"
+
+
+def test_a_removed_containers_veth_and_address_are_gone_when_rm_returns(
+    stack: tuple[Orc, str, int], tmp_path: Path
+) -> None:
+    """A remove leaves the wait for the kernel's namespace teardown to run beside the other
+    actions; the command still returns only once the veth is gone and the address released,
+    and a recreate under the same name (the same veth name) waits for it."""
+    orc, project, _ = stack
+    orc("up", "-d", "--wait", "--wait-timeout", "60")
+    name = f"{project}-api-1"
+    veth = Path("/sys/class/net") / host_veth_name(name, f"{project}_default")
+    state_file = tmp_path / "root" / "run" / "network" / "network" / "state.json"
+
+    def leased() -> list[str]:
+        state = json.loads(state_file.read_text())
+        return [c for lease in state["ipam"]["networks"].values() for c in lease["addresses"].values()]
+
+    assert veth.exists() and name in json.loads(state_file.read_text())["attachments"]
+    first = json.loads(state_file.read_text())["attachments"][name][0]["ipv4"]
+    orc("up", "-d", "--force-recreate", "--no-deps", "api")
+    assert veth.exists()
+    assert json.loads(state_file.read_text())["attachments"][name][0]["ipv4"] == first
+    assert orc("exec", "api", "hostname").stdout.strip()
+
+    orc("rm", "--stop", "--force", "api")
+    assert not veth.exists()
+    assert name not in json.loads(state_file.read_text())["attachments"]
+    assert name not in leased()
+    orc("down")
+    assert cgroup_dirs(project) == []
 
 
 def test_supervisor_killed_then_adopted(stack: tuple[Orc, str, int], tmp_path: Path) -> None:

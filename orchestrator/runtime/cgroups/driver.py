@@ -405,7 +405,6 @@ class _BaseDriver(ABC):
 
     def remove_project(self, project: str) -> bool:
         check_name("project", project)
-        self._ready_projects.discard(project)
         removed = True
         for hierarchy in self.layout.hierarchies:
             project_dir = self._project_dir(hierarchy, project)
@@ -414,6 +413,9 @@ class _BaseDriver(ABC):
                 continue
             # Other projects (or another orc) may still use the prefix; then it stays.
             self._rmdir_if_empty(project_dir.parent)
+            # Prepared again before its next container (a project still in use stays ready:
+            # preparing it costs a write per controller).
+            self._ready_projects.discard(project)
         return removed
 
 

@@ -71,7 +71,8 @@ class _Plan:
 
 
 def _prefix(subnet: str) -> int:
-    return ipaddress.ip_network(subnet).prefixlen
+    """The prefix length of a subnet in canonical text (``10.0.0.0/24``)."""
+    return int(subnet.rpartition("/")[2])
 
 
 def _opt_bool(value: str, key: str) -> bool:
@@ -395,10 +396,10 @@ class NetworkDriver:
         lease = state.ipam.networks.get(info.name)
         had_lease = lease is not None and container in lease.addresses.values()
         ipv4, ipv6 = ipam.lease_addresses(state.ipam, info.name, container, endpoint.ipv4, endpoint.ipv6)
-        gw4 = next((g for g in info.gateways if ipaddress.ip_address(g).version == 4), None)
-        gw6 = next((g for g in info.gateways if ipaddress.ip_address(g).version == 6), None)
-        sub4 = next((s for s in info.subnets if ipaddress.ip_network(s).version == 4), None)
-        sub6 = next((s for s in info.subnets if ipaddress.ip_network(s).version == 6), None)
+        gw4 = next((g for g in info.gateways if ipam.ip_version(g) == 4), None)
+        gw6 = next((g for g in info.gateways if ipam.ip_version(g) == 6), None)
+        sub4 = next((s for s in info.subnets if ipam.ip_version(s) == 4), None)
+        sub6 = next((s for s in info.subnets if ipam.ip_version(s) == 6), None)
         ifname = container_ifname(index)
         addresses = []
         if ipv4 and sub4:
@@ -439,8 +440,12 @@ class NetworkDriver:
         the attachments and leases dropped, so a delete that fails leaves them recorded for
         the retry.
         """
-        snapshot = self.store.read()
-        names = [att.host_ifname for att in snapshot.attachments.get(container, [])]
+        names, table = self.store.inspect(
+            lambda state: (
+                [att.host_ifname for att in state.attachments.get(container, [])],
+                state.dnat_tables.get(container),
+            )
+        )
         if namespace_released and names:
             names = self.links.wait_gone(names, NAMESPACE_TEARDOWN_WAIT)
         errors: list[OrcError] = []
@@ -451,7 +456,6 @@ class NetworkDriver:
                 errors.append(exc)
         if errors:
             raise errors[0]
-        table = snapshot.dnat_tables.get(container)
         if table is not None and self.firewall.nft_available():
             self.firewall.delete_table(table)
         with self.store.transaction() as state:

@@ -212,6 +212,21 @@ def test_down_stops_dependents_first_and_leaves_nothing() -> None:
     assert w.runtime.containers == {} and w.runtime.networks == set() and w.runtime.volumes == set()
 
 
+def test_a_failed_network_teardown_fails_its_remove_once() -> None:
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier())
+        w.runtime.teardown_failures = {"demo-web-1": "veth still there"}
+        report = await w.reconciler.down("demo", three_tier(), DownOptions())
+        assert report.failed == {"remove demo-web-1": "network teardown: veth still there"}
+        assert "remove demo-web-1" not in report.done and "remove demo-api-1" in report.done
+        with pytest.raises(PermanentError, match="remove demo-web-1: network teardown: veth still there"):
+            report.raise_for_failures()
+        again = await w.reconciler.down("demo", three_tier(), DownOptions())
+        assert again.ok, again  # reported once
+
+    run_world(body)
+
+
 def test_stop_grace_period_then_kill() -> None:
     spec = three_tier()
     behaviours = dict(spec.behaviours)

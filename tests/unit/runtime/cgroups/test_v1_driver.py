@@ -311,6 +311,27 @@ def test_remove_project_leaves_nothing_of_ours(driver: V1Driver, v1_fake: FakeCg
     assert sorted(p for p in v1_fake.root.rglob("*") if p.is_dir()) == before
 
 
+def test_a_project_still_in_use_stays_prepared_after_remove_project(
+    driver: V1Driver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver.create("web", "a", CgroupLimits())
+    driver.remove(driver.create("web", "b", CgroupLimits()))
+    assert not driver.remove_project("web")  # a is still there
+    prepared: list[str] = []
+    prepare = driver._prepare_project
+    monkeypatch.setattr(
+        driver, "_prepare_project", lambda project: (prepared.append(project), prepare(project))
+    )
+    driver.create("web", "c", CgroupLimits())
+    assert prepared == []  # a read and a mkdir per hierarchy, for nothing
+    assert driver.remove_project("db")  # never made: nothing to remove, and "db" is not prepared
+    driver.remove(driver.open("web", "a"))  # type: ignore[arg-type]
+    driver.remove(driver.open("web", "c"))  # type: ignore[arg-type]
+    assert driver.remove_project("web")
+    driver.create("web", "d", CgroupLimits())
+    assert prepared == ["web"]  # removed: made again
+
+
 def test_missing_controller_for_a_requested_limit_is_permanent(tmp_path: Path, clock: VirtualClock) -> None:
     fake = FakeCgroupFs.v1(tmp_path, {"memory": ("memory",), "freezer": ("freezer",)})
     driver = driver_for(fake, clock)

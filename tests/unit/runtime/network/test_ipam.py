@@ -163,3 +163,10 @@ def test_leases_never_collide(ops: list[tuple[str, int]]) -> None:
 @given(st.integers(0, 2**32 - 1))
 def test_ipv4_text_is_the_addresses_own(value: int) -> None:
     assert ipam._ipv4_text(value) == str(ipaddress.IPv4Address(value))
+
+
+@pytest.mark.parametrize(
+    "text", ["10.0.0.0/24", "10.0.0.1", "fd00::/64", "fd00::1", "::", "::ffff:10.0.0.1", "0.0.0.0/0"]
+)
+def test_ip_version_of_canonical_text_is_what_parsing_says(text: str) -> None:
+    assert ipam.ip_version(text) == ipaddress.ip_network(text, strict=False).version

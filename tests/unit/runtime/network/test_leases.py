@@ -187,3 +187,34 @@ def test_the_file_is_what_json_dumps_writes_and_attachments_are_encoded_once(
         encoded.clear()
     assert encoded == ["c1"]  # only the new attachment was encoded by that save
     check(state)
+
+
+def test_inspect_looks_at_the_state_without_parsing_or_writing_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileLeaseStore(tmp_path)
+    with store.transaction() as state:
+        ipam.reserve_network(state.ipam, NetworkSpec(project="p", name="p_a"))
+        ipam.lease_addresses(state.ipam, "p_a", "c1")
+    path = tmp_path / "network" / "state.json"
+    before = path.stat()
+    parsed: list[int] = []
+    real = NetworkState.from_json
+    monkeypatch.setattr(NetworkState, "from_json", lambda data: parsed.append(1) or real(data))
+    addresses = store.inspect(lambda s: sorted(s.ipam.networks["p_a"].addresses.values()))
+    assert addresses == ["c1"]
+    assert parsed == []  # the state written last, still the file's
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    with store.transaction() as state:  # and it is still reused by the next change
+        ipam.lease_addresses(state.ipam, "p_a", "c2")
+    assert parsed == []
+    other = FileLeaseStore(tmp_path)  # another writer: the file is read again
+    with other.transaction() as state:
+        ipam.lease_addresses(state.ipam, "p_a", "elsewhere")
+    assert store.inspect(lambda s: sorted(s.ipam.networks["p_a"].addresses.values())) == [
+        "c1",
+        "c2",
+        "elsewhere",
+    ]
+    assert len(parsed) == 2  # once by the other store, once here
+    assert MemoryLeaseStore().inspect(lambda s: s.networks) == {}
