@@ -62,11 +62,15 @@ def write_json_atomic(path: Path, data: Any) -> None:
     (the run root is ``/run/orc``, gone at reboot anyway), and a writer killed at any point
     leaves the old or the new file thanks to the rename. An fsync pair cost 0.3-8 ms per write
     here, on the event loop, twice per container start."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     payload = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(tmp, flags, 0o600)
+        except FileNotFoundError:  # the first write to a directory makes it (not a mkdir per write)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, flags, 0o600)
         try:
             os.write(fd, payload)
         finally:
