@@ -31,7 +31,6 @@ import socket
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -201,7 +200,7 @@ class _Trash:
         self.failures: list[str] = []
 
     def discard(self, path: Path) -> None:
-        aside = path.with_name(f".{path.name}.deleted-{uuid.uuid4().hex[:8]}")
+        aside = path.with_name(f".{path.name}.deleted-{os.urandom(4).hex()}")
         try:
             os.rename(path, aside)
         except FileNotFoundError:

@@ -128,8 +128,9 @@ def test_the_clis_early_supervisor_start_imports_only_basics() -> None:
     assert [m for m in new if m in heavy] == []
 
 
-def test_the_supervisor_leaves_out_argparse_and_hashlib() -> None:
-    """Every ``up`` waits for the supervisor's imports: argparse cost ~13 ms of them, and the
-    two name hashes need no hashlib (CPython's built-in SHA-256 does)."""
+def test_the_supervisor_leaves_out_argparse_hashlib_and_uuid() -> None:
+    """Every ``up`` waits for the supervisor's imports: argparse cost ~13 ms of them, the two
+    name hashes need no hashlib (CPython's built-in SHA-256 does), and uuid (~3 ms with the
+    ``platform`` it loads) only named the process runtime's trash."""
     new = _new_modules("import orchestrator.daemon.supervisor, orchestrator.reconciler.adapter")
-    assert [m for m in new if m in ("argparse", "hashlib", "_hashlib")] == []
+    assert [m for m in new if m in ("argparse", "hashlib", "_hashlib", "uuid", "platform")] == []
