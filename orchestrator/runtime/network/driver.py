@@ -283,17 +283,36 @@ class NetworkDriver:
 
     def remove_network(self, name: str, project: str | None = None) -> bool:
         """Remove a network orc created (an external one is only forgotten by its project, never
-        deleted). False if there was nothing to remove; ConflictError while containers use it."""
+        deleted). False if there was nothing to remove; ConflictError while containers use it.
+
+        An attachment whose host veth is gone uses nothing: its container's namespace is torn
+        down, and the disconnect that would have dropped it never ran (its supervisor was
+        killed between the container's remove and that teardown). It goes with the network."""
         with self.store.transaction() as state:
             info = state.networks.get(name)
             if info is None:
                 return False
             if project is not None and info.project != project:
                 return False  # another project's network that this one used as external
-            users = sorted(c for c, atts in state.attachments.items() if any(a.network == name for a in atts))
-            if users:
-                raise ConflictError(f"network {name} is in use by {', '.join(users)}")
+            users = {
+                container: [a for a in atts if a.network == name]
+                for container, atts in state.attachments.items()
+            }
+            users = {container: atts for container, atts in users.items() if atts}
+            live = sorted(
+                container
+                for container, atts in users.items()
+                if any(self.links.link_exists(a.host_ifname) for a in atts)
+            )
+            if live:
+                raise ConflictError(f"network {name} is in use by {', '.join(live)}")
             self._unbuild_network(info)
+            for container in users:
+                kept = [a for a in state.attachments[container] if a.network != name]
+                if kept:
+                    state.attachments[container] = kept
+                else:
+                    del state.attachments[container]
             ipam.release_network(state.ipam, name)
             del state.networks[name]
         self.dns.remove_network(name)

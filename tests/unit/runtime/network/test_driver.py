@@ -195,6 +195,27 @@ def test_disconnect_and_remove_remove_only_what_was_made() -> None:
     assert (state.networks, state.attachments, state.ipam.networks) == ({}, {}, {})
 
 
+def test_an_attachment_whose_veth_is_gone_does_not_keep_its_network() -> None:
+    """A supervisor killed after a remove and before its network teardown leaves the
+    attachment and its lease recorded; its veth went with the namespace."""
+    driver, links, _ = make()
+    driver.create_network(NetworkSpec(project="p", name="p_default"))
+    driver.create_network(NetworkSpec(project="p", name="p_back"))
+    [gone, _] = driver.connect(
+        "p-old-1", NS, [EndpointSpec(network="p_default"), EndpointSpec(network="p_back")]
+    )
+    [live] = driver.connect("p-web-1", NS, [EndpointSpec(network="p_default")])
+    links.delete_link(gone.host_ifname)  # the kernel's namespace teardown
+    with pytest.raises(ConflictError, match="in use by p-web-1$"):
+        driver.remove_network("p_default")
+    driver.disconnect("p-web-1")
+    assert driver.remove_network("p_default")
+    state = driver.store.read()
+    assert "p_default" not in state.ipam.networks
+    assert [a.network for a in state.attachments["p-old-1"]] == ["p_back"]  # the other network's stays
+    assert live.host_ifname not in links.links
+
+
 def test_shim_goes_to_forward_without_docker_user_and_not_for_internal_outbound() -> None:
     driver, _, runner = make(forward_policy="drop", docker_user=False)
     driver.create_network(NetworkSpec(project="p", name="p_back", internal=True))
