@@ -206,7 +206,7 @@ def test_an_attachment_whose_veth_is_gone_does_not_keep_its_network() -> None:
     )
     [live] = driver.connect("p-web-1", NS, [EndpointSpec(network="p_default")])
     links.delete_link(gone.host_ifname)  # the kernel's namespace teardown
-    with pytest.raises(ConflictError, match="in use by p-web-1$"):
+    with pytest.raises(ConflictError, match=r"in use by p-web-1$"):
         driver.remove_network("p_default")
     driver.disconnect("p-web-1")
     assert driver.remove_network("p_default")
