@@ -21,6 +21,10 @@ from orchestrator.daemon.spawn import start_supervisor
 from orchestrator.errors import OrcError, PermanentError, TemporaryError
 
 
+class SupervisorUnreachable(TemporaryError):
+    """Nothing accepted the connection: no socket, or one whose supervisor is exiting."""
+
+
 class SupervisorError(OrcError):
     """An error the supervisor reported; carries its exit code."""
 
@@ -49,7 +53,7 @@ def call(
         try:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise TemporaryError(f"cannot reach the supervisor at {path}: {exc.strerror}") from exc
+            raise SupervisorUnreachable(f"cannot reach the supervisor at {path}: {exc.strerror}") from exc
         request = protocol.encode({"op": op, **fields})
         if pass_fds is not None:
             # The whole request travels in the one message that carries the descriptors.

@@ -14,7 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.daemon.client import call, running_supervisor, spawn_supervisor, start_supervisor, wait_gone
+from orchestrator.daemon.client import (
+    SupervisorUnreachable,
+    call,
+    running_supervisor,
+    spawn_supervisor,
+    start_supervisor,
+    wait_gone,
+)
 from orchestrator.daemon.spawn import roots_for
 from orchestrator.errors import NotFoundError, UsageError
 from orchestrator.state.proc import same_process
@@ -118,12 +125,21 @@ class ProjectHandle:
         pass_fds: tuple[int, int, int] | None = None,
         **fields: Any,
     ) -> dict[str, Any]:
-        path = self.ensure_supervisor() if start else self.supervisor()
-        if path is None:
-            raise NotFoundError(f"project {self.name} has no running supervisor (is it up?)")
         if self.parallel is not None:
             fields.setdefault("parallel", self.parallel)
-        return call(path, op, on_event=on_event, pass_fds=pass_fds, **fields)
+        for attempt in (1, 2):
+            path = self.ensure_supervisor() if start else self.supervisor()
+            if path is None:
+                raise NotFoundError(f"project {self.name} has no running supervisor (is it up?)")
+            try:
+                return call(path, op, on_event=on_event, pass_fds=pass_fds, **fields)
+            except SupervisorUnreachable:
+                # Its process still runs but nothing listens: it is exiting (it failed, or a
+                # `down` just ended it). Nothing was sent; ask the next one, once it is gone.
+                if attempt == 2:
+                    raise
+                wait_gone(self.roots.run, self.name)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def up(
         self,

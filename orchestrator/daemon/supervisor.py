@@ -149,18 +149,25 @@ class Supervisor:
         path.unlink(missing_ok=True)
         async with self._runtime_factory() as runtime:
             self.reconciler = Reconciler(runtime, self.store, bus=self.bus, wall=self._wall)
-            async with self.reconciler.session(), await anyio.create_unix_listener(path) as listener:
-                os.chmod(path, 0o600)
-                self._socket_inode = path.stat().st_ino
-                self._record_self(path)
-                await self._adopt()
-                if ready is not None:
-                    ready()
-                async with anyio.create_task_group() as group:
-                    group.start_soon(listener.serve, self._handle)
-                    group.start_soon(self._signals, group.cancel_scope)
-                    await self._done.wait()
-                    group.cancel_scope.cancel()
+            try:
+                async with self.reconciler.session(), await anyio.create_unix_listener(path) as listener:
+                    os.chmod(path, 0o600)
+                    self._socket_inode = path.stat().st_ino
+                    self._record_self(path)
+                    await self._adopt()
+                    if ready is not None:
+                        ready()
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(listener.serve, self._handle)
+                        group.start_soon(self._signals, group.cancel_scope)
+                        await self._done.wait()
+                        group.cancel_scope.cancel()
+            except BaseException:
+                # Failing (e.g. its fork server was killed): nothing listens any more, and the
+                # runtime's shutdown below can take seconds. Without the socket a command
+                # arriving meanwhile starts the next supervisor instead of being refused.
+                self._release_socket()
+                raise
         self._release_socket()
         record = self.store.load_project(self.project)
         if record is not None and record.supervisor_pid == os.getpid():

@@ -54,3 +54,39 @@ def test_restarting_stays_restarting_while_the_supervisor_runs(tmp_path: Path) -
         "paused": "paused",
     }
     assert sorted(r.service for r in handle.containers(include_stopped=False)) == ["paused", "restarting"]
+
+
+def test_a_request_refused_by_an_exiting_supervisor_waits_for_it_and_asks_again(tmp_path: Path) -> None:
+    """Its process still runs and its socket file is there, but nothing listens (it failed and
+    is shutting down): the request is not lost to 'connection refused'."""
+    import socket
+    import subprocess
+    import sys
+
+    import pytest
+
+    from orchestrator.errors import NotFoundError
+
+    roots = Roots(tmp_path / "run", tmp_path / "lib")
+    store = FileStateStore(roots.run)
+    exiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    try:
+        path = socket_path(roots.run, "demo")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        bound = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        bound.bind(str(path))  # never listens: a connect is refused
+        store.save_project(
+            ProjectRecord(
+                name="demo", supervisor_pid=exiting.pid, supervisor_start_time=pid_start_time(exiting.pid)
+            )
+        )
+        handle = ProjectHandle(roots, "demo")
+        assert handle.supervisor() == path
+        # Once it is gone there is no supervisor to ask (a `start=True` request would start one).
+        with pytest.raises(NotFoundError, match="no running supervisor"):
+            handle.request("ps")
+        assert exiting.poll() is not None  # it waited for the process to end
+        bound.close()
+    finally:
+        exiting.kill()
+        exiting.wait()

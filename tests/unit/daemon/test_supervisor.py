@@ -334,3 +334,35 @@ def test_the_same_project_document_is_bound_once(tmp_path: Path, monkeypatch: py
     assert again is first and len(bound) == 1
     changed = supervisor._spec_from({"project": {"name": "demo", "services": {"web": {"image": "b"}}}})
     assert changed is not first and len(bound) == 2
+
+
+def test_a_failing_supervisor_removes_its_socket_before_its_runtime_shuts_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runtime's shutdown after a failure can take seconds (the kernel runtime hands the
+    containers over); a command arriving meanwhile must find no socket rather than one that
+    refuses it."""
+    import contextlib
+    from collections.abc import AsyncIterator
+
+    runtime = FakeRuntime(SystemClock(), images={})
+    socket_at_shutdown: list[bool] = []
+    path = socket_path(tmp_path / "run", "demo")
+
+    @contextlib.asynccontextmanager
+    async def factory() -> AsyncIterator[FakeRuntime]:
+        try:
+            yield runtime
+        finally:
+            socket_at_shutdown.append(path.exists())
+
+    supervisor = Supervisor("demo", tmp_path / "run", tmp_path / "lib", factory)
+
+    async def broken_adopt() -> None:
+        assert path.exists()  # listening by now
+        raise RuntimeError("lost track of a container")
+
+    monkeypatch.setattr(supervisor, "_adopt", broken_adopt)
+    with pytest.raises(BaseException, match=r"lost track|unhandled errors"):
+        anyio.run(supervisor.serve)
+    assert socket_at_shutdown == [False]
