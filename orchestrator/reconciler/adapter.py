@@ -218,7 +218,9 @@ class KernelRuntime:
         return None
 
     async def __aexit__(self, *exc: object) -> None:
-        with contextlib.suppress(Exception):
+        # Removed containers' leases go before we do (shielded: a cancelled exit still waits,
+        # at most a few seconds, rather than skipping the rest of this shutdown).
+        with contextlib.suppress(Exception), anyio.CancelScope(shield=True), anyio.move_on_after(5):
             await self._teardowns_done()
         if self._own_images and self.images is not None:
             await self.images.aclose()
