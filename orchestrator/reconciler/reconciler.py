@@ -465,11 +465,9 @@ class Reconciler:
         record = self._record(name)
         await self._stop(record)
         await self._remove(record)
-        failures = await self.runtime.settle()
-        if failures:
-            raise PermanentError(
-                "\n".join(f"container {n}: network teardown: {why}" for n, why in failures.items())
-            )
+        report = ExecutionReport()
+        await self._settle(report)
+        report.raise_for_failures()
 
     async def exec_attached(self, name: str, request: ExecRequest) -> int:
         record = self._records.get(name)
@@ -517,10 +515,14 @@ class Reconciler:
                 group.start_soon(run, action)
         # The removes' network teardowns (the kernel's, tens of ms) ran without holding a slot
         # of the bound; the plan is done once they are.
-        for name, why in (await self.runtime.settle()).items():
-            report.failed[f"remove {name}"] = f"network teardown: {why}"
+        await self._settle(report)
         report.done = [a.key for a in plan.actions if outcome.get(a.key) and a.key not in report.failed]
         return report
+
+    async def _settle(self, report: ExecutionReport) -> None:
+        """Wait for what the removes left to the runtime; a failed part fails its remove."""
+        for name, why in (await self.runtime.settle()).items():
+            report.failed[f"remove {name}"] = f"network teardown: {why}"
 
     async def _perform_with_retries(
         self, action: Action, spec: ProjectSpec | None, report: ExecutionReport

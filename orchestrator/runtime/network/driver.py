@@ -75,6 +75,15 @@ def _prefix(subnet: str) -> int:
     return int(subnet.rpartition("/")[2])
 
 
+def _drop_attachments(state: NetworkState, container: str, networks: set[str]) -> None:
+    """Forget ``container``'s attachments to ``networks`` (its entry too once none is left)."""
+    kept = [a for a in state.attachments.get(container, []) if a.network not in networks]
+    if kept:
+        state.attachments[container] = kept
+    else:
+        state.attachments.pop(container, None)
+
+
 def _opt_bool(value: str, key: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("true", "1", "yes"):
@@ -294,25 +303,17 @@ class NetworkDriver:
                 return False
             if project is not None and info.project != project:
                 return False  # another project's network that this one used as external
-            users = {
-                container: [a for a in atts if a.network == name]
+            users = [
+                (container, [a for a in atts if a.network == name])
                 for container, atts in state.attachments.items()
-            }
-            users = {container: atts for container, atts in users.items() if atts}
-            live = sorted(
-                container
-                for container, atts in users.items()
-                if any(self.links.link_exists(a.host_ifname) for a in atts)
-            )
+            ]
+            live = sorted(c for c, atts in users if any(self.links.link_exists(a.host_ifname) for a in atts))
             if live:
                 raise ConflictError(f"network {name} is in use by {', '.join(live)}")
             self._unbuild_network(info)
-            for container in users:
-                kept = [a for a in state.attachments[container] if a.network != name]
-                if kept:
-                    state.attachments[container] = kept
-                else:
-                    del state.attachments[container]
+            for container, atts in users:
+                if atts:
+                    _drop_attachments(state, container, {name})
             ipam.release_network(state.ipam, name)
             del state.networks[name]
         self.dns.remove_network(name)
@@ -390,11 +391,7 @@ class NetworkDriver:
     def _forget(self, container: str, plans: Sequence[_Plan]) -> None:
         networks = {p.attachment.network for p in plans}
         with self.store.transaction() as state:
-            kept = [a for a in state.attachments.get(container, []) if a.network not in networks]
-            if kept:
-                state.attachments[container] = kept
-            else:
-                state.attachments.pop(container, None)
+            _drop_attachments(state, container, networks)
             for plan in plans:
                 if not plan.had_lease:
                     ipam.release_addresses(state.ipam, plan.attachment.network, container)
