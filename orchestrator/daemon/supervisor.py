@@ -44,6 +44,7 @@ from orchestrator.reconciler.events import EventBus
 from orchestrator.reconciler.ports import ExecRequest, ImageOptions
 from orchestrator.reconciler.project import ProjectSpec
 from orchestrator.reconciler.reconciler import ExecutionReport, Reconciler
+from orchestrator.runtime import fdio
 from orchestrator.state.proc import pid_start_time
 from orchestrator.state.records import ProjectRecord
 from orchestrator.state.store import FileStateStore
@@ -150,7 +151,7 @@ class Supervisor:
         async with self._runtime_factory() as runtime:
             self.reconciler = Reconciler(runtime, self.store, bus=self.bus, wall=self._wall)
             try:
-                async with self.reconciler.session(), await anyio.create_unix_listener(path) as listener:
+                async with self.reconciler.session(), fdio.unix_listener(path) as listener:
                     os.chmod(path, 0o600)
                     self._socket_inode = path.stat().st_ino
                     self._record_self(path)
@@ -205,17 +206,16 @@ class Supervisor:
         if self.store.list_containers(self.project):
             await self.reconciler.adopt(self.project)
 
-    async def _handle(self, stream: anyio.abc.ByteStream) -> None:
+    async def _handle(self, stream: fdio.SocketStream) -> None:
         fds: list[int] = []
         async with stream:
             buffered = BufferedByteReceiveStream(stream)
             try:
-                if isinstance(stream, anyio.abc.UNIXSocketStream):
-                    # The first message may carry the client's stdio (SCM_RIGHTS), for `exec`.
-                    first, fds = await stream.receive_fds(65536, 3)
-                    if not first:
-                        return
-                    buffered.feed_data(first)
+                # The first message may carry the client's stdio (SCM_RIGHTS), for `exec`.
+                first, fds = await stream.receive_fds(65536, 3)
+                if not first:
+                    return
+                buffered.feed_data(first)
                 line = await buffered.receive_until(b"\n", protocol.MAX_LINE)
                 request = protocol.decode(line)
                 request["_fds"] = fds

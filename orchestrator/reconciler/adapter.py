@@ -54,6 +54,7 @@ from orchestrator.reconciler.stackrefs import refs_of, write_file_mounts
 from orchestrator.reconciler.stats import ContainerUsage
 from orchestrator.reconciler.volumes import anonymous_key, copy_up, image_volume_targets
 from orchestrator.reconciler.wakeups import LoopWakeups
+from orchestrator.runtime import fdio
 from orchestrator.runtime.cgroups import CgroupHandle, CgroupLimits, DeviceRule, DriverOptions, open_driver
 from orchestrator.runtime.fsflags import mark_top_directory
 from orchestrator.runtime.network import ipam
@@ -967,7 +968,7 @@ class KernelRuntime:
         try:
             if not self.alive(record):  # the pid may have been reused before pidfd_open
                 return ExitStatus(255)
-            await anyio.wait_readable(pidfd)
+            await fdio.wait_readable(pidfd)
         finally:
             os.close(pidfd)
         handle = self._handles.get(record.name) or await self._run(
@@ -1556,7 +1557,7 @@ async def _read_all(fd: int, sink: Any) -> None:
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
-            await anyio.wait_readable(fd)
+            await fdio.wait_readable(fd)
             continue
         except OSError:
             return
@@ -1612,7 +1613,7 @@ async def _shuttle(source: int, sink: int) -> None:
     once its process is gone). Neither descriptor's blocking mode is changed: the caller's are
     shared with its shell."""
     while True:
-        await anyio.wait_readable(source)
+        await fdio.wait_readable(source)
         try:
             data = os.read(source, 65536)
         except BlockingIOError:
@@ -1622,7 +1623,7 @@ async def _shuttle(source: int, sink: int) -> None:
         if not data:
             return
         while data:
-            await anyio.wait_writable(sink)
+            await fdio.wait_writable(sink)
             try:
                 written = os.write(sink, data)
             except BlockingIOError:

@@ -43,6 +43,7 @@ from orchestrator.reconciler.clock import Clock
 from orchestrator.reconciler.health import HEALTHY, HealthCheck, Probe
 from orchestrator.reconciler.ports import ExecResult
 from orchestrator.reconciler.project import ProjectSpec, ServiceBehaviour
+from orchestrator.runtime import fdio
 from orchestrator.state.logs import parse_time
 
 # The health check test of a service whose health comes from x-orc: never executed (the
@@ -177,7 +178,7 @@ class NetnsProbeDriver(ProbeDriver):
             try:
                 sock.connect(("127.0.0.1", target.port))
             except BlockingIOError:
-                await anyio.wait_writable(sock)
+                await fdio.wait_writable(sock)
                 error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if error:
                     return ExecResult(1, f"connect to 127.0.0.1:{target.port}: {os.strerror(error)}")
@@ -250,12 +251,12 @@ async def _http_exchange(sock: socket.socket, target: HttpProbe) -> ExecResult:
     try:
         view = memoryview(request)
         while view:
-            await anyio.wait_writable(sock)
+            await fdio.wait_writable(sock)
             sent = sock.send(view)
             view = view[sent:]
         received = b""
         while b"\r\n" not in received and len(received) < READ_LIMIT:
-            await anyio.wait_readable(sock)
+            await fdio.wait_readable(sock)
             chunk = sock.recv(4096)
             if not chunk:
                 break

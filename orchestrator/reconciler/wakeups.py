@@ -22,6 +22,8 @@ from collections.abc import Hashable
 
 import anyio
 
+from orchestrator.runtime import fdio
+
 
 class LoopWakeups:
     def __init__(self) -> None:
@@ -59,7 +61,7 @@ class LoopWakeups:
     async def run(self) -> None:
         """Dispatch posts until cancelled (a task of the event loop)."""
         while True:
-            await anyio.wait_readable(self._read)
+            await fdio.wait_readable(self._read)
             with contextlib.suppress(BlockingIOError):
                 while os.read(self._read, 4096):
                     pass

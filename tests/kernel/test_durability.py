@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,15 @@ from typing import Any
 
 import pytest
 
-from tests.support.orc_cli import BUSYBOX_STACK, Orc, busybox_stack, cgroup_dirs, orc_project, wait_until
+from tests.support.orc_cli import (
+    BUSYBOX_STACK,
+    Orc,
+    busybox_stack,
+    cgroup_dirs,
+    free_port,
+    orc_project,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kernel
 
@@ -238,3 +247,25 @@ def test_running_containers_hold_no_supervisor_threads(
         assert len(rows(orc)) == 24
         threads = len(os.listdir(f"/proc/{supervisor_pid(orc, unique_name)}/task"))
         assert threads < 24
+
+
+def test_a_serving_supervisor_has_not_loaded_openssl(
+    tmp_path: Path, busybox_rootfs: Path, unique_name: str
+) -> None:
+    """The supervisor serves its control socket, the network's DNS and a published port without
+    TLS, so it runs without OpenSSL (~4-6 MiB of its memory; runtime.launch)."""
+    port = free_port()
+    services = (
+        "  web:\n    <<: *busybox\n    command: [httpd, -f, -p, '8080', -h, /]\n"
+        f"    ports: ['127.0.0.1:{port}:8080']\n"
+        "  client:\n    <<: *busybox\n    command: [sleep, '100000']\n"
+    )
+    with orc_project(tmp_path, unique_name, busybox_stack(unique_name, busybox_rootfs) + services) as orc:
+        orc("up", "-d")
+        looked_up = orc("exec", "-T", "client", "nslookup", "web")
+        assert "Address" in looked_up.stdout.split("web", 1)[-1]
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            assert conn.recv(100).startswith(b"HTTP/1.")
+        maps = Path(f"/proc/{supervisor_pid(orc, unique_name)}/maps").read_text()
+        assert [line for line in maps.splitlines() if "libssl" in line or "_ssl." in line] == []

@@ -15,8 +15,10 @@ snapshots under a lock. The randomness of the round-robin order is injected.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import random
+import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
+
+from orchestrator.runtime import fdio
 
 DEFAULT_TTL = 600
 UPSTREAM_TIMEOUT = 2.0
@@ -217,15 +221,16 @@ class DnsServer:
         return bytes(reply.pack())
 
     async def _forward_udp(self, packet: bytes, upstream: str) -> bytes:
-        async with await anyio.create_connected_udp_socket(upstream, self.upstream_port) as sock:
-            await sock.send(packet)
+        sock = await fdio.connect_udp(upstream, self.upstream_port)
+        with sock:
+            await fdio.send_datagram(sock, packet)
             while True:
-                reply = await sock.receive()
+                reply, _peer = await fdio.receive_datagram(sock)
                 if reply[:2] == packet[:2]:  # same query id
                     return reply
 
     async def _forward_tcp(self, packet: bytes, upstream: str) -> bytes:
-        async with await anyio.connect_tcp(upstream, self.upstream_port) as stream:
+        async with await fdio.connect_tcp(upstream, self.upstream_port) as stream:
             await stream.send(len(packet).to_bytes(2, "big") + packet)
             buffered = BufferedByteReceiveStream(stream)
             size = int.from_bytes(await buffered.receive_exactly(2), "big")
@@ -265,23 +270,25 @@ class DnsServer:
         task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
         """Listen on ``address:port`` (UDP and TCP) until cancelled. Reports the bound port."""
-        udp = await anyio.create_udp_socket(local_host=address, local_port=port)
-        bound = int(udp.extra(anyio.abc.SocketAttribute.local_port))
+        udp = fdio.udp_socket(address, port)
         try:
-            tcp = await anyio.create_tcp_listener(local_host=address, local_port=bound, reuse_port=False)
+            bound = int(udp.getsockname()[1])
+            tcp = fdio.tcp_listener(address, bound)
         except BaseException:
-            await udp.aclose()
+            udp.close()
             raise
-        send_lock = anyio.Lock()  # an anyio UDP socket allows one sender at a time
-        async with udp, tcp, anyio.create_task_group() as tg:
-            task_status.started(bound)
-            tg.start_soon(self._serve_tcp, tcp, network)
-            async for packet, peer in udp:
-                tg.start_soon(self._answer_udp, udp, send_lock, packet, str(peer[0]), int(peer[1]), network)
+        send_lock = anyio.Lock()  # one task waits for the socket to take a reply at a time
+        with udp:
+            async with tcp, anyio.create_task_group() as tg:
+                task_status.started(bound)
+                tg.start_soon(self._serve_tcp, tcp, network)
+                while True:
+                    packet, (host, peer_port) = await fdio.receive_datagram(udp)
+                    tg.start_soon(self._answer_udp, udp, send_lock, packet, host, peer_port, network)
 
     async def _answer_udp(
         self,
-        udp: anyio.abc.UDPSocket,
+        udp: socket.socket,
         send_lock: anyio.Lock,
         packet: bytes,
         host: str,
@@ -293,18 +300,17 @@ class DnsServer:
         except Exception:
             return  # one malformed query must not take the resolver down for everyone
         if reply is not None:
-            try:
+            with contextlib.suppress(OSError):
                 async with send_lock:
-                    await udp.sendto(reply, host, port)
-            except (OSError, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                pass
+                    await fdio.send_datagram(udp, reply, (host, port))
 
-    async def _serve_tcp(
-        self, listener: anyio.abc.Listener[anyio.abc.SocketStream], network: str | None
-    ) -> None:
-        async def handle(stream: anyio.abc.SocketStream) -> None:
+    async def _serve_tcp(self, listener: fdio.SocketListener, network: str | None) -> None:
+        async def handle(stream: fdio.SocketStream) -> None:
             async with stream:
-                source = str(stream.extra(anyio.abc.SocketAttribute.remote_address)[0])
+                try:
+                    source = stream.remote_host
+                except OSError:
+                    return  # gone before we looked
                 buffered = BufferedByteReceiveStream(stream)
                 try:
                     while True:

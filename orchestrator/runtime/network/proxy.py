@@ -12,7 +12,7 @@ holding it), then serves them in the supervisor's task group until ``unpublish``
 * UDP: one connected socket towards the container per client address, replies relayed back
   from the published socket, idle flows dropped after ``udp_idle`` seconds.
 
-Everything runs on non-blocking sockets awaited with ``anyio.wait_readable``/``wait_writable``.
+Everything runs on non-blocking sockets awaited with ``fdio.wait_readable``/``wait_writable``.
 Called by the supervisor (reconciler) from its event loop thread.
 """
 
@@ -31,6 +31,7 @@ import anyio
 import anyio.abc
 
 from orchestrator.errors import ConflictError, PermanentError
+from orchestrator.runtime import fdio
 
 from .ports import bind_plan
 from .spec import PortBinding, PortSpec
@@ -154,7 +155,7 @@ async def _splice_one_way(src: socket.socket, dst: socket.socket) -> None:
             try:
                 moved = os.splice(src.fileno(), write_end, SPLICE_CHUNK, flags=flags)
             except BlockingIOError:
-                await anyio.wait_readable(src)
+                await fdio.wait_readable(src)
                 continue
             if moved == 0:
                 break
@@ -162,7 +163,7 @@ async def _splice_one_way(src: socket.socket, dst: socket.socket) -> None:
                 try:
                     moved -= os.splice(read_end, dst.fileno(), moved, flags=flags)
                 except BlockingIOError:
-                    await anyio.wait_writable(dst)
+                    await fdio.wait_writable(dst)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
     finally:
@@ -241,7 +242,7 @@ async def _pipe_tcp(
         if err not in (0, errno.EINPROGRESS):
             return
         with anyio.move_on_after(10):
-            await anyio.wait_writable(upstream)
+            await fdio.wait_writable(upstream)
         if upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
             return
         if pumps is not None and pumps.free > 0:
@@ -271,7 +272,7 @@ async def _serve_tcp(listener: socket.socket, target: tuple[str, int], pumps: _T
             try:
                 client, _ = listener.accept()
             except BlockingIOError:
-                await anyio.wait_readable(listener)
+                await fdio.wait_readable(listener)
                 continue
             except OSError:
                 await anyio.sleep(0.05)  # EMFILE and friends: back off instead of spinning
@@ -292,7 +293,7 @@ async def _serve_udp(listener: socket.socket, target: tuple[str, int], idle: flo
         try:
             while True:
                 with anyio.move_on_after(idle) as timer:
-                    await anyio.wait_readable(flow.upstream)
+                    await fdio.wait_readable(flow.upstream)
                 if timer.cancelled_caught:
                     if anyio.current_time() - flow.last_seen >= idle:
                         return
@@ -316,7 +317,7 @@ async def _serve_udp(listener: socket.socket, target: tuple[str, int], idle: flo
                 try:
                     data, addr = listener.recvfrom(UDP_MAX)
                 except BlockingIOError:
-                    await anyio.wait_readable(listener)
+                    await fdio.wait_readable(listener)
                     continue
                 except OSError:
                     continue

@@ -11,12 +11,15 @@ import base64
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
 from orchestrator.errors import NotFoundError, TemporaryError
+from orchestrator.runtime import launch
 from orchestrator.runtime.images.auth import Credentials
 from orchestrator.runtime.images.manifest import ACCEPT, DOCKER_LIST, DOCKER_MANIFEST
 from orchestrator.runtime.images.pull import Puller, PullEvent
@@ -318,6 +321,56 @@ def test_tls_registry_with_token_auth(
     issued = secure_registry.tokens.requests[before:]
     # one token for the repository scope, reused for manifest, config and layer
     assert issued == [{"user": "tester", "scope": ["repository:test/busybox:pull"]}]
+
+
+def test_tls_pull_in_a_process_started_without_openssl(
+    tmp_path: Path,
+    secure_registry: SecureRegistry,
+    test_images: tuple[Path, Images],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The supervisor imports its event loop without OpenSSL (runtime.launch); a pull it runs
+    loads ``ssl`` then, and TLS through httpx and anyio works as anywhere else."""
+    _, images = test_images
+    secure_options(tmp_path, secure_registry, user="tester", password="secret")  # its config and CA
+    probe = tmp_path / "modules" / "orc_tls_pull_probe.py"
+    probe.parent.mkdir()
+    probe.write_text(
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "import anyio\n"
+        "import orchestrator.daemon.supervisor\n"
+        "before = 'ssl' in sys.modules\n"
+        "from orchestrator.runtime.images.auth import Credentials\n"
+        "from orchestrator.runtime.images.pull import Puller\n"
+        "from orchestrator.runtime.images.reference import Platform, parse_reference\n"
+        "from orchestrator.runtime.images.registry import RegistryClient, RegistryOptions\n"
+        "from orchestrator.runtime.images.store import ImageStore\n"
+        "from orchestrator.runtime.images.unpack import UnpackOptions\n"
+        "ref, config, certs, root = sys.argv[1:]\n"
+        "options = RegistryOptions(credentials=Credentials(Path(config)), certs_dirs=(Path(certs),), retries=1)\n"
+        "store = ImageStore(Path(root), unpack_options=UnpackOptions(privileged=False,\n"
+        "    opaque_xattr='user.overlay.opaque'))\n"
+        "async def main():\n"
+        "    async with RegistryClient(options) as client:\n"
+        "        puller = Puller(store, client, platform=Platform('linux', 'amd64'))\n"
+        "        return await puller.pull(parse_reference(ref))\n"
+        "image = anyio.run(main)\n"
+        "print(json.dumps({'before': before, 'diff_ids': list(image.diff_ids)}))\n"
+    )
+    monkeypatch.setattr(sys, "path", [str(tmp_path), str(probe.parent), *sys.path])
+    argv = launch.module_argv(
+        "orc_tls_pull_probe",
+        f"{secure_registry.registry.host}/test/busybox:v1",
+        str(tmp_path / "docker-config.json"),
+        str(tmp_path / "certs.d"),
+        str(tmp_path / "images"),
+        without_openssl=True,
+    )
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen == {"before": False, "diff_ids": [images.base.diff_id]}
 
 
 def test_tls_registry_without_credentials_is_401(tmp_path: Path, secure_registry: SecureRegistry) -> None:

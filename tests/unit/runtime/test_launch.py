@@ -48,3 +48,47 @@ def test_the_childs_path_starts_with_this_package_and_drops_the_callers_first_en
 ) -> None:
     monkeypatch.setattr(sys, "path", ["/somewhere/cwd", "", "/lib/a", "/lib/a", "/lib/b"])
     assert launch.child_path() == [launch.PACKAGE_ROOT, "/lib/a", "/lib/b"]
+
+
+def test_without_openssl_the_supervisor_runs_its_event_loop_and_ssl_loads_only_when_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "orc_launch_ssl_probe.py").write_text(
+        "import json, sys\n"
+        "import anyio\n"
+        "import orchestrator.daemon.supervisor, orchestrator.reconciler.adapter\n"
+        "from orchestrator.runtime import fdio\n"
+        "async def main():\n"
+        "    left, right = __import__('socket').socketpair()\n"
+        "    right.send(b'x')\n"
+        "    await fdio.wait_readable(left)\n"
+        "    await anyio.to_thread.run_sync(lambda: None)\n"
+        "anyio.run(main)\n"
+        "loaded_before_use = sorted(m for m in ('ssl', '_ssl') if m in sys.modules)\n"
+        "import anyio._core._sockets as sockets, anyio.streams.tls as tls\n"
+        "context = sockets.ssl.create_default_context()\n"  # anyio's own name for ssl: real on use
+        "import ssl\n"
+        "print(json.dumps({'before': loaded_before_use, 'asyncio_tls': __import__('asyncio.sslproto').sslproto.ssl is None,\n"
+        "    'real': sys.modules['ssl'] is ssl and ssl.SSLContext.__module__ == 'ssl',\n"
+        "    'same': sockets.ssl.MemoryBIO is ssl.MemoryBIO and type(context) is ssl.SSLContext,\n"
+        "    'isinstance': isinstance(context, tls.SSLContext), 'made': type(tls.SSLContext()) is ssl.SSLContext}))\n"
+    )
+    monkeypatch.setattr(sys, "path", [str(tmp_path), str(modules), *sys.path])
+    argv = launch.module_argv("orc_launch_ssl_probe", without_openssl=True)
+    seen = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+    assert seen == {
+        "before": [],
+        "asyncio_tls": True,
+        "real": True,
+        "same": True,
+        "isinstance": True,
+        "made": True,
+    }
+    # Without the option the same program loads OpenSSL with the event loop.
+    plain = launch.module_argv("orc_launch_ssl_probe")
+    assert json.loads(subprocess.run(plain, capture_output=True, text=True, check=True).stdout)["before"] == [
+        "_ssl",
+        "ssl",
+    ]
