@@ -13,7 +13,8 @@ machines). The compiled code depends on nothing but the text, so this module kee
 in a file beside the module's bytecode (``__pycache__/<module>.<tag>.dataclasses``), checked
 against the module's source as the bytecode is (modification time and size), and gives
 ``dataclasses`` the stored code for a text it has seen. The classes are exactly what
-``dataclasses`` makes; only the compiling is skipped. Nothing is written when Python writes no
+``dataclasses`` makes; only the compiling is skipped. (``dataclasses`` also gets ``inspect`` only
+when it first uses it: ``orchestrator.firstuse``.) Nothing is written when Python writes no
 bytecode either, and a file that does not read back, or was written by another Python build, is
 ignored.
 
@@ -28,6 +29,8 @@ import marshal
 import os
 import sys
 from types import CodeType, ModuleType
+
+from orchestrator.firstuse import ModuleOnFirstUse, StandingIn
 
 # Not ``typing``, and ``dataclasses`` only once something imports it: the CLI's first steps (it
 # starts the supervisor before importing anything else) must stay as light as they are.
@@ -112,6 +115,10 @@ class MethodCodeCache:
         """``exec`` as ``dataclasses`` calls it, with the stored code for a known text."""
         entry = self._for(globals) if isinstance(source, str) else None
         if entry is None:
+            if isinstance(source, str):
+                # As exec(source) from dataclasses compiles it: without this module's __future__
+                # flags (``annotations`` would make the generated methods' annotations strings).
+                source = compile(source, "<string>", "exec", dont_inherit=True)
             builtins.exec(source, globals, locals)
             return
         code = entry.codes.get(source)
@@ -178,7 +185,10 @@ class _PatchOnImport:
         load = loader.exec_module
 
         def exec_module(module: ModuleType) -> None:
-            load(module)
+            # dataclasses imports inspect (with ast, dis, tokenize: ~5 ms, ~1 MiB) only to write
+            # a docstring for a class without one: it gets inspect when that first happens.
+            with StandingIn(ModuleOnFirstUse("inspect")):
+                load(module)
             _patch(module)
 
         loader.exec_module = exec_module  # type: ignore[method-assign]

@@ -31,6 +31,8 @@ from orchestrator.state.store import FileStateStore
 
 @dataclass(frozen=True)
 class Roots:
+    """Where orc keeps a project's runtime state (``run``) and its lasting data (``lib``)."""
+
     run: Path
     lib: Path
 

@@ -16,8 +16,9 @@ of its memory.
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
+
+from orchestrator.firstuse import ModuleOnFirstUse, StandingIn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,46 +51,29 @@ class _ForwardingClass(type):
         return cls._real()(*args, **kwargs)
 
 
-class _SslOnFirstUse(types.ModuleType):
-    """Stands in for ``ssl`` in the modules imported while it is in ``sys.modules``: the first
-    name asked of it imports the real module, and every name is the real module's from then on.
+def _ssl_on_first_use() -> ModuleOnFirstUse:
+    """``ssl`` imported on first use. anyio's TLS module takes ``SSLContext`` by name (for
+    annotations) while it is imported: it gets a class that forwards ``isinstance`` and
+    construction to the real one."""
 
-    ``from ssl import SSLContext`` (anyio's TLS module does it, for annotations) gets a stand-in
-    class that forwards ``isinstance`` and construction, so that alone loads nothing."""
+    def real_context() -> type:
+        context: type = stand_in.load().SSLContext
+        return context
 
-    def __init__(self) -> None:
-        super().__init__("ssl")
-        real = self._real
-        self.SSLContext = _ForwardingClass(
-            "SSLContext", (), {"_real": staticmethod(lambda: real().SSLContext)}
-        )
-
-    @staticmethod
-    def _real() -> types.ModuleType:
-        standing_in = sys.modules.get("ssl")
-        if isinstance(standing_in, _SslOnFirstUse):
-            del sys.modules["ssl"]
-        try:
-            return __import__("ssl")
-        finally:
-            if isinstance(standing_in, _SslOnFirstUse) and "ssl" not in sys.modules:
-                sys.modules["ssl"] = standing_in
-
-    def __getattr__(self, name: str) -> object:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self._real(), name)
+    context = _ForwardingClass("SSLContext", (), {"_real": staticmethod(real_context)})
+    stand_in = ModuleOnFirstUse("ssl", SSLContext=context)
+    return stand_in
 
 
 def import_event_loop_without_openssl() -> None:
-    """Import asyncio and anyio's asyncio backend without loading ``ssl`` (OpenSSL: ~4.4 MiB of
+    """Import asyncio and anyio's asyncio backend without loading ``ssl`` (OpenSSL: ~4-6 MiB of
     the process and ~8 ms of its start), unless something imported either already.
 
-    asyncio imports ``ssl`` only for its own TLS transports and does without it when the import
-    fails: the supervisor never uses them. anyio's backend imports its socket module, which
-    imports ``ssl`` unconditionally: those modules get a stand-in that imports the real one when
-    first used (a registry pull through httpx does). Afterwards ``import ssl`` is the real
-    module for everyone."""
+    asyncio imports ``ssl`` only for its own TLS transports and does without them when the
+    import fails: the supervisor never uses them. anyio's backend imports its socket module,
+    which imports ``ssl`` unconditionally: those modules get ``ssl`` on first use
+    (``orchestrator.firstuse``), which a registry pull through httpx is. Afterwards ``import
+    ssl`` is the real module for everyone."""
     if "asyncio" in sys.modules or "ssl" in sys.modules:
         return
     sys.modules["ssl"] = None  # type: ignore[assignment]  # ``import ssl`` raises ImportError
@@ -97,14 +81,11 @@ def import_event_loop_without_openssl() -> None:
         import asyncio  # noqa: F401
     finally:
         del sys.modules["ssl"]
-    sys.modules["ssl"] = _SslOnFirstUse()
-    try:
-        __import__("anyio._backends._asyncio")
-    except ImportError:
-        pass  # another anyio: it imports what it imports when it runs
-    finally:
-        if isinstance(sys.modules.get("ssl"), _SslOnFirstUse):
-            del sys.modules["ssl"]
+    with StandingIn(_ssl_on_first_use()):
+        try:
+            __import__("anyio._backends._asyncio")
+        except ImportError:
+            pass  # another anyio: it imports what it imports when it runs
 
 
 def module_argv(

@@ -127,6 +127,17 @@ def test_modules_of_other_packages_are_compiled_as_usual(
     assert shapes.Point(3) == shapes.Point(3, 0)  # type: ignore[attr-defined]
 
 
+def test_other_modules_methods_are_compiled_without_the_caches_future_flags(
+    package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``codecache`` itself is written with ``from __future__ import annotations``; the methods
+    it compiles for a module that is not (here: one it does not serve) must not inherit it."""
+    (package / "shapes.py").write_text("import dataclasses\n" + MODULE.split("import dataclasses\n", 1)[1])
+    shapes = _import_with(MethodCodeCache("someoneelse"), monkeypatch)
+    assert shapes.Point.__init__.__annotations__ == {"x": int, "y": int, "return": None}  # type: ignore[attr-defined]
+    assert shapes.Point.__doc__ == "Point(x: int, y: int = 0)"  # type: ignore[attr-defined]
+
+
 def test_the_supervisors_imports_compile_nothing_once_the_cache_is_warm() -> None:
     script = (
         "import orchestrator.daemon.supervisor, orchestrator.reconciler.adapter\n"

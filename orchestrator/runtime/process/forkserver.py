@@ -83,6 +83,8 @@ class ServerError(Exception):
 
 @dataclass
 class _Record:
+    """A container this fork server started (or adopted): its spec, its init and its execs."""
+
     spec: ContainerSpec
     pid: int
     capability_mask: int

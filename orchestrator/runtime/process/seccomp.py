@@ -41,6 +41,8 @@ class ArgCondition:
 
 @dataclass(frozen=True)
 class SyscallRule:
+    """What happens when the process calls one of ``names`` (with ``args`` matching)."""
+
     names: tuple[str, ...]
     action: str = "allow"  # allow | errno | kill_process | kill_thread | trap | log
     errno: int = errno_module.EPERM
@@ -49,6 +51,8 @@ class SyscallRule:
 
 @dataclass(frozen=True)
 class Profile:
+    """A seccomp profile: the default action and the rules that differ from it."""
+
     default_action: str = "errno"
     default_errno: int = errno_module.EPERM
     rules: tuple[SyscallRule, ...] = ()

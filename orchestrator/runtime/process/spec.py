@@ -104,6 +104,8 @@ class VolumeMount:
 
 @dataclass(frozen=True)
 class TmpfsMount:
+    """A tmpfs mounted at ``target`` (``tmpfs:`` of a service)."""
+
     target: str
     size_bytes: int | None = None
     mode: int = 0o1777
@@ -134,6 +136,8 @@ class User:
 
 @dataclass(frozen=True)
 class ProcessSpec:
+    """The container's process: its command line, environment, directory, user and terminal."""
+
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     cwd: str = "/"
@@ -152,6 +156,8 @@ class NamespaceMode(Enum):
 
 @dataclass(frozen=True)
 class Namespace:
+    """One namespace of the container: new, the host's, or joined from ``path``."""
+
     mode: NamespaceMode = NamespaceMode.NEW
     path: str | None = None  # for JOIN: /proc/<pid>/ns/<kind> or a bind-mounted nsfs file
 
@@ -177,6 +183,8 @@ class SeccompMode(Enum):
 
 @dataclass(frozen=True)
 class Seccomp:
+    """The container's seccomp filter: the default profile, none, or a Docker-format file."""
+
     mode: SeccompMode = SeccompMode.DEFAULT
     profile_path: str | None = None  # CUSTOM: a Docker-format JSON profile
 
@@ -192,6 +200,8 @@ class Device:
 
 @dataclass(frozen=True)
 class Rlimit:
+    """One resource limit (``ulimits:`` of a service)."""
+
     name: str  # "nofile", "nproc", "core", ... (RLIMIT_ without prefix, lower case)
     soft: int
     hard: int
@@ -207,6 +217,8 @@ class Init:
 
 @dataclass(frozen=True)
 class ContainerSpec:
+    """Everything the fork server needs to create one container's init."""
+
     id: str
     rootfs: Rootfs
     process: ProcessSpec

@@ -16,6 +16,8 @@ from orchestrator.errors import PermanentError
 
 @dataclass(frozen=True)
 class ResolvedUser:
+    """A ``user:`` value resolved against the container's passwd and group files."""
+
     uid: int
     gid: int
     groups: tuple[int, ...]
@@ -24,6 +26,8 @@ class ResolvedUser:
 
 @dataclass(frozen=True)
 class _PasswdEntry:
+    """One line of an /etc/passwd file."""
+
     name: str
     uid: int
     gid: int
@@ -32,6 +36,8 @@ class _PasswdEntry:
 
 @dataclass(frozen=True)
 class _GroupEntry:
+    """One line of an /etc/group file."""
+
     name: str
     gid: int
     members: tuple[str, ...]

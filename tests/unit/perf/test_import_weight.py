@@ -134,3 +134,29 @@ def test_the_supervisor_leaves_out_argparse_hashlib_and_uuid() -> None:
     ``platform`` it loads) only named the process runtime's trash."""
     new = _new_modules("import orchestrator.daemon.supervisor, orchestrator.reconciler.adapter")
     assert [m for m in new if m in ("argparse", "hashlib", "_hashlib", "uuid", "platform")] == []
+
+
+def test_dataclasses_gets_inspect_only_when_it_first_needs_it() -> None:
+    """``dataclasses`` imports ``inspect`` (with ``ast``, ``dis``, ``tokenize``: ~5 ms and ~1 MiB)
+    only to describe a class without a docstring (orchestrator.firstuse, via codecache). The
+    fork server and the CLI's ``down``/``ps``/``stop`` path define no such class, so neither loads
+    it; neither does the CLI load ``shutil`` (with bz2 and lzma) before it removes a project."""
+    fork_server = _new_modules("import orchestrator.runtime.process.forkserver")
+    assert "dataclasses" in fork_server
+    assert [m for m in fork_server if m in ("inspect", "ast", "dis")] == []
+    cli = _new_modules(
+        "import orchestrator.cli.entry, orchestrator.cli.fast, orchestrator.cli.lifecycle, orchestrator.cli.down\n"
+        "import orchestrator.cli.stop, orchestrator.daemon.handle, orchestrator.daemon.client\n"
+        "import orchestrator.state.store, orchestrator.cli.loadcache"
+    )
+    assert "dataclasses" in cli
+    assert [m for m in cli if m in ("inspect", "ast", "dis", "shutil")] == []
+    # A class without a docstring still gets the one dataclasses writes, from the real inspect.
+    described = _new_modules(
+        "import orchestrator.codecache, dataclasses\n"
+        "@dataclasses.dataclass\n"
+        "class Plain:\n"
+        "    size: int = 1\n"
+        "assert Plain.__doc__ == 'Plain(size: int = 1)', Plain.__doc__"
+    )
+    assert "inspect" in described
