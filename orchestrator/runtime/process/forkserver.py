@@ -43,9 +43,7 @@ import signal
 import socket
 import stat
 import sys
-import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn
 
 from orchestrator import codecache
@@ -210,6 +208,8 @@ def _error_report(exc: BaseException) -> bytes:
     elif isinstance(exc, OSError):
         report = {"step": "setup", "message": f"{exc.strerror} ({exc.filename})", "errno": exc.errno or 0}
     else:
+        import traceback  # only for an unexpected error: ~0.4 MiB of a fork server that has none
+
         report = {
             "step": "setup",
             "message": "".join(traceback.format_exception_only(exc)).strip(),
@@ -488,7 +488,8 @@ class ForkServer:
             if not spec.seccomp.profile_path:
                 raise ServerError("seccomp: custom profile without a path")
             try:
-                text = Path(spec.seccomp.profile_path).read_text()
+                with open(spec.seccomp.profile_path, encoding="utf-8") as file:
+                    text = file.read()
             except OSError as exc:
                 raise ServerError(f"seccomp profile {spec.seccomp.profile_path}: {exc.strerror}") from exc
             return self.cache.program(profile_from_docker_json(text, caps))
@@ -928,7 +929,7 @@ def main(argv: list[str]) -> int:
     server = ForkServer(
         sock,
         LinuxKernel(),
-        BpfCache(Path(argv[2]), shared=SHARED_DIRECTORY),
+        BpfCache(argv[2], shared=SHARED_DIRECTORY),
         pool_size=int(argv[3]) if len(argv) > 3 else 2,
     )
     # Its children end with os._exit and the server itself rarely exits: keep new code now.

@@ -21,7 +21,6 @@ import json
 import os
 import sys
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import PermanentError
@@ -708,7 +707,8 @@ _PROGRAM_FORMAT = "t2"
 # compiling the default profile through libseccomp costs ~20-30 ms of the fork server's time,
 # which the first container of a new lib root waits for (a first `up -d` of 30 services was
 # ~0.06 s slower with it).
-SHARED_DIRECTORY = Path(__file__).resolve().parent / "__pycache__" / "seccomp"
+# (Paths are strings here: the fork server imports this module, and pathlib is ~0.8 MiB of it.)
+SHARED_DIRECTORY = os.path.join(os.path.dirname(os.path.realpath(__file__)), "__pycache__", "seccomp")
 
 
 class BpfCache:
@@ -717,10 +717,13 @@ class BpfCache:
     compiled one is written to both (to ``shared`` only when Python writes bytecode)."""
 
     def __init__(
-        self, directory: Path, library: LibSeccomp | None = None, shared: Path | None = None
+        self,
+        directory: str | os.PathLike[str],
+        library: LibSeccomp | None = None,
+        shared: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.directory = directory
-        self.shared = shared
+        self.directory = os.fspath(directory)
+        self.shared = None if shared is None else os.fspath(shared)
         self._library = library
         self._memory: dict[str, bytes] = {}
         self.compilations = 0
@@ -736,9 +739,10 @@ class BpfCache:
         cached = self._memory.get(key)
         if cached is not None:
             return cached
-        path = self.directory / f"{key}.bpf"
+        path = os.path.join(self.directory, f"{key}.bpf")
         try:
-            program = path.read_bytes()
+            with open(path, "rb") as file:
+                program = file.read()
         except FileNotFoundError:
             shared = self._shared_program(key)
             if shared is not None:
@@ -748,7 +752,7 @@ class BpfCache:
                 self.compilations += 1
                 if self.shared is not None and not sys.dont_write_bytecode:
                     with contextlib.suppress(OSError):
-                        _write_atomically(self.shared / f"{key}.bpf", program)
+                        _write_atomically(os.path.join(self.shared, f"{key}.bpf"), program)
             _write_atomically(path, program)
         if not program or len(program) % 8:
             raise PermanentError(f"seccomp: cached program {path} is corrupt; remove it")
@@ -759,14 +763,16 @@ class BpfCache:
         if self.shared is None:
             return None
         try:
-            program = (self.shared / f"{key}.bpf").read_bytes()
+            with open(os.path.join(self.shared, f"{key}.bpf"), "rb") as file:
+                program = file.read()
         except OSError:
             return None
         return program if program and not len(program) % 8 else None  # a bad one is compiled anew
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
+def _write_atomically(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{os.path.splitext(path)[0]}.tmp{os.getpid()}"
+    with open(tmp, "wb") as file:
+        file.write(data)
     os.replace(tmp, path)

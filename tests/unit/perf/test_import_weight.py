@@ -143,7 +143,9 @@ def test_dataclasses_gets_inspect_only_when_it_first_needs_it() -> None:
     it; neither does the CLI load ``shutil`` (with bz2 and lzma) before it removes a project."""
     fork_server = _new_modules("import orchestrator.runtime.process.forkserver")
     assert "dataclasses" in fork_server
-    assert [m for m in fork_server if m in ("inspect", "ast", "dis")] == []
+    # Nor pathlib (~0.8 MiB with urllib.parse and ipaddress) or traceback (only for an
+    # unexpected error's report).
+    assert [m for m in fork_server if m in ("inspect", "ast", "dis", "pathlib", "traceback")] == []
     cli = _new_modules(
         "import orchestrator.cli.entry, orchestrator.cli.fast, orchestrator.cli.lifecycle, orchestrator.cli.down\n"
         "import orchestrator.cli.stop, orchestrator.daemon.handle, orchestrator.daemon.client\n"
