@@ -1,13 +1,15 @@
 """`up -d` and `down` of generated N-service stacks with orc, Docker Compose and podman-compose.
 
     .venv/bin/python bench/up_down.py [--sizes 30,100] [--runs 3] [--peers docker,podman]
-        [--compare DIR]
+        [--compare DIR] [--chain]
 
 ``--compare DIR`` also runs the orc of another checkout (``PYTHONPATH=DIR``, e.g. an older commit
 unpacked with ``git archive``), alternating run by run with this tree, as tool ``before``.
 
 As root. Stacks come from ../shared/tools/gen-stack.py (busybox, depends_on in layers of 5, every
-service answers SIGTERM). orc runs them from a busybox rootfs (``x-orc: {rootfs: ...}``, built from
+service answers SIGTERM); with ``--chain`` each service depends on the one before it instead (a
+dependency chain as deep as the stack: its starts cannot overlap, so the latency of each one
+counts). orc runs them from a busybox rootfs (``x-orc: {rootfs: ...}``, built from
 busybox-static) under a private ``--root`` and cgroup prefix; the peers use their ``busybox:local``
 image (made by the peers setup). Times are wall-clock of the whole CLI command, as a user sees it;
 "no-op up -d" is a second ``up -d`` of the running stack (nothing to change). Also measured for orc: crash → running again (SIGKILL of a container with a zero-delay restart
@@ -46,10 +48,20 @@ PEER_IMAGES = {"docker": "busybox:local", "podman": "localhost/busybox:latest"}
 PEER_FALLBACKS = {"podman-compose": ["/tmp/peers/bin/podman-compose"]}
 
 
-def generate(n: int, rootfs: Path | None, image: str = "busybox:local") -> str:
+def generate(n: int, rootfs: Path | None, image: str = "busybox:local", chain: bool = False) -> str:
     text = subprocess.run(
         [sys.executable, str(GEN_STACK), str(n), image], capture_output=True, text=True, check=True
     ).stdout
+    if chain:
+        chained = []
+        for line in text.splitlines():
+            if line.strip().startswith("depends_on:"):
+                continue
+            chained.append(line)
+            if line.strip().startswith("command:") and chained[-3].strip() != "s0:":
+                number = int(chained[-3].strip()[1:-1])
+                chained.append(f"    depends_on: [s{number - 1}]")
+        text = "\n".join(chained) + "\n"
     if rootfs is None:
         return text
     lines = []
@@ -150,11 +162,12 @@ def bench_orc(
     results: dict[str, list[float]],
     extra: dict[str, object],
     compare: Path | None = None,
+    chain: bool = False,
 ) -> None:
     for run in range(runs):
-        bench_orc_once(n, run, rootfs, results, extra, "orc", {})
+        bench_orc_once(n, run, rootfs, results, extra, "orc", {}, chain)
         if compare is not None:
-            bench_orc_once(n, run, rootfs, results, extra, "before", {"PYTHONPATH": str(compare)})
+            bench_orc_once(n, run, rootfs, results, extra, "before", {"PYTHONPATH": str(compare)}, chain)
 
 
 def bench_orc_once(
@@ -165,22 +178,26 @@ def bench_orc_once(
     extra: dict[str, object],
     tool: str,
     env_extra: dict[str, str],
+    chain: bool = False,
 ) -> None:
+    size = f"{n}, chain" if chain else f"{n}"
     with tempfile.TemporaryDirectory(prefix="orcbench") as tmp:
         work = Path(tmp)
         project = "orcb" + uuid.uuid4().hex[:6]
-        (work / "compose.yaml").write_text(f"name: {project}\n" + generate(n, rootfs))
+        (work / "compose.yaml").write_text(f"name: {project}\n" + generate(n, rootfs, chain=chain))
         env = {**os.environ, "ORC_CGROUP_PREFIX": project, **env_extra}
         # As an installed package runs: with its bytecode cached (this VM sets the variable,
         # which alone makes every supervisor compile its modules again, ~0.2 s of CPU).
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         orc = [sys.executable, "-m", "orchestrator", "--root", str(work / "root")]
         try:
-            results.setdefault(f"{tool} up -d ({n})", []).append(timed([*orc, "up", "-d"], work, env))
+            results.setdefault(f"{tool} up -d ({size})", []).append(timed([*orc, "up", "-d"], work, env))
             # the same again: nothing to change (the plan is empty, nothing restarts)
-            results.setdefault(f"{tool} no-op up -d ({n})", []).append(timed([*orc, "up", "-d"], work, env))
+            results.setdefault(f"{tool} no-op up -d ({size})", []).append(
+                timed([*orc, "up", "-d"], work, env)
+            )
             state = work / "root" / "run" / project
-            if run == 0:
+            if run == 0 and not chain:
                 supervisor = json.loads((state / "project.json").read_text())["supervisor_pid"]
                 time.sleep(1.0)
                 extra[f"{tool} RSS with {n} containers (KiB)"] = rss_kib(orc_processes(supervisor))
@@ -191,12 +208,12 @@ def bench_orc_once(
                     results.setdefault(f"{tool} crash → running (ms)", []).extend(
                         crash_to_running(state, f"{project}-s1-1", 10)
                     )
-            results.setdefault(f"{tool} down ({n})", []).append(timed([*orc, "down"], work, env))
+            results.setdefault(f"{tool} down ({size})", []).append(timed([*orc, "down"], work, env))
         finally:
             subprocess.run([*orc, "down", "-t", "0"], cwd=work, env=env, capture_output=True, timeout=300)
 
 
-def bench_peer(peer: str, n: int, runs: int, results: dict[str, list[float]]) -> None:
+def bench_peer(peer: str, n: int, runs: int, results: dict[str, list[float]], chain: bool = False) -> None:
     command = list(PEER_COMPOSE[peer])
     found = shutil.which(command[0]) or next(
         (p for p in PEER_FALLBACKS.get(command[0], []) if os.access(p, os.X_OK)), None
@@ -209,15 +226,16 @@ def bench_peer(peer: str, n: int, runs: int, results: dict[str, list[float]]) ->
         with tempfile.TemporaryDirectory(prefix="orcbench") as tmp:
             work = Path(tmp)
             project = "peerb" + uuid.uuid4().hex[:6]
-            (work / "compose.yaml").write_text(generate(n, None, PEER_IMAGES[peer]))
+            (work / "compose.yaml").write_text(generate(n, None, PEER_IMAGES[peer], chain=chain))
+            size = f"{n}, chain" if chain else f"{n}"
             argv = [*command, "-f", str(work / "compose.yaml"), "-p", project]
             try:
                 up = timed([*argv, "up", "-d"], work, dict(os.environ))
-                results.setdefault(f"{peer} up -d ({n})", []).append(up)
+                results.setdefault(f"{peer} up -d ({size})", []).append(up)
                 again = timed([*argv, "up", "-d"], work, dict(os.environ))
-                results.setdefault(f"{peer} no-op up -d ({n})", []).append(again)
+                results.setdefault(f"{peer} no-op up -d ({size})", []).append(again)
                 down = timed([*argv, "down"], work, dict(os.environ))
-                results.setdefault(f"{peer} down ({n})", []).append(down)
+                results.setdefault(f"{peer} down ({size})", []).append(down)
             except RuntimeError as exc:
                 print(f"<!-- {peer} failed: {str(exc)[:300]} -->")
                 subprocess.run([*argv, "down", "-t", "0"], cwd=work, capture_output=True, timeout=600)
@@ -230,6 +248,7 @@ def main() -> None:
     parser.add_argument("--peer-runs", type=int, default=1)
     parser.add_argument("--peers", default="docker,podman")
     parser.add_argument("--compare", type=Path, default=None, help="another checkout, run as 'before'")
+    parser.add_argument("--chain", action="store_true", help="each service depends on the one before it")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[str, list[float]] = {}
@@ -237,9 +256,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="orcbench-rootfs") as tmp:
         rootfs = build_busybox_rootfs(Path(tmp) / "rootfs")
         for n in sizes:
-            bench_orc(n, args.runs, rootfs, results, extra, args.compare)
+            bench_orc(n, args.runs, rootfs, results, extra, args.compare, args.chain)
             for peer in [p for p in args.peers.split(",") if p]:
-                bench_peer(peer, n, args.peer_runs, results)
+                bench_peer(peer, n, args.peer_runs, results, args.chain)
 
     print("| measurement | runs | median | min | max | vs orc |")
     print("|---|---|---|---|---|---|")

@@ -28,7 +28,7 @@ import struct
 import termios
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,34 @@ from orchestrator.state.store import FileStateStore
 _WAIT_THREADS = 4096
 _TEARDOWN_ATTEMPTS = 3  # a removed container's network teardown, on temporary errors
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024  # Docker's /dev/shm
+# Containers prepared at once ahead of their start (KernelRuntime.prepare): enough to keep both
+# CPUs of a small machine busy, few enough that the first ones asked for are ready first.
+_PREPARING_AT_ONCE = 4
+
+
+@dataclass
+class _Prepared:
+    """A container whose start is done but for letting its process run (KernelRuntime._prepare)."""
+
+    name: str
+    pid: int
+    spec: ContainerSpec
+    service: Service
+    netns_file: Path
+    kept: bool  # a restart in the namespace of the previous run
+    terminal: tuple[int, int, int] | None
+    attached: bool
+    endpoints: list[EndpointRecord] = field(default_factory=list)
+    keep_namespace: bool = False  # bind-mount the new namespace on netns_file at the release
+
+
+@dataclass
+class _Preparation:
+    """A preparation going on in the background: its result or its error once ``done``."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: _Prepared | None = None
+    error: Exception | None = None
 
 
 class KernelRuntime:
@@ -156,6 +184,9 @@ class KernelRuntime:
         self._cgroup_lock = threading.Lock()
         self._adopt_lock = threading.Lock()
         self._fresh: set[str] = set()
+        # Starts begun ahead (prepare), by container name, until a start or settle() takes them.
+        self._preparations: dict[str, _Preparation] = {}
+        self._preparing: anyio.CapacityLimiter | None = None
         self._containers_root_marked = False
         # Removed containers whose network teardown (waiting for the kernel to take their
         # veths with their namespace, then dropping their leases) is still going on, and how
@@ -171,6 +202,7 @@ class KernelRuntime:
         ] = {}  # full name -> model.Network  # created here and never started (nothing of a run to forget)
 
     async def __aenter__(self) -> KernelRuntime:
+        self._preparing = anyio.CapacityLimiter(_PREPARING_AT_ONCE)
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
         threading.Thread(target=preload_codecs, name="orc-netlink-preload", daemon=True).start()
@@ -416,9 +448,51 @@ class KernelRuntime:
             raise PermanentError(f"container {record.name}: its service definition is not loaded")
         return service
 
+    def prepare(self, record: ContainerRecord) -> None:
+        """Begin the start of a created container now, in the background: everything but letting
+        its process run (see :meth:`start`). The next :meth:`start` of it waits for this and then
+        only releases the process; :meth:`settle` undoes a preparation no start used."""
+        name = record.name
+        if name in self._preparations or name in self._attached:
+            return
+        preparation = _Preparation()
+        self._preparations[name] = preparation
+        self._group.start_soon(self._prepare_in_background, record, preparation)
+
+    async def _prepare_in_background(self, record: ContainerRecord, preparation: _Preparation) -> None:
+        try:
+            # First come, first prepared: the reconciler asks as the creates finish, in the
+            # plan's (dependency) order when nothing else holds them, so the containers released
+            # first tend to be ready first.
+            assert self._preparing is not None  # set on entering the runtime
+            async with self._preparing:
+                preparation.result = await self._prepare(record)
+        except Exception as exc:
+            preparation.error = exc
+        finally:
+            preparation.done.set()
+
     async def start(self, record: ContainerRecord) -> StartedContainer:
-        # The synchronous work runs in as few worker-thread hops as possible (two without
-        # published ports): each hop costs the event loop, which every container shares.
+        preparation = self._preparations.pop(record.name, None)
+        prepared: _Prepared | None = None
+        if preparation is not None:
+            await preparation.done.wait()
+            if preparation.error is not None:
+                raise preparation.error
+            prepared = preparation.result
+            if prepared is not None and record.name in self._attached:
+                # attached to a caller after it was prepared: start it again the attached way
+                await self._undo_start(prepared)
+                prepared = None
+        if prepared is None:
+            prepared = await self._prepare(record)
+        return await self._release(record, prepared)
+
+    async def _prepare(self, record: ContainerRecord) -> _Prepared:
+        """Everything of a start before its process may run: the cgroup, the /etc files, the
+        init forked and waiting, its veths and addresses. The synchronous work runs in as few
+        worker-thread hops as possible (two): each hop costs the event loop, which every
+        container shares."""
         service = self._service(record)
         name = record.name
         netns_file = self._netns_file(record.project, name)
@@ -473,52 +547,68 @@ class KernelRuntime:
                 os.close(pipes[3])
         if pipes is not None:
             self._start_pump(record, pipes[0], pipes[2])
-        endpoints: list[EndpointRecord] = []
-        ports: list[str] = []
+        prepared = _Prepared(name, pid, spec, service, netns_file, kept, terminal, attached is not None)
         try:
             if kept:
-                endpoints = list(record.networks)
-                addresses = [e.ipv4 for e in endpoints if e.ipv4]
-                if service.ports and addresses:
-                    ports = await self._publish(name, addresses[0], service)
-                await self._run(self.process.start, name)
+                prepared.endpoints = list(record.networks)
             elif networks:
-                # Without ports to publish in between, wiring and starting are one hop.
-                attachments = await self._run(
-                    self._wire, name, pid, networks, hostname, service, netns_file, not service.ports
-                )
-                endpoints = [
+                attachments = await self._run(self._wire, name, pid, networks, hostname, service)
+                prepared.endpoints = [
                     EndpointRecord(a.network, a.ifname, a.ipv4, a.ipv6, a.mac, list(a.names))
                     for a in attachments
                 ]
-                addresses = [a.ipv4 for a in attachments if a.ipv4]
-                if service.ports:
-                    if addresses:
-                        ports = await self._publish(name, addresses[0], service)
-                    await self._run(self.process.start, name)
-            else:
-                if service.network_mode == "none":
-                    await self._run(self.network.prepare_mode, "none", f"/proc/{pid}/ns/net")
-                await self._run(self.process.start, name)
-            if terminal is not None:
-                self._shuttle_terminal(name, terminal)
-            elif attached is None and spec.process.tty:
+                prepared.keep_namespace = True
+            elif service.network_mode == "none":
+                await self._run(self.network.prepare_mode, "none", f"/proc/{pid}/ns/net")
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._undo_start(prepared)
+            raise
+        return prepared
+
+    async def _release(self, record: ContainerRecord, prepared: _Prepared) -> StartedContainer:
+        """Let a prepared container's process run: its published ports, then its init's release."""
+        name, pid, service = prepared.name, prepared.pid, prepared.service
+        ports: list[str] = []
+        try:
+            addresses = [e.ipv4 for e in prepared.endpoints if e.ipv4]
+            if service.ports and addresses:
+                ports = await self._publish(name, addresses[0], service)
+            await self._run(self._release_sync, name, pid, prepared.netns_file, prepared.keep_namespace)
+            if prepared.terminal is not None:
+                self._shuttle_terminal(name, prepared.terminal)
+            elif not prepared.attached and prepared.spec.process.tty:
                 # `tty: true`: the output comes from the terminal's master end (all as stdout,
                 # as Docker logs it); unread, the process would block once the terminal fills.
                 master = self.process.console(name)
                 if master is not None:
                     self._start_pump(record, os.dup(master), None)
         except BaseException:
-            with contextlib.suppress(Exception):
-                await self._run(self.process.delete, name, True)
-            with contextlib.suppress(Exception):
-                await self._run(_release_netns, netns_file)
-            with contextlib.suppress(Exception):
-                await self._run(self.network.disconnect, name)
-            with contextlib.suppress(Exception):
-                await self._run(self.cgroups.remove, self._handles.pop(name), True)
+            with anyio.CancelScope(shield=True):
+                await self._undo_start(prepared)
             raise
-        return StartedContainer(pid, pid_start_time(pid), tuple(endpoints), tuple(ports))
+        return StartedContainer(pid, pid_start_time(pid), tuple(prepared.endpoints), tuple(ports))
+
+    def _release_sync(self, name: str, pid: int, netns_file: Path, keep_namespace: bool) -> None:
+        """In a worker thread: the namespace kept on ``netns_file`` (for restarts), then the
+        process released."""
+        if keep_namespace:
+            _keep_netns(pid, netns_file)
+        self.process.start(name)
+
+    async def _undo_start(self, prepared: _Prepared) -> None:
+        """What a start made, taken back (its preparation failed or was never released)."""
+        name = prepared.name
+        with contextlib.suppress(Exception):
+            await self._run(self.process.delete, name, True)
+        with contextlib.suppress(Exception):
+            await self._run(_release_netns, prepared.netns_file)
+        with contextlib.suppress(Exception):
+            await self._run(self.network.disconnect, name)
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                await self._run(self.cgroups.remove, handle, True)
 
     async def _publish(self, name: str, address: str, service: Service) -> list[str]:
         await self.services.unpublish(name)  # a previous run's ports
@@ -610,11 +700,8 @@ class KernelRuntime:
         networks: list[Any],
         hostname: str,
         service: Service,
-        netns_file: Path,
-        then_start: bool,
     ) -> list[Any]:
-        """In a worker thread: veths and addresses, the final /etc/hosts, the namespace kept
-        on ``netns_file``; then, with ``then_start``, the container's start."""
+        """In a worker thread: veths and addresses, then the final /etc/hosts."""
         attachments = self.network.connect(name, f"/proc/{pid}/ns/net", networks)
         addresses = [a.ipv4 for a in attachments if a.ipv4]
         gateway = attachments[0].gateway4 if attachments else None
@@ -627,9 +714,6 @@ class KernelRuntime:
                 host_gateway=gateway,
             )
         )
-        _keep_netns(pid, netns_file)
-        if then_start:
-            self.process.start(name)
         return list(attachments)
 
     def _create_cgroup(self, project: str, name: str, limits: CgroupLimits) -> CgroupHandle:
@@ -1049,6 +1133,14 @@ class KernelRuntime:
             await next(iter(self._teardowns.values())).wait()
 
     async def settle(self) -> dict[str, str]:
+        # Preparations no start took (their dependency failed, say): their inits must not stay.
+        while self._preparations:
+            name, preparation = next(iter(self._preparations.items()))
+            await preparation.done.wait()
+            if self._preparations.get(name) is preparation:
+                del self._preparations[name]
+                if preparation.result is not None:
+                    await self._undo_start(preparation.result)
         await self._teardowns_done()
         failures, self._teardown_failures = self._teardown_failures, {}
         return failures

@@ -111,6 +111,12 @@ class FakeRuntime:
         self.image_options: ImageOptions | None = None
         # What the next ``settle`` reports as failed teardowns of removed containers.
         self.teardown_failures: dict[str, str] = {}
+        # Containers whose start was prepared ahead (``prepare``, not in ``calls``: it changes
+        # nothing a test of the plan's order looks at), those still waiting for their start,
+        # and those whose preparation ``settle`` undid because no start took it.
+        self.prepared: list[str] = []
+        self.preparing: set[str] = set()
+        self.undone_preparations: list[str] = []
 
     def _record_call(self, line: str) -> None:
         self.calls.append(line)
@@ -178,7 +184,12 @@ class FakeRuntime:
             healthcheck=self.image_healthchecks.get(request.image),
         )
 
+    def prepare(self, record: ContainerRecord) -> None:
+        self.prepared.append(record.name)
+        self.preparing.add(record.name)
+
     async def start(self, record: ContainerRecord) -> StartedContainer:
+        self.preparing.discard(record.name)
         self._record_call(f"start {record.name}")
         await self._take_time("start")
         container = self._container(record)
@@ -252,6 +263,8 @@ class FakeRuntime:
         self.containers.pop(record.name, None)
 
     async def settle(self) -> dict[str, str]:
+        self.undone_preparations += sorted(self.preparing)
+        self.preparing.clear()
         failures, self.teardown_failures = self.teardown_failures, {}
         return failures
 

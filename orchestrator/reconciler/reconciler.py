@@ -488,6 +488,14 @@ class Reconciler:
         report = ExecutionReport()
         done = {action.key: anyio.Event() for action in plan.actions}
         outcome: dict[str, bool] = {}
+        # Containers this plan creates and then starts: their starts are prepared as soon as
+        # they are created (runtime.prepare), so the kernel work of a start does not wait for
+        # the start's dependencies; only the release of the process does.
+        prepare = {
+            a.target
+            for a in plan.actions
+            if a.kind == "start" and (f"create {a.target}" in a.after or f"recreate {a.target}" in a.after)
+        }
 
         async def run(action: Action) -> None:
             try:
@@ -506,7 +514,9 @@ class Reconciler:
                         return
                     if verdict == FAIL:
                         report.warnings.append(f"{action.target}: optional {why}; starting anyway")
-                outcome[action.key] = await self._perform_with_retries(action, spec, report)
+                outcome[action.key] = await self._perform_with_retries(
+                    action, spec, report, then_prepare=action.target in prepare
+                )
             finally:
                 done[action.key].set()
 
@@ -525,7 +535,7 @@ class Reconciler:
             report.failed[f"remove {name}"] = f"network teardown: {why}"
 
     async def _perform_with_retries(
-        self, action: Action, spec: ProjectSpec | None, report: ExecutionReport
+        self, action: Action, spec: ProjectSpec | None, report: ExecutionReport, then_prepare: bool = False
     ) -> bool:
         backoff = 0.1
         # A stop signals and waits: it takes no slot of the bound on parallel kernel work, which
@@ -537,6 +547,8 @@ class Reconciler:
             try:
                 async with limiter:
                     await self._perform(action, spec)
+                if then_prepare and action.kind in ("create", "recreate"):
+                    self.runtime.prepare(self._record(action.target))
                 return True
             except TemporaryError as exc:
                 if attempt == MAX_ATTEMPTS:

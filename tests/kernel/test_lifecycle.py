@@ -274,3 +274,36 @@ networks:
         assert failed.returncode != 0
         assert "network back: orc does not support driver 'macvlan' (only bridge)" in failed.stderr
         assert [r["State"] for r in orc.ps()] in ([], ["created"])
+
+
+def test_a_start_prepared_ahead_whose_dependency_fails_leaves_nothing_running(
+    tmp_path: Path, busybox_rootfs: Path, unique_name: str
+) -> None:
+    """`up` prepares a created container's start (its init, cgroup, veth and address) before its
+    dependencies are up; when a dependency then fails, the dependent stays `created` and its
+    preparation is undone before `up` returns: no process, no veth, no lease."""
+    compose = BUSYBOX_STACK.format(project=unique_name, rootfs=busybox_rootfs) + (
+        "  job:\n    <<: *busybox\n    command: [sh, -c, 'sleep 0.3; exit 3']\n"
+        "  app:\n    <<: *busybox\n    command: [sleep, '100000']\n"
+        "    depends_on: {job: {condition: service_completed_successfully}}\n"
+    )
+    with orc_project(tmp_path, unique_name, compose) as orc:
+        result = orc("up", "-d", check=False)
+        assert result.returncode != 0
+        rows = {
+            r["Service"]: r for r in map(json.loads, orc("ps", "-a", "--format", "json").stdout.splitlines())
+        }
+        assert rows["app"]["State"] == "created"
+        name = f"{unique_name}-app-1"
+        assert not (Path("/sys/class/net") / host_veth_name(name, f"{unique_name}_default")).exists()
+        state = json.loads((tmp_path / "root" / "run" / "network" / "network" / "state.json").read_text())
+        assert name not in state["attachments"]
+        assert f"{unique_name}-job-1" in state["attachments"]
+        record = json.loads(
+            (tmp_path / "root" / "run" / unique_name / "containers" / f"{name}.json").read_text()
+        )
+        assert record["pid"] is None
+        left = [d for _, dirs, _ in os.walk("/sys/fs/cgroup") for d in dirs if d == record["container_id"]]
+        assert left == []
+        orc("up", "-d", "--no-deps", "app")  # and it starts normally later
+        assert orc("exec", "app", "true").returncode == 0

@@ -119,6 +119,35 @@ def test_unhealthy_dependency_fails_the_branch_and_skips_dependents() -> None:
     assert "health_status: unhealthy demo-db-1" in w.events()
 
 
+def test_created_containers_starts_are_prepared_at_once_and_unused_ones_undone() -> None:
+    """A container created to be started by the same plan has its start prepared right after its
+    create, before its dependencies are up; a start that never comes (its dependency turned
+    unhealthy) has its preparation undone when the plan ends."""
+    scripts = {"db": ProcessScript(health_default=1)}
+
+    async def body(w: World) -> None:
+        report = await w.reconciler.up(three_tier())
+        assert not report.ok
+        assert sorted(w.runtime.prepared) == ["demo-api-1", "demo-db-1", "demo-web-1"]
+        assert w.runtime.preparing == set()
+
+    w = run_world(body, scripts=scripts)
+    assert w.runtime.undone_preparations == ["demo-api-1", "demo-web-1"]
+
+
+def test_only_starts_that_follow_a_create_in_the_plan_are_prepared() -> None:
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier(), UpOptions(no_start=True))  # created, not started
+        assert w.runtime.prepared == []
+        await w.reconciler.up(three_tier())  # starts of containers created before
+        assert w.runtime.prepared == []
+        await w.reconciler.up(three_tier(api_env="db2"))  # a recreate and its start
+        assert w.runtime.prepared == ["demo-api-1"]
+        assert w.runtime.undone_preparations == []
+
+    run_world(body)
+
+
 def test_optional_failing_dependency_starts_anyway_with_a_warning() -> None:
     scripts = {"db": ProcessScript(health_default=1)}
     spec = three_tier()
