@@ -29,6 +29,7 @@ from orchestrator.errors import ConflictError, NotFoundError
 from orchestrator.runtime.network import ipam
 from orchestrator.runtime.network.dnsfiles import HostResolvConf, resolv_conf
 from orchestrator.runtime.network.driver import NetworkDriver
+from orchestrator.runtime.network.naming import nft_table_name
 from orchestrator.runtime.network.ports import parse_port
 from orchestrator.runtime.network.services import NetworkServices
 from orchestrator.runtime.network.spec import EndpointSpec, NetworkSpec
@@ -557,3 +558,26 @@ def test_dnat_path_from_another_network(
             assert "counter packets 0 " not in prerouting, listing
 
     anyio.run(main)
+
+
+def test_a_networks_bridge_and_rules_go_ahead_of_its_leaving_containers(
+    driver: NetworkDriver, make_netns: Callable[[], Netns], unique_name: str
+) -> None:
+    """`down` deletes the bridge (ports still enslaved) and the firewall rules while the removed
+    containers' namespaces are still being torn down; only when nobody else is on the network."""
+    net = driver.create_network(NetworkSpec(project=unique_name, name=f"{unique_name}_default"))
+    one, two = make_netns(), make_netns()
+    [att_one] = driver.connect(f"{unique_name}-one-1", one.path, [_ep(net.name, "one")])
+    driver.connect(f"{unique_name}-two-1", two.path, [_ep(net.name, "two")])
+    table = nft_table_name(net.bridge)
+    assert subprocess.run(["nft", "list", "table", "inet", table], capture_output=True).returncode == 0
+    assert not driver.unbuild_ahead(net.name, unique_name, {f"{unique_name}-one-1"})
+    assert os.path.exists(f"/sys/class/net/{net.bridge}")
+    assert driver.unbuild_ahead(net.name, unique_name, {f"{unique_name}-one-1", f"{unique_name}-two-1"})
+    assert not os.path.exists(f"/sys/class/net/{net.bridge}")
+    assert os.path.exists(f"/sys/class/net/{att_one.host_ifname}")  # its namespace still holds it
+    assert subprocess.run(["nft", "list", "table", "inet", table], capture_output=True).returncode != 0
+    driver.disconnect(f"{unique_name}-one-1")
+    driver.disconnect(f"{unique_name}-two-1")
+    assert driver.remove_network(net.name, unique_name)
+    assert net.name not in driver.store.read().networks

@@ -25,7 +25,7 @@ import contextlib
 import fcntl
 import ipaddress
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +146,8 @@ class NetworkDriver:
         self.links: LinkOps = links if links is not None else PyrouteLinkOps()
         self.firewall = firewall if firewall is not None else Firewall(SubprocessRunner())
         self.dns = dns if dns is not None else DnsRegistry()
+        # Networks whose bridge and rules unbuild_ahead deleted, until remove_network forgets them.
+        self._unbuilt: set[str] = set()
         self.pools_v4 = tuple(pools_v4)
         self.pools_v6 = tuple(pools_v6)
         # Host-wide, not per state root: another root (another user of orc on this host, a
@@ -310,13 +312,36 @@ class NetworkDriver:
             live = sorted(c for c, atts in users if any(self.links.link_exists(a.host_ifname) for a in atts))
             if live:
                 raise ConflictError(f"network {name} is in use by {', '.join(live)}")
-            self._unbuild_network(info)
+            if name in self._unbuilt:
+                self._unbuilt.discard(name)  # its links and rules went ahead (unbuild_ahead)
+            else:
+                self._unbuild_network(info)
             for container, atts in users:
                 if atts:
                     _drop_attachments(state, container, {name})
             ipam.release_network(state.ipam, name)
             del state.networks[name]
         self.dns.remove_network(name)
+        return True
+
+    def unbuild_ahead(self, name: str, project: str | None, leaving: Collection[str]) -> bool:
+        """Delete the bridge and the firewall rules of network ``name`` now, if every container
+        attached to it is in ``leaving`` (removed: the kernel is tearing their namespaces down)
+        or has no host veth left. The bridge's deletion waits ~45 ms for RCU in the kernel and
+        the rules are two processes; done here, beside the wait for those namespaces to go,
+        instead of after it. The network's record and leases stay for :meth:`remove_network`,
+        which then has nothing left to delete. False (and nothing done) otherwise."""
+        with self.store.transaction() as state:
+            info = state.networks.get(name)
+            if info is None or not info.created or (project is not None and info.project != project):
+                return False
+            for container, atts in state.attachments.items():
+                if container in leaving:
+                    continue
+                if any(a.network == name and self.links.link_exists(a.host_ifname) for a in atts):
+                    return False
+            self._unbuild_network(info)
+            self._unbuilt.add(name)
         return True
 
     # -- containers ---------------------------------------------------------------------------

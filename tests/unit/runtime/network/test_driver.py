@@ -216,6 +216,32 @@ def test_an_attachment_whose_veth_is_gone_does_not_keep_its_network() -> None:
     assert live.host_ifname not in links.links
 
 
+def test_the_bridge_and_rules_go_ahead_only_when_the_only_users_are_leaving() -> None:
+    """`down` deletes a network's bridge and firewall rules while the kernel still tears its
+    removed containers' namespaces down, when those are all that is on it; the record and the
+    leases go with remove_network, which then deletes nothing twice."""
+    driver, links, runner = make(forward_policy="drop")
+    info = driver.create_network(NetworkSpec(project="p", name="p_default"))
+    driver.connect("p-web-1", NS, [EndpointSpec(network="p_default")])
+    driver.connect("p-api-1", NS, [EndpointSpec(network="p_default")])
+    assert not driver.unbuild_ahead("p_default", "p", {"p-web-1"})  # p-api-1 stays on it
+    assert not driver.unbuild_ahead("p_default", "q", {"p-web-1", "p-api-1"})  # not q's
+    assert info.bridge in links.links and runner.tables and runner.iptables_rules
+    assert driver.unbuild_ahead("p_default", "p", {"p-web-1", "p-api-1"})
+    assert info.bridge not in links.links
+    assert runner.tables == {} and runner.iptables_rules == []
+    state = driver.store.read()
+    assert "p_default" in state.networks and set(state.attachments) == {"p-web-1", "p-api-1"}
+    driver.disconnect("p-web-1")
+    driver.disconnect("p-api-1")
+    commands, link_calls = len(runner.calls), len(links.calls)
+    assert driver.remove_network("p_default", "p")
+    assert runner.calls[commands:] == [] and ("delete_link", info.bridge) not in links.calls[link_calls:]
+    state = driver.store.read()
+    assert (state.networks, state.attachments, state.ipam.networks) == ({}, {}, {})
+    assert not driver.unbuild_ahead("p_default", "p", set())  # no such network
+
+
 def test_shim_goes_to_forward_without_docker_user_and_not_for_internal_outbound() -> None:
     driver, _, runner = make(forward_policy="drop", docker_user=False)
     driver.create_network(NetworkSpec(project="p", name="p_back", internal=True))
