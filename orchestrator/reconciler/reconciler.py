@@ -487,18 +487,35 @@ class Reconciler:
         """Run every action of ``plan`` once its prerequisites are done."""
         report = ExecutionReport()
         done = {action.key: anyio.Event() for action in plan.actions}
+        begun = {action.key: anyio.Event() for action in plan.actions}  # past its waits and gates
         outcome: dict[str, bool] = {}
-        # Containers this plan creates and then starts: their starts are prepared as soon as
-        # they are created (runtime.prepare), so the kernel work of a start does not wait for
-        # the start's dependencies; only the release of the process does.
-        prepare = {
-            a.target
+        # A container this plan creates and then starts has its start prepared (runtime.prepare:
+        # the kernel work of a start, short of letting the process run) once it is created and
+        # its dependencies' own starts are under way: one step ahead of the dependency chain, so
+        # a start's kernel work overlaps its dependencies' instead of following it, without
+        # taking the CPU from the starts that are due now.
+        created_by = {
+            a.key: next((k for k in a.after if k in (f"create {a.target}", f"recreate {a.target}")), None)
             for a in plan.actions
-            if a.kind == "start" and (f"create {a.target}" in a.after or f"recreate {a.target}" in a.after)
+            if a.kind == "start"
         }
+
+        async def prepare_ahead(action: Action, created: str) -> None:
+            await done[created].wait()
+            if not outcome.get(created):
+                return
+            for key in action.after:
+                if key != created:
+                    await begun[key].wait()
+                    if outcome.get(key) is False:
+                        return  # it will not start: neither will this
+            self.runtime.prepare(self._record(action.target))
 
         async def run(action: Action) -> None:
             try:
+                created = created_by.get(action.key)
+                if created is not None:
+                    await prepare_ahead(action, created)
                 for key in action.after:
                     await done[key].wait()
                 failed_before = [k for k in action.after if not outcome.get(k)]
@@ -514,10 +531,10 @@ class Reconciler:
                         return
                     if verdict == FAIL:
                         report.warnings.append(f"{action.target}: optional {why}; starting anyway")
-                outcome[action.key] = await self._perform_with_retries(
-                    action, spec, report, then_prepare=action.target in prepare
-                )
+                begun[action.key].set()
+                outcome[action.key] = await self._perform_with_retries(action, spec, report)
             finally:
+                begun[action.key].set()
                 done[action.key].set()
 
         async with anyio.create_task_group() as group:
@@ -535,7 +552,7 @@ class Reconciler:
             report.failed[f"remove {name}"] = f"network teardown: {why}"
 
     async def _perform_with_retries(
-        self, action: Action, spec: ProjectSpec | None, report: ExecutionReport, then_prepare: bool = False
+        self, action: Action, spec: ProjectSpec | None, report: ExecutionReport
     ) -> bool:
         backoff = 0.1
         # A stop signals and waits: it takes no slot of the bound on parallel kernel work, which
@@ -547,8 +564,6 @@ class Reconciler:
             try:
                 async with limiter:
                     await self._perform(action, spec)
-                if then_prepare and action.kind in ("create", "recreate"):
-                    self.runtime.prepare(self._record(action.target))
                 return True
             except TemporaryError as exc:
                 if attempt == MAX_ATTEMPTS:

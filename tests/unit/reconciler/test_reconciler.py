@@ -119,20 +119,32 @@ def test_unhealthy_dependency_fails_the_branch_and_skips_dependents() -> None:
     assert "health_status: unhealthy demo-db-1" in w.events()
 
 
-def test_created_containers_starts_are_prepared_at_once_and_unused_ones_undone() -> None:
-    """A container created to be started by the same plan has its start prepared right after its
-    create, before its dependencies are up; a start that never comes (its dependency turned
-    unhealthy) has its preparation undone when the plan ends."""
+def test_a_created_containers_start_is_prepared_once_its_dependencies_start() -> None:
+    """A container created to be started by the same plan has its start prepared once it is
+    created and its dependencies' starts are under way, before they are up (api before db is
+    healthy); a start that never comes (db turned unhealthy) has its preparation undone when the
+    plan ends, and one whose dependency will not start (web, after api) is not prepared."""
     scripts = {"db": ProcessScript(health_default=1)}
+    prepared_at: dict[str, float] = {}
 
     async def body(w: World) -> None:
+        prepare = w.runtime.prepare
+        origin = w.clock.now()
+
+        def timed(record: Any) -> None:
+            prepared_at[record.name] = w.clock.now() - origin
+            prepare(record)
+
+        w.runtime.prepare = timed  # type: ignore[method-assign]
         report = await w.reconciler.up(three_tier())
         assert not report.ok
-        assert sorted(w.runtime.prepared) == ["demo-api-1", "demo-db-1", "demo-web-1"]
         assert w.runtime.preparing == set()
 
     w = run_world(body, scripts=scripts)
-    assert w.runtime.undone_preparations == ["demo-api-1", "demo-web-1"]
+    assert sorted(w.runtime.prepared) == ["demo-api-1", "demo-db-1"]
+    # at db's start, not after its health checks (three failed probes, one second apart)
+    assert prepared_at["demo-api-1"] == w.at("start demo-db-1")[0] < 1.0
+    assert w.runtime.undone_preparations == ["demo-api-1"]
 
 
 def test_only_starts_that_follow_a_create_in_the_plan_are_prepared() -> None:
