@@ -2,8 +2,8 @@
 
 Used where a module imports another at its top for a feature orc's processes rarely or never
 use: ``codecache`` (``dataclasses`` imports ``inspect``, with ``ast``, ``dis`` and ``tokenize``,
-only to describe a class that has no docstring) and ``runtime.launch`` (asyncio and anyio import
-``ssl``, with OpenSSL, for TLS the supervisor never serves).
+only to describe a class that has no docstring) and ``runtime.launch`` (anyio's socket and TLS
+modules import ``ssl``, with OpenSSL, for TLS the supervisor never serves).
 
 A stand-in is in ``sys.modules`` only while the importing module runs; whoever imports the name
 afterwards gets the real module. The importer keeps the stand-in: the first attribute it asks of
