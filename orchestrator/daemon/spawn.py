@@ -76,7 +76,7 @@ def start_supervisor(
         cgroup_prefix,
         "--ready-fd",
         str(write_end),
-        without_openssl=True,
+        lean_imports=True,
     )
     if os.environ.get("ORC_PROFILE_WRAP"):
         argv = os.environ["ORC_PROFILE_WRAP"].split() + argv

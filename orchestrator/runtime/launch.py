@@ -10,7 +10,7 @@ directory, which for the CLI is the user's project directory and must not shadow
 
 The supervisor also starts with its event loop imported without OpenSSL
 (:func:`import_event_loop_without_openssl`): it serves nothing over TLS, and OpenSSL was ~4-6 MiB
-of its memory.
+of its memory; and with ``shutil`` imported without its compressors (:func:`import_lean`).
 """
 
 from __future__ import annotations
@@ -88,18 +88,31 @@ def import_event_loop_without_openssl() -> None:
             pass  # another anyio: it imports what it imports when it runs
 
 
+def import_shutil_without_compressors() -> None:
+    """Import ``shutil`` with ``bz2`` and ``lzma`` imported on first use (~0.4 MiB with their
+    libraries), unless it is imported already: shutil imports them only to learn that its
+    archive formats can use them, which the supervisor never packs or unpacks."""
+    if "shutil" in sys.modules:
+        return
+    with StandingIn(ModuleOnFirstUse("bz2")), StandingIn(ModuleOnFirstUse("lzma")):
+        import shutil  # noqa: F401
+
+
+def import_lean() -> None:
+    """The supervisor's first imports: :func:`import_event_loop_without_openssl` and
+    :func:`import_shutil_without_compressors`."""
+    import_event_loop_without_openssl()
+    import_shutil_without_compressors()
+
+
 def module_argv(
-    module: str, *args: str, python: str = sys.executable, without_openssl: bool = False
+    module: str, *args: str, python: str = sys.executable, lean_imports: bool = False
 ) -> list[str]:
     """A command line that runs ``module`` as ``__main__`` (as ``python -m`` would) with
-    ``args`` as its ``sys.argv[1:]``, without the ``site`` module; with ``without_openssl``
-    it first imports the event loop as :func:`import_event_loop_without_openssl` does."""
+    ``args`` as its ``sys.argv[1:]``, without the ``site`` module; with ``lean_imports`` it
+    first imports what :func:`import_lean` does."""
     # The module's name is an argument of its own, so ``ps`` and ``pgrep -f`` still show it.
-    prelude = (
-        f"from {__name__} import import_event_loop_without_openssl; import_event_loop_without_openssl(); "
-        if without_openssl
-        else ""
-    )
+    prelude = f"from {__name__} import import_lean; import_lean(); " if lean_imports else ""
     boot = (
         f"import sys; sys.path[:] = {child_path()!r}; {prelude}import runpy; "
         "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)"

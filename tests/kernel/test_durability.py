@@ -253,7 +253,8 @@ def test_a_serving_supervisor_has_not_loaded_openssl(
     tmp_path: Path, busybox_rootfs: Path, unique_name: str
 ) -> None:
     """The supervisor serves its control socket, the network's DNS and a published port without
-    TLS, so it runs without OpenSSL (~4-6 MiB of its memory; runtime.launch)."""
+    TLS, so it runs without OpenSSL (~4-6 MiB of its memory; runtime.launch); nor does it load
+    shutil's compressors."""
     port = free_port()
     services = (
         "  web:\n    <<: *busybox\n    command: [httpd, -f, -p, '8080', -h, /]\n"
@@ -269,3 +270,4 @@ def test_a_serving_supervisor_has_not_loaded_openssl(
             assert conn.recv(100).startswith(b"HTTP/1.")
         maps = Path(f"/proc/{supervisor_pid(orc, unique_name)}/maps").read_text()
         assert [line for line in maps.splitlines() if "libssl" in line or "_ssl." in line] == []
+        assert [line for line in maps.splitlines() if "_bz2." in line or "_lzma." in line] == []

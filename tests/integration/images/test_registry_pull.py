@@ -365,7 +365,7 @@ def test_tls_pull_in_a_process_started_without_openssl(
         str(tmp_path / "docker-config.json"),
         str(tmp_path / "certs.d"),
         str(tmp_path / "images"),
-        without_openssl=True,
+        lean_imports=True,
     )
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr

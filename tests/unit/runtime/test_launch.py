@@ -50,7 +50,7 @@ def test_the_childs_path_starts_with_this_package_and_drops_the_callers_first_en
     assert launch.child_path() == [launch.PACKAGE_ROOT, "/lib/a", "/lib/b"]
 
 
-def test_without_openssl_the_supervisor_runs_its_event_loop_and_ssl_loads_only_when_used(
+def test_lean_imports_run_the_event_loop_without_openssl_and_load_it_and_the_compressors_on_use(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     modules = tmp_path / "modules"
@@ -66,17 +66,22 @@ def test_without_openssl_the_supervisor_runs_its_event_loop_and_ssl_loads_only_w
         "    await fdio.wait_readable(left)\n"
         "    await anyio.to_thread.run_sync(lambda: None)\n"
         "anyio.run(main)\n"
-        "loaded_before_use = sorted(m for m in ('ssl', '_ssl') if m in sys.modules)\n"
+        "loaded_before_use = sorted(m for m in ('ssl', '_ssl', '_bz2', '_lzma') if m in sys.modules)\n"
+        "import shutil\n"
+        "formats = sorted(name for name, _ in shutil.get_archive_formats())\n"
+        "import bz2\n"
+        "compressed = bz2.decompress(bz2.compress(b'x' * 10)) == b'x' * 10\n"
         "import anyio._core._sockets as sockets, anyio.streams.tls as tls\n"
         "context = sockets.ssl.create_default_context()\n"  # anyio's own name for ssl: real on use
         "import ssl\n"
         "print(json.dumps({'before': loaded_before_use, 'asyncio_tls': __import__('asyncio.sslproto').sslproto.ssl is None,\n"
         "    'real': sys.modules['ssl'] is ssl and ssl.SSLContext.__module__ == 'ssl',\n"
         "    'same': sockets.ssl.MemoryBIO is ssl.MemoryBIO and type(context) is ssl.SSLContext,\n"
-        "    'isinstance': isinstance(context, tls.SSLContext), 'made': type(tls.SSLContext()) is ssl.SSLContext}))\n"
+        "    'isinstance': isinstance(context, tls.SSLContext), 'made': type(tls.SSLContext()) is ssl.SSLContext,\n"
+        "    'formats': formats, 'compressed': compressed}))\n"
     )
     monkeypatch.setattr(sys, "path", [str(tmp_path), str(modules), *sys.path])
-    argv = launch.module_argv("orc_launch_ssl_probe", without_openssl=True)
+    argv = launch.module_argv("orc_launch_ssl_probe", lean_imports=True)
     seen = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
     assert seen == {
         "before": [],
@@ -85,10 +90,16 @@ def test_without_openssl_the_supervisor_runs_its_event_loop_and_ssl_loads_only_w
         "same": True,
         "isinstance": True,
         "made": True,
+        # shutil still offers the compressed formats, and bz2 works once someone uses it
+        "formats": ["bztar", "gztar", "tar", "xztar", "zip"],
+        "compressed": True,
     }
-    # Without the option the same program loads OpenSSL with the event loop.
+    # Without the option the same program loads OpenSSL with the event loop (and the
+    # compressors with shutil, which the supervisor's modules import).
     plain = launch.module_argv("orc_launch_ssl_probe")
     assert json.loads(subprocess.run(plain, capture_output=True, text=True, check=True).stdout)["before"] == [
+        "_bz2",
+        "_lzma",
         "_ssl",
         "ssl",
     ]
