@@ -20,17 +20,20 @@ callers' error handling work on them unchanged.
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import socket
 import weakref
 from collections.abc import Callable, Coroutine
+from typing import TypeVar
 
 import anyio
 import anyio.abc
+
+from orchestrator.runtime.process import wire
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,6 +45,9 @@ if TYPE_CHECKING:
 
 _WAITING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[dict[int, object], dict[int, object]]]
 _WAITING = weakref.WeakKeyDictionary()
+
+
+_T = TypeVar("_T")
 
 
 def _fileno(target: int | HasFileno) -> int:
@@ -86,6 +92,16 @@ async def wait_writable(target: int | HasFileno) -> None:
     await _wait(target, writing=True)
 
 
+async def _retry(sock: socket.socket, call: Callable[[], _T], writing: bool = False) -> _T:
+    """``call()`` on a non-blocking socket, waiting for it to be ready after each
+    ``BlockingIOError``."""
+    while True:
+        try:
+            return call()
+        except BlockingIOError:
+            await _wait(sock, writing)
+
+
 _BROKEN = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 
@@ -97,60 +113,33 @@ class SocketStream(anyio.abc.ByteStream):
         self.socket = sock
         self._closed = False
 
-    def _check_open(self) -> None:
+    async def _io(self, call: Callable[[], _T], writing: bool = False) -> _T:
         if self._closed:
             raise anyio.ClosedResourceError
+        try:
+            return await _retry(self.socket, call, writing)
+        except _BROKEN as exc:
+            raise anyio.BrokenResourceError from exc
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
-        while True:
-            self._check_open()
-            try:
-                data = self.socket.recv(max_bytes)
-            except BlockingIOError:
-                await wait_readable(self.socket)
-                continue
-            except _BROKEN as exc:
-                raise anyio.BrokenResourceError from exc
-            if not data:
-                raise anyio.EndOfStream
-            return data
+        data = await self._io(lambda: self.socket.recv(max_bytes))
+        if not data:
+            raise anyio.EndOfStream
+        return data
 
     async def receive_fds(self, max_bytes: int, max_fds: int) -> tuple[bytes, list[int]]:
         """One read that may carry descriptors (SCM_RIGHTS; they arrive close-on-exec).
         ``b""`` and no descriptors when the peer closed."""
-        fds = array.array("i")
-        while True:
-            self._check_open()
-            try:
-                data, ancillary, _flags, _addr = self.socket.recvmsg(
-                    max_bytes, socket.CMSG_SPACE(max_fds * fds.itemsize), socket.MSG_CMSG_CLOEXEC
-                )
-            except BlockingIOError:
-                await wait_readable(self.socket)
-                continue
-            except _BROKEN as exc:
-                raise anyio.BrokenResourceError from exc
-            break
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
-        return data, list(fds)
+        return await self._io(lambda: wire.receive(self.socket, max_fds, max_bytes=max_bytes))
 
     async def send(self, item: bytes) -> None:
         view = memoryview(item)
         while view:
-            self._check_open()
-            try:
-                sent = self.socket.send(view)
-            except BlockingIOError:
-                await wait_writable(self.socket)
-                continue
-            except _BROKEN as exc:
-                raise anyio.BrokenResourceError from exc
-            view = view[sent:]
+            view = view[await self._io(functools.partial(self.socket.send, view), writing=True) :]
 
     async def send_eof(self) -> None:
-        self._check_open()
+        if self._closed:
+            raise anyio.ClosedResourceError
         with contextlib.suppress(OSError):
             self.socket.shutdown(socket.SHUT_WR)
 
@@ -176,10 +165,7 @@ class SocketListener:
     async def accept(self) -> SocketStream:
         while True:
             try:
-                conn, _addr = self.socket.accept()
-            except BlockingIOError:
-                await wait_readable(self.socket)
-                continue
+                conn, _addr = await _retry(self.socket, self.socket.accept)
             except OSError as exc:
                 # The peer gave up before we took it; the listener itself is fine.
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
@@ -203,89 +189,71 @@ class SocketListener:
         await self.aclose()
 
 
-def unix_listener(path: str | os.PathLike[str], backlog: int = 128) -> SocketListener:
-    """A stream socket listening at ``path`` (which must not exist)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.bind(os.fspath(path))
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return SocketListener(sock)
-
-
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def tcp_listener(host: str, port: int, backlog: int = 128) -> SocketListener:
-    """A TCP socket listening on ``host`` (an IP address) and ``port`` (0: any free one)."""
-    sock = socket.socket(_family(host), socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+def _socket(
+    family: socket.AddressFamily, kind: int, setup: Callable[[socket.socket], object]
+) -> socket.socket:
+    """A non-blocking close-on-exec socket after ``setup`` (bind, listen, connect...); closed
+    again if that fails."""
+    sock = socket.socket(family, kind | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(backlog)
+        setup(sock)
     except BaseException:
         sock.close()
         raise
-    return SocketListener(sock)
+    return sock
+
+
+def _listen(sock: socket.socket, address: str | tuple[str, int], backlog: int) -> None:
+    sock.bind(address)
+    sock.listen(backlog)
+
+
+def unix_listener(path: str | os.PathLike[str], backlog: int = 128) -> SocketListener:
+    """A stream socket listening at ``path`` (which must not exist)."""
+    return SocketListener(
+        _socket(socket.AF_UNIX, socket.SOCK_STREAM, lambda sock: _listen(sock, os.fspath(path), backlog))
+    )
+
+
+def tcp_listener(host: str, port: int, backlog: int = 128) -> SocketListener:
+    """A TCP socket listening on ``host`` (an IP address) and ``port`` (0: any free one)."""
+
+    def setup(sock: socket.socket) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        _listen(sock, (host, port), backlog)
+
+    return SocketListener(_socket(_family(host), socket.SOCK_STREAM, setup))
 
 
 def udp_socket(host: str, port: int) -> socket.socket:
     """A non-blocking UDP socket bound to ``host`` (an IP address) and ``port`` (0: any)."""
-    sock = socket.socket(_family(host), socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.setblocking(False)
-        sock.bind((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return _socket(_family(host), socket.SOCK_DGRAM, lambda sock: sock.bind((host, port)))
+
+
+def connect_udp(host: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket connected to ``host`` (an IP address) and ``port``."""
+    return _socket(_family(host), socket.SOCK_DGRAM, lambda sock: sock.connect((host, port)))
 
 
 async def receive_datagram(sock: socket.socket, max_bytes: int = 65536) -> tuple[bytes, tuple[str, int]]:
     """The next datagram on a non-blocking socket and the address it came from."""
-    while True:
-        try:
-            data, address = sock.recvfrom(max_bytes)
-        except BlockingIOError:
-            await wait_readable(sock)
-            continue
-        return data, (str(address[0]), int(address[1]))
+    data, address = await _retry(sock, lambda: sock.recvfrom(max_bytes))
+    return data, (str(address[0]), int(address[1]))
 
 
 async def send_datagram(sock: socket.socket, data: bytes, address: tuple[str, int] | None = None) -> None:
     """Send one datagram (to the connected peer when ``address`` is None)."""
-    while True:
-        try:
-            if address is None:
-                sock.send(data)
-            else:
-                sock.sendto(data, address)
-        except BlockingIOError:
-            await wait_writable(sock)
-            continue
-        return
-
-
-async def connect_udp(host: str, port: int) -> socket.socket:
-    """A non-blocking UDP socket connected to ``host`` (an IP address) and ``port``."""
-    sock = socket.socket(_family(host), socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.setblocking(False)
-        sock.connect((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    await _retry(sock, lambda: sock.send(data) if address is None else sock.sendto(data, address), True)
 
 
 async def connect_tcp(host: str, port: int) -> SocketStream:
     """A TCP connection to ``host`` (an IP address) and ``port``; OSError if it is refused."""
-    sock = socket.socket(_family(host), socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock = _socket(_family(host), socket.SOCK_STREAM, lambda sock: None)
     try:
-        sock.setblocking(False)
         code = sock.connect_ex((host, port))
         if code == errno.EINPROGRESS:
             await wait_writable(sock)

@@ -221,7 +221,7 @@ class DnsServer:
         return bytes(reply.pack())
 
     async def _forward_udp(self, packet: bytes, upstream: str) -> bytes:
-        sock = await fdio.connect_udp(upstream, self.upstream_port)
+        sock = fdio.connect_udp(upstream, self.upstream_port)
         with sock:
             await fdio.send_datagram(sock, packet)
             while True:

@@ -17,11 +17,13 @@ import socket
 MAX_MESSAGE = 1 << 20
 
 
-def receive(sock: socket.socket, max_fds: int = 8, extra_flags: int = 0) -> tuple[bytes, list[int]]:
+def receive(
+    sock: socket.socket, max_fds: int = 8, extra_flags: int = 0, max_bytes: int = MAX_MESSAGE
+) -> tuple[bytes, list[int]]:
     """One message and its descriptors (CLOEXEC); ``b""`` when the peer closed."""
     fds = array.array("i")
     data, ancillary, _flags, _addr = sock.recvmsg(
-        MAX_MESSAGE, socket.CMSG_SPACE(max_fds * fds.itemsize), socket.MSG_CMSG_CLOEXEC | extra_flags
+        max_bytes, socket.CMSG_SPACE(max_fds * fds.itemsize), socket.MSG_CMSG_CLOEXEC | extra_flags
     )
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:

@@ -168,7 +168,7 @@ def test_udp_datagrams_both_ways() -> None:
     async def main() -> tuple[bytes, bytes]:
         server = fdio.udp_socket("127.0.0.1", 0)
         with server:
-            client = await fdio.connect_udp("127.0.0.1", server.getsockname()[1])
+            client = fdio.connect_udp("127.0.0.1", server.getsockname()[1])
             with client:
                 await fdio.send_datagram(client, b"question")
                 with anyio.fail_after(2):
