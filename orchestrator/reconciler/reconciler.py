@@ -495,9 +495,11 @@ class Reconciler:
         # a start's kernel work overlaps its dependencies' instead of following it, without
         # taking the CPU from the starts that are due now.
         created_by = {
-            a.key: next((k for k in a.after if k in (f"create {a.target}", f"recreate {a.target}")), None)
+            a.key: key
             for a in plan.actions
             if a.kind == "start"
+            for key in a.after
+            if key in (f"create {a.target}", f"recreate {a.target}")
         }
 
         async def prepare_ahead(action: Action, created: str) -> None:

@@ -305,24 +305,31 @@ class NetworkDriver:
                 return False
             if project is not None and info.project != project:
                 return False  # another project's network that this one used as external
-            users = [
-                (container, [a for a in atts if a.network == name])
-                for container, atts in state.attachments.items()
-            ]
-            live = sorted(c for c, atts in users if any(self.links.link_exists(a.host_ifname) for a in atts))
+            live = self._live_users(state, name)
             if live:
                 raise ConflictError(f"network {name} is in use by {', '.join(live)}")
             if name in self._unbuilt:
                 self._unbuilt.discard(name)  # its links and rules went ahead (unbuild_ahead)
             else:
                 self._unbuild_network(info)
-            for container, atts in users:
-                if atts:
-                    _drop_attachments(state, container, {name})
+            for container in [
+                c for c, atts in state.attachments.items() if any(a.network == name for a in atts)
+            ]:
+                _drop_attachments(state, container, {name})
             ipam.release_network(state.ipam, name)
             del state.networks[name]
         self.dns.remove_network(name)
         return True
+
+    def _live_users(self, state: NetworkState, name: str, leaving: Collection[str] = ()) -> list[str]:
+        """Containers, but those ``leaving``, attached to network ``name`` by a host veth that
+        still exists (one whose veth is gone went with its namespace: it uses nothing)."""
+        return sorted(
+            container
+            for container, atts in state.attachments.items()
+            if container not in leaving
+            and any(a.network == name and self.links.link_exists(a.host_ifname) for a in atts)
+        )
 
     def unbuild_ahead(self, name: str, project: str | None, leaving: Collection[str]) -> bool:
         """Delete the bridge and the firewall rules of network ``name`` now, if every container
@@ -335,11 +342,8 @@ class NetworkDriver:
             info = state.networks.get(name)
             if info is None or not info.created or (project is not None and info.project != project):
                 return False
-            for container, atts in state.attachments.items():
-                if container in leaving:
-                    continue
-                if any(a.network == name and self.links.link_exists(a.host_ifname) for a in atts):
-                    return False
+            if self._live_users(state, name, leaving):
+                return False
             self._unbuild_network(info)
             self._unbuilt.add(name)
         return True
