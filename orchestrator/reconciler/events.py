@@ -13,11 +13,12 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from orchestrator.timestamps import format_micros
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,7 @@ class Event:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        stamp = (
-            datetime.fromtimestamp(self.time, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        )
+        stamp = format_micros(self.time)
         data: dict[str, Any] = {"time": stamp, "type": self.type, "action": self.action, "id": self.name}
         if self.service is not None:
             data["service"] = self.service
@@ -47,7 +46,7 @@ class Event:
 
     def to_text(self) -> str:
         attrs = ", ".join(f"{k}={v}" for k, v in sorted(self.attributes.items()))
-        stamp = datetime.fromtimestamp(self.time, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        stamp = format_micros(self.time)
         return f"{stamp} {self.type} {self.action} {self.name}" + (f" ({attrs})" if attrs else "")
 
 

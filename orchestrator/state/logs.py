@@ -23,10 +23,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator.errors import PermanentError, StackError
+from orchestrator.timestamps import format_nanos, parse_nanos
 
 DEFAULT_MAX_FILE = 1
 _PARTIAL_FLUSH = 16 * 1024
@@ -80,17 +80,12 @@ class LogEntry:
 
 def format_time(time_ns: int) -> str:
     """RFC 3339 with nanoseconds in UTC, as Docker prints log timestamps."""
-    seconds, nanos = divmod(time_ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+    return format_nanos(time_ns)
 
 
 def parse_time(text: str) -> int:
     """Inverse of :func:`format_time` (also accepts fewer fraction digits and ``+00:00``)."""
-    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$", text)
-    if not match:
-        raise ValueError(f"not an RFC 3339 time: {text!r}")
-    whole = datetime.fromisoformat(match.group(1) + (match.group(3).replace("Z", "+00:00")))
-    return int(whole.timestamp()) * 1_000_000_000 + int((match.group(2) or "0").ljust(9, "0"))
+    return parse_nanos(text)
 
 
 class LogWriter:
