@@ -16,7 +16,15 @@ import socket
 import stat
 import struct
 import termios
-from typing import NoReturn, Protocol
+
+# The fork server imports this module: ``typing`` (~0.5 MiB there) only for the type checker.
+# ``Kernel`` is a Protocol to it; at run time nothing checks a class against it, so a plain base
+# stands in and ``typing`` is never loaded.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn, Protocol
+else:
+    Protocol = object
 
 # mount(2) flags
 MS_RDONLY = 0x1

@@ -17,14 +17,17 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno as errno_module
-import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from orchestrator.errors import PermanentError
 from orchestrator.hashing import sha256_hex
+
+# The fork server imports this module: ``typing`` (~0.5 MiB there) only for the type checker.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ class Profile:
     extra_arches: tuple[str, ...] = field(default=())
 
     def key(self) -> str:
-        return sha256_hex(json.dumps(asdict(self), sort_keys=True).encode())
+        # The dataclass repr names every field of every rule, in order: a profile's whole content.
+        return sha256_hex(repr(self).encode())
 
 
 # --- Docker's default profile, as data -------------------------------------------------------------
@@ -550,6 +554,8 @@ def profile_from_docker_json(text: str, capabilities: frozenset[str], arch: str 
     capability set and architecture."""
     arch = arch or native_arch()
     try:
+        import json  # only for a custom profile: the fork server loads no json otherwise
+
         doc = json.loads(text)
         default_action = _DOCKER_ACTIONS[doc.get("defaultAction", "SCMP_ACT_ERRNO")]
         default_errno = int(doc.get("defaultErrnoRet") or errno_module.EPERM)

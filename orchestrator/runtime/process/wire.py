@@ -9,7 +9,7 @@ seeing a container's exec.
 from __future__ import annotations
 
 import array
-import json
+import marshal
 import os
 import select
 import socket
@@ -65,10 +65,16 @@ def receive_console(console: socket.socket, error_pipe: int, timeout: float) -> 
     return fds[0] if fds else None
 
 
+def child_report(step: str, message: str, error_number: int) -> bytes:
+    """What a failing init or exec'd child writes to its error pipe before it exits: marshal,
+    which is built in (the fork server, which imports this module, loads no ``json``)."""
+    return marshal.dumps((str(step), str(message), int(error_number)))
+
+
 def parse_child_report(data: bytes) -> tuple[str, str, int]:
-    """(step, message, errno) from what a failing init or exec'd child wrote to its error pipe."""
+    """(step, message, errno) from what :func:`child_report` wrote to an error pipe."""
     try:
-        report = json.loads(data)
-        return str(report["step"]), str(report["message"]), int(report["errno"])
-    except (ValueError, KeyError, TypeError):
+        step, message, error_number = marshal.loads(data)
+        return str(step), str(message), int(error_number)
+    except (ValueError, EOFError, TypeError):
         return "setup", "the child died without a readable report", 0

@@ -102,6 +102,9 @@ def test_fork_server_leaves_out_openssl_subprocess_and_the_runtime_client() -> N
     good (hashlib's libcrypto alone was ~3.7 MiB) and copied into page tables on each fork."""
     new = _new_modules("import orchestrator.runtime.process.forkserver")
     assert [m for m in new if m in ("hashlib", "_hashlib", "ssl", "subprocess", "tempfile", "platform")] == []
+    # Nor typing (~0.5 MiB: annotations only, ``kernel.Kernel`` is a Protocol to mypy alone) or
+    # json (child reports are marshalled; a seccomp profile's key is its repr).
+    assert [m for m in new if m in ("typing", "json", "_json")] == []
     assert "orchestrator.runtime.process.runtime" not in new
 
 

@@ -42,9 +42,13 @@ def test_read_until_eof_and_its_timeout() -> None:
 
 
 def test_child_reports_are_parsed_and_garbage_is_named() -> None:
-    assert wire.parse_child_report(b'{"step": "exec", "message": "x: not found", "errno": 2}') == (
-        "exec",
-        "x: not found",
-        2,
-    )
+    report = wire.child_report("exec", "x: not found", 2)
+    assert wire.parse_child_report(report) == ("exec", "x: not found", 2)
+    assert wire.parse_child_report(report[:-3]) == ("setup", "the child died without a readable report", 0)
     assert wire.parse_child_report(b"\x00garbage")[0] == "setup"
+    assert wire.parse_child_report(b"")[0] == "setup"
+    assert wire.parse_child_report(wire.child_report("mount", "caf\u00e9 \n", 13)) == (
+        "mount",
+        "caf\u00e9 \n",
+        13,
+    )
