@@ -165,8 +165,18 @@ class MethodCodeCache:
 CACHE = MethodCodeCache()
 
 
+def _no_signature(cls: object) -> object:
+    raise ValueError("no signature for docstrings when Python runs without docstrings")
+
+
 def _patch(dataclasses: ModuleType) -> None:
     setattr(dataclasses, "exec", CACHE.exec)  # noqa: B010 - a module global, shadowing the builtin
+    if sys.flags.optimize >= 2:
+        # Without docstrings (``-OO``: the supervisor, the fork server) every class lacks one, and
+        # dataclasses would describe each by ``inspect.signature`` (~40 us and a string per
+        # class, and inspect loaded for it). Its doc becomes the class name, as dataclasses
+        # writes it when a signature is unavailable.
+        setattr(dataclasses, "inspect", ModuleOnFirstUse("inspect", signature=_no_signature))  # noqa: B010
 
 
 class _PatchOnImport:

@@ -1,8 +1,12 @@
 """How orc starts its own long-lived Python processes: the supervisor and the fork server.
 
 Called by ``daemon.spawn`` (the supervisor) and ``runtime.process.runtime`` (the fork server).
-Both run as ``python -S``: no ``site`` module, so no ``.pth`` files are executed at start-up
-(an editable install's import finder alone cost ~12 ms and ~2.5 MiB per process). The child gets
+Both run as ``python -S -OO``: no ``site`` module, so no ``.pth`` files are executed at start-up
+(an editable install's import finder alone cost ~12 ms and ~2.5 MiB per process); and no
+docstrings or ``assert`` statements in their code (they load the ``.opt-2.pyc`` bytecode). The
+docstrings were ~1 MiB of a supervisor's memory and nothing in either process reads them;
+orc's asserts only narrow types for mypy. ``codecache`` sees to it that ``dataclasses``, which
+writes a docstring for a class without one, does not load ``inspect`` for that there. The child gets
 the caller's import path instead, with the directory that holds this ``orchestrator`` package
 first, so it runs exactly the code (and the dependencies) its caller runs. The caller's first
 path entry is dropped: it is the caller's script directory or, for ``python -m``, its working
@@ -109,12 +113,12 @@ def module_argv(
     module: str, *args: str, python: str = sys.executable, lean_imports: bool = False
 ) -> list[str]:
     """A command line that runs ``module`` as ``__main__`` (as ``python -m`` would) with
-    ``args`` as its ``sys.argv[1:]``, without the ``site`` module; with ``lean_imports`` it
-    first imports what :func:`import_lean` does."""
+    ``args`` as its ``sys.argv[1:]``, without the ``site`` module and docstrings; with
+    ``lean_imports`` it first imports what :func:`import_lean` does."""
     # The module's name is an argument of its own, so ``ps`` and ``pgrep -f`` still show it.
     prelude = f"from {__name__} import import_lean; import_lean(); " if lean_imports else ""
     boot = (
         f"import sys; sys.path[:] = {child_path()!r}; {prelude}import runpy; "
         "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)"
     )
-    return [python, "-S", "-c", boot, module, *args]
+    return [python, "-S", "-OO", "-c", boot, module, *args]

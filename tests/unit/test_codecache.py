@@ -153,3 +153,23 @@ def test_the_supervisors_imports_compile_nothing_once_the_cache_is_warm() -> Non
     compiled, served = map(int, runs[1].stdout.split())
     assert compiled == 0
     assert served > 500  # ~780 methods of ~140 classes
+
+
+def test_without_docstrings_a_dataclass_is_described_by_its_name_and_inspect_stays_out() -> None:
+    """The supervisor and the fork server run with ``-OO``: every class lacks a docstring, and
+    dataclasses would load ``inspect`` and call ``inspect.signature`` for each one."""
+    script = (
+        "import sys, orchestrator, dataclasses\n"
+        "@dataclasses.dataclass\n"
+        "class Plain:\n"
+        "    size: int = 1\n"
+        "print(Plain.__doc__, 'inspect' in sys.modules, Plain(2) == Plain(2), Plain.__init__.__doc__)\n"
+    )
+    for flags, expected in ((["-OO"], "Plain False True None"), ([], "Plain(size: int = 1) True True None")):
+        done = subprocess.run(
+            [sys.executable, "-S", *flags, "-c", f"import sys; sys.path[:0] = {sys.path!r}\n" + script],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stdout.split("\n")[0] == expected

@@ -21,7 +21,8 @@ def test_runs_the_module_as_main_with_its_arguments_and_without_site(
         "import json, sys\n"
         "import orchestrator\n"
         "print(json.dumps({'name': __name__, 'argv': sys.argv[1:], 'no_site': sys.flags.no_site,\n"
-        "    'site': 'site' in sys.modules, 'json': json.__file__, 'orc': orchestrator.__file__}))\n"
+        "    'site': 'site' in sys.modules, 'json': json.__file__, 'orc': orchestrator.__file__,\n"
+        "    'optimize': sys.flags.optimize, 'doc': json.dumps.__doc__}))\n"
     )
     # The caller's working directory (a user's project, for the CLI) holds a module that would
     # shadow the standard library's if the child put it on its path.
@@ -37,6 +38,8 @@ def test_runs_the_module_as_main_with_its_arguments_and_without_site(
     assert seen["name"] == "__main__"
     assert seen["argv"] == ["--flag", "two words"]
     assert seen["no_site"] == 1 and seen["site"] is False
+    # -OO: no docstrings (~1 MiB of a supervisor) and no asserts
+    assert seen["optimize"] == 2 and seen["doc"] is None
     assert not seen["json"].startswith(str(project))
     assert Path(seen["orc"]).parent == Path(launch.__file__).parent.parent
     # ps and pgrep -f still show which module runs
