@@ -13,8 +13,9 @@ counts). orc runs them from a busybox rootfs (``x-orc: {rootfs: ...}``, built fr
 busybox-static) under a private ``--root`` and cgroup prefix; the peers use their ``busybox:local``
 image (made by the peers setup). Times are wall-clock of the whole CLI command, as a user sees it;
 "no-op up -d" is a second ``up -d`` of the running stack (nothing to change). Also measured for orc: crash → running again (SIGKILL of a container with a zero-delay restart
-policy, polled on its state file) and the RSS of every orc process (supervisor, fork server and
-its helpers) while N containers run. Prints a markdown table; everything is removed at the end.
+policy, polled on its state file) and, in every run, the RSS and PSS of every orc process
+(supervisor, fork server and its helpers) 1 s after the stack is up (reported as medians, in MiB
+of 1024 KiB). Prints a markdown table; everything is removed at the end.
 """
 
 from __future__ import annotations
@@ -197,17 +198,26 @@ def bench_orc_once(
                 timed([*orc, "up", "-d"], work, env)
             )
             state = work / "root" / "run" / project
-            if run == 0 and not chain:
+            if not chain:
                 supervisor = json.loads((state / "project.json").read_text())["supervisor_pid"]
                 time.sleep(1.0)
-                extra[f"{tool} RSS with {n} containers (KiB)"] = rss_kib(orc_processes(supervisor))
-                extra[f"{tool} PSS with {n} containers (KiB)"] = pss_kib(orc_processes(supervisor))
-                extra[f"{tool} supervisor alone RSS with {n} containers (KiB)"] = rss_kib([supervisor])
-                extra[f"{tool} processes with {n} containers"] = len(orc_processes(supervisor))
-                if 2 <= n <= 30:  # s1 exists from two services on
-                    results.setdefault(f"{tool} crash → running (ms)", []).extend(
-                        crash_to_running(state, f"{project}-s1-1", 10)
-                    )
+                processes = orc_processes(supervisor)
+                memory = extra.setdefault("memory", {})
+                assert isinstance(memory, dict)
+                memory.setdefault(f"{tool} RSS of all orc processes, {n} containers", []).append(
+                    rss_kib(processes)
+                )
+                memory.setdefault(f"{tool} PSS of all orc processes, {n} containers", []).append(
+                    pss_kib(processes)
+                )
+                memory.setdefault(f"{tool} RSS of the supervisor alone, {n} containers", []).append(
+                    rss_kib([supervisor])
+                )
+                extra[f"{tool} processes with {n} containers"] = len(processes)
+            if run == 0 and not chain and 2 <= n <= 30:  # s1 exists from two services on
+                results.setdefault(f"{tool} crash → running (ms)", []).extend(
+                    crash_to_running(state, f"{project}-s1-1", 10)
+                )
             results.setdefault(f"{tool} down ({size})", []).append(timed([*orc, "down"], work, env))
         finally:
             subprocess.run([*orc, "down", "-t", "0"], cwd=work, env=env, capture_output=True, timeout=300)
@@ -276,6 +286,15 @@ def main() -> None:
         fmt = (lambda v: f"{v:.1f}") if unit == "ms" else (lambda v: f"{v:.2f}")
         print(
             f"| {key} | {len(values)} | {fmt(median)} {unit} | {fmt(min(values))} | {fmt(max(values))} | {ratio} |"
+        )
+    memory = extra.pop("memory", {})
+    assert isinstance(memory, dict)
+    for key, kib in memory.items():
+        # MiB: KiB / 1024 (the KiB column is what /proc reports)
+        median = statistics.median(kib)
+        print(
+            f"| {key} | {len(kib)} | {median / 1024:.2f} MiB ({median:.0f} KiB) | {min(kib) / 1024:.2f} |"
+            f" {max(kib) / 1024:.2f} | – |"
         )
     for key, value in extra.items():
         print(f"| {key} | 1 | {value} | | | |")

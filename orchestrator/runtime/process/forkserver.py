@@ -36,13 +36,19 @@ import contextlib
 import errno
 import gc
 import os
-import pickle
 import select
 import signal
-import socket
 import stat
 import sys
 from dataclasses import dataclass
+
+# pickle's C half alone: the pure-Python ``pickle`` module around it was ~0.2 MiB of this process.
+try:
+    from _pickle import dumps as _pickle_dumps
+    from _pickle import loads as _pickle_loads
+except ImportError:  # a Python without the accelerator
+    from pickle import dumps as _pickle_dumps
+    from pickle import loads as _pickle_loads
 
 from orchestrator import codecache
 from orchestrator.errors import OrcError, PermanentError
@@ -63,6 +69,7 @@ from .kernel import (
 from .seccomp import SHARED_DIRECTORY, BpfCache, default_profile, profile_from_docker_json
 from .sequence import CgroupHierarchy, DeviceNode, ExecPlan, StartPlan, StepError, run_exec, run_init
 from .spec import ContainerSpec, ExecSpec, NamespaceMode, SeccompMode, env_dict
+from .wire import Socket
 
 # The fork server imports this module: ``typing`` (~0.5 MiB there) only for the type checker.
 TYPE_CHECKING = False
@@ -189,10 +196,10 @@ def join_cgroups(directories: tuple[str, ...]) -> None:
             raise StepError("join cgroups", f"{exc.strerror} ({target})", exc.errno or 0) from exc
 
 
-def _listen(path: str) -> socket.socket | None:
+def _listen(path: str) -> Socket | None:
     """A socket only root can reach, where a restarted runtime finds this server again; None if
     the path cannot be used (too long for a Unix socket, read-only directory)."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    listener = wire.seqpacket_listener()
     try:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -233,20 +240,18 @@ def _fail_child(error_fd: int, exc: BaseException) -> NoReturn:
 
 
 class ForkServer:
-    def __init__(
-        self, sock: socket.socket | None, kernel: Kernel, cache: BpfCache, pool_size: int = 2
-    ) -> None:
-        self.sock: socket.socket | None = sock
+    def __init__(self, sock: Socket | None, kernel: Kernel, cache: BpfCache, pool_size: int = 2) -> None:
+        self.sock: Socket | None = sock
         self.kernel = kernel
         self.cache = cache
         self.records: dict[str, _Record] = {}
         self.children: dict[int, tuple[str, str | None]] = {}
         self.programs: dict[tuple[tuple[object, ...], frozenset[str]], bytes] = {}
-        self.pool: list[tuple[int, socket.socket]] = []
+        self.pool: list[tuple[int, Socket]] = []
         self.pool_size = pool_size
         self.poller = select.poll()
         self.adopted: dict[int, str] = {}  # pidfd -> container id
-        self.listener: socket.socket | None = None
+        self.listener: Socket | None = None
         self.queued_exits: list[dict[str, Any]] = []
         # Output pipe read ends of containers that ended while no runtime was connected.
         self.orphan_readers: dict[str, tuple[int, ...]] = {}
@@ -349,7 +354,7 @@ class ForkServer:
     def _accept(self, poller: select.poll) -> None:
         assert self.listener is not None
         try:
-            conn, _addr = self.listener.accept()
+            conn = wire.accept(self.listener)
         except OSError:
             return
         if self.sock is not None:
@@ -364,7 +369,7 @@ class ForkServer:
                 self.queued_exits.append(message)  # for the next runtime, with its "list"
             return
         try:
-            socket.send_fds(self.sock, [pickle_dumps(message)], fds or [])
+            wire.send(self.sock, pickle_dumps(message), fds or [])
         except OSError:
             if message.get("event") == "exit":
                 self.queued_exits.append(message)
@@ -557,7 +562,7 @@ class ForkServer:
         ready_r, ready_w = os.pipe()
         console_parent = console_child = None
         if spec.process.tty:
-            console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            console_parent, console_child = wire.seqpacket_pair()
         plan = StartPlan(
             spec,
             rootfs_mount,
@@ -671,7 +676,7 @@ class ForkServer:
     # with those namespaces hands one over instead of forking and unsharing on the spot.
 
     def _add_blank(self) -> None:
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent, child = wire.seqpacket_pair()
         try:
             pid = self._fork(new_pid_namespace=True)
         except OSError:
@@ -691,7 +696,7 @@ class ForkServer:
             _reset_signals_in_child()
             k.close_fds_except((control,))
             k.unshare(_POOL_FLAGS)
-            sock = socket.socket(fileno=control)
+            sock = wire.socket_of(control)
             # CLOEXEC matters for the error pipe: its EOF at exec is how the server learns of success.
             data, fds = wire.receive(sock)
             if not data:
@@ -699,7 +704,7 @@ class ForkServer:
             sock.close()
             stdin, stdout, stderr, sync_r, err_w, ready_w, *console = fds
             error_fd = err_w
-            fields = pickle.loads(data)
+            fields = _pickle_loads(data)
             plan = StartPlan(
                 **fields,
                 stdio=(stdin, stdout, stderr),
@@ -724,11 +729,11 @@ class ForkServer:
             "devices": plan.devices,
             "cgroup_hierarchies": plan.cgroup_hierarchies,
         }
-        data = pickle.dumps(fields)
+        data = _pickle_dumps(fields)
         while self.pool:
             pid, sock = self.pool.pop(0)
             try:
-                socket.send_fds(sock, [data], fds)
+                wire.send(sock, data, fds)
                 return pid
             except OSError:
                 with contextlib.suppress(ProcessLookupError):
@@ -837,7 +842,7 @@ class ForkServer:
         err_r, err_w = os.pipe()
         console_parent = console_child = None
         if spec.tty:
-            console_parent, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            console_parent, console_child = wire.seqpacket_pair()
         plan = ExecPlan(
             args=spec.args,
             env=env,
@@ -908,17 +913,17 @@ def _close_all(fds: tuple[int, ...]) -> None:
 
 
 def pickle_loads(data: bytes) -> dict[str, Any]:
-    message: dict[str, Any] = pickle.loads(data)
+    message: dict[str, Any] = _pickle_loads(data)
     return message
 
 
 def pickle_dumps(message: dict[str, Any]) -> bytes:
-    return pickle.dumps(message)
+    return _pickle_dumps(message)
 
 
 def main(argv: list[str]) -> int:
     """``forkserver <socket fd> <seccomp cache dir> [<blank inits> [<listen path>]]``"""
-    sock = socket.socket(fileno=int(argv[1]))
+    sock = wire.socket_of(int(argv[1]))
     set_child_subreaper()
     # The supervisor's terminal and process group are not ours: a Ctrl-C there must not kill the
     # parent of every container. (Children restore the default before exec.)

@@ -12,10 +12,11 @@ import ctypes
 import fcntl
 import os
 import resource
-import socket
 import stat
 import struct
 import termios
+
+from . import wire
 
 # The fork server imports this module: ``typing`` (~0.5 MiB there) only for the type checker.
 # ``Kernel`` is a Protocol to it; at run time nothing checks a class against it, so a plain base
@@ -307,9 +308,9 @@ class LinuxKernel:
         fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
 
     def send_fd(self, socket_fd: int, fd: int) -> None:
-        sock = socket.socket(fileno=socket_fd)
+        sock = wire.socket_of(socket_fd)
         try:
-            socket.send_fds(sock, [b"console"], [fd])
+            wire.send(sock, b"console", [fd])
         finally:
             sock.detach()
 

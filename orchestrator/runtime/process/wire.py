@@ -8,31 +8,60 @@ seeing a container's exec.
 
 from __future__ import annotations
 
+# The C socket module, not ``socket``: the fork server imports this module, and ``socket``'s
+# enums and wrappers were ~0.3 MiB of it. Both sides pass their own sockets: a ``socket.socket``
+# is a ``_socket.socket`` with Python conveniences, and only the C methods are used here.
+import _socket
 import array
 import marshal
 import os
 import select
-import socket
+from _socket import socket as Socket
 
 MAX_MESSAGE = 1 << 20
 
 
 def receive(
-    sock: socket.socket, max_fds: int = 8, extra_flags: int = 0, max_bytes: int = MAX_MESSAGE
+    sock: Socket, max_fds: int = 8, extra_flags: int = 0, max_bytes: int = MAX_MESSAGE
 ) -> tuple[bytes, list[int]]:
     """One message and its descriptors (CLOEXEC); ``b""`` when the peer closed."""
     fds = array.array("i")
     data, ancillary, _flags, _addr = sock.recvmsg(
-        max_bytes, socket.CMSG_SPACE(max_fds * fds.itemsize), socket.MSG_CMSG_CLOEXEC | extra_flags
+        max_bytes, _socket.CMSG_SPACE(max_fds * fds.itemsize), _socket.MSG_CMSG_CLOEXEC | extra_flags
     )
     for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
     return data, list(fds)
 
 
-def send(sock: socket.socket, data: bytes, fds: list[int] | tuple[int, ...] = ()) -> None:
-    socket.send_fds(sock, [data], list(fds))
+def send(sock: Socket, data: bytes, fds: list[int] | tuple[int, ...] = ()) -> None:
+    """``data`` as one message, with ``fds`` (``socket.send_fds``, without ``socket``)."""
+    if fds:
+        sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
+    else:
+        sock.sendmsg([data])
+
+
+def seqpacket_pair() -> tuple[Socket, Socket]:
+    """A connected pair of Unix SOCK_SEQPACKET sockets (close-on-exec)."""
+    return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+
+
+def seqpacket_listener() -> Socket:
+    """An unbound Unix SOCK_SEQPACKET socket (close-on-exec), to bind and listen on."""
+    return Socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+
+
+def accept(listener: Socket) -> Socket:
+    """The next connection on ``listener`` (close-on-exec, as ``socket.accept`` makes it)."""
+    fd, _address = listener._accept()  # type: ignore[attr-defined]  # the C half of accept()
+    return Socket(fileno=fd)
+
+
+def socket_of(fd: int) -> Socket:
+    """A socket object for an open descriptor (its family and type are read from it)."""
+    return Socket(fileno=fd)
 
 
 def read_until_eof(fd: int, timeout: float | None) -> bytes:
@@ -50,7 +79,7 @@ def read_until_eof(fd: int, timeout: float | None) -> bytes:
         chunks.append(chunk)
 
 
-def receive_console(console: socket.socket, error_pipe: int, timeout: float) -> int | None:
+def receive_console(console: Socket, error_pipe: int, timeout: float) -> int | None:
     """The terminal master a tty container's init sends before exec, or None if it failed first
     (then its report is waiting on ``error_pipe``)."""
     poller = select.poll()
@@ -59,7 +88,7 @@ def receive_console(console: socket.socket, error_pipe: int, timeout: float) -> 
     if not poller.poll(int(timeout * 1000)):
         raise TimeoutError(f"no console within {timeout}s")
     try:
-        _data, fds = receive(console, 1, socket.MSG_DONTWAIT)
+        _data, fds = receive(console, 1, _socket.MSG_DONTWAIT)
     except BlockingIOError:
         return None
     return fds[0] if fds else None

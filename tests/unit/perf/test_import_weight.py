@@ -105,6 +105,8 @@ def test_fork_server_leaves_out_openssl_subprocess_and_the_runtime_client() -> N
     # Nor typing (~0.5 MiB: annotations only, ``kernel.Kernel`` is a Protocol to mypy alone) or
     # json (child reports are marshalled; a seccomp profile's key is its repr).
     assert [m for m in new if m in ("typing", "json", "_json")] == []
+    # Nor socket's or pickle's Python halves (~0.3 and ~0.2 MiB): _socket and _pickle do.
+    assert [m for m in new if m in ("socket", "selectors", "pickle")] == []
     assert "orchestrator.runtime.process.runtime" not in new
 
 
