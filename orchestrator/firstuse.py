@@ -2,8 +2,10 @@
 
 Used where a module imports another at its top for a feature orc's processes rarely or never
 use: ``codecache`` (``dataclasses`` imports ``inspect``, with ``ast``, ``dis`` and ``tokenize``,
-only to describe a class that has no docstring) and ``runtime.launch`` (anyio's socket and TLS
-modules import ``ssl``, with OpenSSL, for TLS the supervisor never serves).
+only to describe a class that has no docstring), ``runtime.launch`` (anyio's socket and TLS
+modules import ``ssl``, with OpenSSL, for TLS the supervisor never serves) and
+``runtime.network.netlink`` (pyroute2's config takes ``multiprocessing``'s Pipe, Queue and
+Process by name, for helper processes orc never starts).
 
 A stand-in is in ``sys.modules`` only while the importing module runs; whoever imports the name
 afterwards gets the real module. The importer keeps the stand-in: the first attribute it asks of
@@ -18,6 +20,9 @@ import sys
 from types import ModuleType, TracebackType
 
 # No typing, no contextlib: the CLI's first steps import this (through codecache).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class ModuleOnFirstUse(ModuleType):
@@ -68,3 +73,35 @@ class StandingIn:
         name = self.stand_in.__name__
         if sys.modules.get(name) is self.stand_in:
             del sys.modules[name]
+
+
+class _ForwardingClass(type):
+    """The metaclass of :func:`forwarding_class`'s classes."""
+
+    _real: Callable[[], type]
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, cls._real())
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, cls._real())
+
+    def __call__(cls, *args: object, **kwargs: object) -> object:
+        return cls._real()(*args, **kwargs)
+
+
+def forwarding_class(name: str, real: Callable[[], type]) -> type:
+    """A class to give a stand-in for a class the importer takes by name: ``isinstance``,
+    ``issubclass`` and construction go to ``real()`` (which imports the real module)."""
+    return _ForwardingClass(name, (), {"_real": staticmethod(real)})
+
+
+def forwarding_function(name: str, real: Callable[[], Callable[..., object]]) -> Callable[..., object]:
+    """A function to give a stand-in for a function the importer takes by name: a call goes to
+    ``real()`` (which imports the real module)."""
+
+    def forward(*args: object, **kwargs: object) -> object:
+        return real()(*args, **kwargs)
+
+    forward.__name__ = forward.__qualname__ = name
+    return forward

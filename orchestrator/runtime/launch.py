@@ -22,11 +22,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from orchestrator.firstuse import ModuleOnFirstUse, StandingIn
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from orchestrator.firstuse import ModuleOnFirstUse, StandingIn, forwarding_class
 
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 
@@ -40,21 +36,6 @@ def child_path() -> list[str]:
     return paths
 
 
-class _ForwardingClass(type):
-    """The metaclass of a stand-in class: ``isinstance`` and calls go to the real class."""
-
-    _real: Callable[[], type]
-
-    def __instancecheck__(cls, instance: object) -> bool:
-        return isinstance(instance, cls._real())
-
-    def __subclasscheck__(cls, subclass: type) -> bool:
-        return issubclass(subclass, cls._real())
-
-    def __call__(cls, *args: object, **kwargs: object) -> object:
-        return cls._real()(*args, **kwargs)
-
-
 def _ssl_on_first_use() -> ModuleOnFirstUse:
     """``ssl`` imported on first use. anyio's TLS module takes ``SSLContext`` by name (for
     annotations) while it is imported: it gets a class that forwards ``isinstance`` and
@@ -64,7 +45,7 @@ def _ssl_on_first_use() -> ModuleOnFirstUse:
         context: type = stand_in.load().SSLContext
         return context
 
-    context = _ForwardingClass("SSLContext", (), {"_real": staticmethod(real_context)})
+    context = forwarding_class("SSLContext", real_context)
     stand_in = ModuleOnFirstUse("ssl", SSLContext=context)
     return stand_in
 

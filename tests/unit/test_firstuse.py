@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.firstuse import ModuleOnFirstUse, StandingIn
+from orchestrator.firstuse import ModuleOnFirstUse, StandingIn, forwarding_class, forwarding_function
 
 
 @pytest.fixture
 def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    (tmp_path / "orc_heavy.py").write_text("LOADS = []\nLOADS.append(1)\nANSWER = 42\nclass Thing: pass\n")
+    (tmp_path / "orc_heavy.py").write_text(
+        "LOADS = []\nLOADS.append(1)\nANSWER = 42\nclass Thing:\n    def __init__(self, size=0):\n        self.size = size\n"
+        "def make(size):\n    return Thing(size)\n"
+    )
     (tmp_path / "orc_user.py").write_text(
         "import orc_heavy\nfrom orc_heavy import Thing\ndef answer():\n    return orc_heavy.ANSWER\n"
     )
@@ -53,3 +56,32 @@ def test_dunder_names_do_not_load_the_module(modules: Path) -> None:
     with pytest.raises(AttributeError):
         stand_in.__wrapped__  # noqa: B018 - what inspect and friends probe for
     assert "orc_heavy" not in sys.modules
+
+
+def test_forwarding_names_load_the_module_when_called_or_checked(modules: Path) -> None:
+    """What an importer takes by name at import time (``from M import Class``, or ``M.function``
+    read into a global) without using it then: the real module loads on the first call."""
+
+    def real() -> object:
+        return stand_in.load()
+
+    stand_in = ModuleOnFirstUse(
+        "orc_heavy",
+        Thing=forwarding_class("Thing", lambda: real().Thing),  # type: ignore[attr-defined]
+        make=forwarding_function("make", lambda: real().make),  # type: ignore[attr-defined]
+    )
+    with StandingIn(stand_in):
+        import orc_user
+
+    assert "orc_heavy" not in sys.modules
+    thing_class = orc_user.Thing
+    assert thing_class.__name__ == "Thing" and stand_in.make.__name__ == "make"
+    made = stand_in.make(3)  # the first call imports the real module
+    assert "orc_heavy" in sys.modules
+    heavy = sys.modules["orc_heavy"]
+    assert type(made) is heavy.Thing and made.size == 3
+    built = thing_class(size=5)
+    assert type(built) is heavy.Thing and built.size == 5
+    assert isinstance(built, thing_class) and issubclass(heavy.Thing, thing_class)
+    assert not isinstance(object(), thing_class)
+    assert heavy.LOADS == [1]

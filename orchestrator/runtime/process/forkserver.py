@@ -42,14 +42,6 @@ import stat
 import sys
 from dataclasses import dataclass
 
-# pickle's C half alone: the pure-Python ``pickle`` module around it was ~0.2 MiB of this process.
-try:
-    from _pickle import dumps as _pickle_dumps
-    from _pickle import loads as _pickle_loads
-except ImportError:  # a Python without the accelerator
-    from pickle import dumps as _pickle_dumps
-    from pickle import loads as _pickle_loads
-
 from orchestrator import codecache
 from orchestrator.errors import OrcError, PermanentError
 
@@ -704,7 +696,7 @@ class ForkServer:
             sock.close()
             stdin, stdout, stderr, sync_r, err_w, ready_w, *console = fds
             error_fd = err_w
-            fields = _pickle_loads(data)
+            fields = wire.unpack(data)
             plan = StartPlan(
                 **fields,
                 stdio=(stdin, stdout, stderr),
@@ -729,7 +721,7 @@ class ForkServer:
             "devices": plan.devices,
             "cgroup_hierarchies": plan.cgroup_hierarchies,
         }
-        data = _pickle_dumps(fields)
+        data = wire.pack(fields)
         while self.pool:
             pid, sock = self.pool.pop(0)
             try:
@@ -913,12 +905,12 @@ def _close_all(fds: tuple[int, ...]) -> None:
 
 
 def pickle_loads(data: bytes) -> dict[str, Any]:
-    message: dict[str, Any] = _pickle_loads(data)
+    message: dict[str, Any] = wire.unpack(data)
     return message
 
 
 def pickle_dumps(message: dict[str, Any]) -> bytes:
-    return _pickle_dumps(message)
+    return wire.pack(message)
 
 
 def main(argv: list[str]) -> int:

@@ -23,7 +23,6 @@ import contextlib
 import fcntl
 import itertools
 import os
-import pickle
 import queue
 import shutil
 import signal
@@ -433,7 +432,7 @@ class ForkServerRuntime:
                     for container_id in ended:
                         self.exit_hook(container_id)
                 return
-            message = pickle.loads(data)
+            message = wire.unpack(data)
             if "req" in message:
                 with self._lock:
                     pending = self._pending.pop(message["req"], None)
@@ -489,7 +488,7 @@ class ForkServerRuntime:
             req = next(self._requests)
             self._pending[req] = pending
         message["req"] = req
-        data = pickle.dumps(message)
+        data = wire.pack(message)
         try:
             with self._send_lock:
                 socket.send_fds(self._sock, [data], fds or [])
@@ -532,7 +531,7 @@ class ForkServerRuntime:
             # when it exists: mkdir fails with EEXIST).
             self._rootfs_mount.mkdir(exist_ok=True)
             # For adopt_recorded(): a runtime whose fork server died too still knows the spec.
-            self._spec_path(spec.id).write_bytes(pickle.dumps(spec))
+            self._spec_path(spec.id).write_bytes(wire.pack(spec))
             try:
                 reply, handed = self._request(
                     {
@@ -742,8 +741,8 @@ class ForkServerRuntime:
         if not path.exists():
             path = self.state_dir / container_id / _OLD_SPEC_FILE
         try:
-            spec = pickle.loads(path.read_bytes())
-        except (OSError, pickle.UnpicklingError, EOFError) as exc:
+            spec = wire.unpack(path.read_bytes())
+        except (OSError, wire.UnpicklingError, EOFError) as exc:
             raise NotFoundError(f"container {container_id}: no recorded spec to adopt it with") from exc
         self.adopt(spec, pid, start_time)
 

@@ -18,6 +18,17 @@ import os
 import select
 from _socket import socket as Socket
 
+# Messages and specs are pickled with pickle's C half alone: the pure-Python ``pickle`` module
+# around it was ~0.2 MiB of each process (the fork server's, and the supervisor's).
+try:
+    from _pickle import UnpicklingError
+    from _pickle import dumps as pack
+    from _pickle import loads as unpack
+except ImportError:  # a Python without the accelerator
+    from pickle import UnpicklingError, dumps as pack, loads as unpack  # noqa: I001
+
+__all__ = ["UnpicklingError", "pack", "unpack"]
+
 MAX_MESSAGE = 1 << 20
 
 

@@ -63,6 +63,26 @@ def test_netlink_client_loads_only_pyroute2s_rtnetlink_messages() -> None:
     assert "pyroute2.iproute.linux" not in new  # IPRoute: its import and its event loop per socket
 
 
+def test_pyroute2s_config_gets_multiprocessing_on_first_use() -> None:
+    """pyroute2's config takes multiprocessing's Pipe, Queue and Process by name, for helper
+    processes orc never starts: the supervisor loads multiprocessing (and pickle's Python
+    module with it) only if one is used."""
+    new = _new_modules(
+        "from orchestrator.runtime.network.netlink import _codecs\n"
+        "_codecs()\n"
+        "import sys, pyroute2.config as config\n"
+        "assert 'multiprocessing' not in sys.modules\n"
+        "queue = config.MpQueue()\n"
+        "import multiprocessing, multiprocessing.queues\n"
+        "assert isinstance(queue, multiprocessing.queues.Queue)\n"
+        "assert isinstance(multiprocessing.Process(), config.MpProcess)\n"
+        "left, right = config.MpPipe()\n"
+        "left.send(1)\n"
+        "assert right.recv() == 1"
+    )
+    assert "pyroute2.config" in new and "multiprocessing" in new
+
+
 def test_asking_the_deferred_pyroute2_package_for_a_name_runs_it_whole() -> None:
     new = _new_modules(
         "from orchestrator.runtime.network.netlink import _codecs\n"
@@ -139,6 +159,13 @@ def test_the_supervisor_leaves_out_argparse_hashlib_and_uuid() -> None:
     ``platform`` it loads) only named the process runtime's trash."""
     new = _new_modules("import orchestrator.daemon.supervisor, orchestrator.reconciler.adapter")
     assert [m for m in new if m in ("argparse", "hashlib", "_hashlib", "uuid", "platform")] == []
+    with_netlink = _new_modules(
+        "import orchestrator.daemon.supervisor, orchestrator.reconciler.adapter\n"
+        "from orchestrator.runtime.network.netlink import _codecs\n"
+        "_codecs()"
+    )
+    # Nor multiprocessing or pickle's Python module (_pickle does the runtime's pickling).
+    assert [m for m in with_netlink if m in ("multiprocessing", "pickle")] == []
 
 
 def test_the_supervisor_writes_its_timestamps_without_datetime() -> None:
