@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from orchestrator.errors import ConflictError, NotFoundError, PermanentError
 from orchestrator.runtime.network.driver import NetworkDriver
 from orchestrator.runtime.network.fake import RecordingLinkOps, RecordingRunner
-from orchestrator.runtime.network.firewall import Firewall
+from orchestrator.runtime.network.firewall import CommandResult, Firewall
 from orchestrator.runtime.network.leases import FileLeaseStore, MemoryLeaseStore
 from orchestrator.runtime.network.naming import bridge_name, host_veth_name
 from orchestrator.runtime.network.netlink import ContainerIface, IfaceAddress
@@ -240,6 +241,37 @@ def test_the_bridge_and_rules_go_ahead_only_when_the_only_users_are_leaving() ->
     state = driver.store.read()
     assert (state.networks, state.attachments, state.ipam.networks) == ({}, {}, {})
     assert not driver.unbuild_ahead("p_default", "p", set())  # no such network
+
+
+def test_the_bridge_the_nft_table_and_the_iptables_shim_are_deleted_side_by_side() -> None:
+    """Each is a process or a kernel wait (~10-45 ms): at the end of a `down`, one after the
+    other was ~25 ms more of it. All three must be under way at once to meet here."""
+    driver, links, runner = make(forward_policy="drop")
+    info = driver.create_network(NetworkSpec(project="p", name="p_default"))
+    assert runner.iptables_rules and runner.tables
+    all_three = threading.Barrier(3, timeout=2)
+    met: list[str] = []
+
+    def meet(what: str) -> None:
+        all_three.wait()  # raises BrokenBarrierError when one of them waits for another
+        met.append(what)
+
+    run, delete_link = runner.run, links.delete_link
+
+    def run_meeting(argv: Sequence[str], input: str | None = None) -> CommandResult:
+        if argv[0] == "iptables-restore" or tuple(argv[:2]) == ("nft", "delete"):
+            meet(argv[0])
+        return run(argv, input)
+
+    def delete_link_meeting(name: str) -> bool:
+        meet("bridge")
+        return delete_link(name)
+
+    runner.run = run_meeting  # type: ignore[method-assign]
+    links.delete_link = delete_link_meeting  # type: ignore[method-assign]
+    assert driver.remove_network("p_default", "p")
+    assert sorted(met) == ["bridge", "iptables-restore", "nft"]
+    assert info.bridge not in links.links and runner.tables == {} and runner.iptables_rules == []
 
 
 def test_shim_goes_to_forward_without_docker_user_and_not_for_internal_outbound() -> None:
