@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -592,6 +593,10 @@ def main(argv: list[str] | None = None) -> None:
     from orchestrator.reconciler.adapter import KernelRuntime
 
     codecache.save_and_release()  # all its classes are defined by now
+    # The collector was off for the imports (``runtime.launch``): what they made lives as long as
+    # the process, so later collections need not walk it again.
+    gc.freeze()
+    gc.enable()
 
     def ready() -> None:
         if args.ready_fd >= 0:

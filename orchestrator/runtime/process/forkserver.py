@@ -932,6 +932,7 @@ def main(argv: list[str]) -> int:
     # so forked children share them instead of copying them.
     gc.collect()
     gc.freeze()
+    gc.enable()  # off while the server imported (runtime.launch)
     server.serve(argv[4] if len(argv) > 4 else None)
     return 0
 
