@@ -59,9 +59,12 @@ def parse_nanos(text: str) -> int:
     if not match:
         raise ValueError(f"not an RFC 3339 time: {text!r}")
     year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
-    if not (1 <= month <= 12 and 1 <= day <= _month_length(year, month) and hour < 24 and minute < 60):
-        raise ValueError(f"not an RFC 3339 time: {text!r}")
-    if second > 59:
+    if (
+        not (1 <= month <= 12 and 1 <= day <= _month_length(year, month))
+        or hour > 23
+        or minute > 59
+        or second > 59
+    ):
         raise ValueError(f"not an RFC 3339 time: {text!r}")
     whole = epoch_seconds(year, month, day, hour, minute, second)
     if match.group(9):

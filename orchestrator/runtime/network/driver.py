@@ -105,23 +105,25 @@ def _opt_mtu(value: str | None) -> int:
     return mtu
 
 
-def _side_by_side(beside: Callable[[], None], here: Callable[[], None]) -> None:
-    """Run ``beside`` in a thread while ``here`` runs in this one; both finish before this
-    returns, and the first failure (this thread's first) is raised here."""
+def _side_by_side(*beside: Callable[[], None], here: Callable[[], None]) -> None:
+    """Run each of ``beside`` in a thread of its own while ``here`` runs in this one; all finish
+    before this returns, and the first failure (this thread's first) is raised here."""
     failures: list[BaseException] = []
 
-    def run() -> None:
+    def run(work: Callable[[], None]) -> None:
         try:
-            beside()
+            work()
         except BaseException as exc:  # re-raised in the caller's thread
             failures.append(exc)
 
-    thread = threading.Thread(target=run, name="orc-network-beside")
-    thread.start()
+    threads = [threading.Thread(target=run, args=(work,), name="orc-network-beside") for work in beside]
+    for thread in threads:
+        thread.start()
     try:
         here()
     finally:
-        thread.join()
+        for thread in threads:
+            thread.join()
     if failures:
         raise failures[0]
 
@@ -254,7 +256,7 @@ class NetworkDriver:
             if self.firewall.nft_available():
                 # The nft table and the iptables shim name the bridge, nothing else: made side by
                 # side (each is a process or two, ~5-15 ms, on the path of every first container).
-                _side_by_side(iptables_shim, nft_table)
+                _side_by_side(iptables_shim, here=nft_table)
         except BaseException:
             self.firewall.remove_shim(shim)
             if self.firewall.nft_available():
@@ -279,7 +281,7 @@ class NetworkDriver:
             if info.created:
                 self.links.delete_link(info.bridge)
 
-        _side_by_side(lambda: _side_by_side(iptables_shim, nft_table), bridge)
+        _side_by_side(iptables_shim, nft_table, here=bridge)
 
     def network(self, name: str) -> NetworkInfo:
         info = self.store.read().networks.get(name)

@@ -335,7 +335,7 @@ class ForkServer:
                     self.sock = None
                     self._discard_pool()
                     continue
-                self.handle(pickle_loads(data), fds)
+                self.handle(wire.unpack(data), fds)
                 self.reap()
 
     def _holding(self) -> bool:
@@ -361,7 +361,7 @@ class ForkServer:
                 self.queued_exits.append(message)  # for the next runtime, with its "list"
             return
         try:
-            wire.send(self.sock, pickle_dumps(message), fds or [])
+            wire.send(self.sock, wire.pack(message), fds or [])
         except OSError:
             if message.get("event") == "exit":
                 self.queued_exits.append(message)
@@ -902,15 +902,6 @@ def _close_all(fds: tuple[int, ...]) -> None:
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
-
-
-def pickle_loads(data: bytes) -> dict[str, Any]:
-    message: dict[str, Any] = wire.unpack(data)
-    return message
-
-
-def pickle_dumps(message: dict[str, Any]) -> bytes:
-    return wire.pack(message)
 
 
 def main(argv: list[str]) -> int:
