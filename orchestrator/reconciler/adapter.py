@@ -68,6 +68,7 @@ from orchestrator.runtime.process.runtime import (
     ContainerState,
     ExecSpec,
     ForkServerRuntime,
+    InvalidStateError,
     Stdio,
     output_pipe,
 )
@@ -104,6 +105,10 @@ DEFAULT_SHM_SIZE = 64 * 1024 * 1024  # Docker's /dev/shm
 # Containers prepared at once ahead of their start (KernelRuntime.prepare): enough to keep both
 # CPUs of a small machine busy, few enough that the first ones asked for are ready first.
 _PREPARING_AT_ONCE = 4
+# Removes cleaning up at once (cgroups, logs, the container's directory), once their namespace
+# is let go: a `down` of 30 had them all contend for the interpreter and both CPUs with the
+# stops still to come, whose chain is what the command waits for (bench/results/up_down.md).
+_CLEANING_AT_ONCE = 2
 
 
 @dataclass
@@ -182,6 +187,7 @@ class KernelRuntime:
         self._attached: dict[str, tuple[int, int, int]] = {}
         self._terminals: set[str] = set()
         self._cgroup_lock = threading.Lock()
+        self._cleaning = threading.BoundedSemaphore(_CLEANING_AT_ONCE)
         self._adopt_lock = threading.Lock()
         self._fresh: set[str] = set()
         # Starts begun ahead (prepare), by container name, until a start or settle() takes them.
@@ -1072,10 +1078,33 @@ class KernelRuntime:
         # Adopting first (as its watcher may be doing at this moment) keeps one owner of the
         # container's exit: the process runtime, not a second pid-polling path racing it.
         if self._known(record.name) or await self._adopt_orphan(record):
-            await anyio.to_thread.run_sync(self.process.stop, record.name, timeout, limiter=self._waiters)
+            await self._stop_known(record.name, timeout)
         elif self.alive(record) and record.pid is not None:
             await self._stop_adopted(record, signal_name, timeout)
         await self.services.unpublish(record.name)
+
+    async def _stop_known(self, name: str, timeout: float) -> None:
+        """The process runtime's stop (signal, ``timeout``, SIGKILL), its waits in the event loop:
+        the reader thread's post of the exit wakes it, as it wakes the container's watcher, with
+        no worker thread blocked on the exit to hand it over (a ``down`` waits for its chain of
+        dependent stops one after the other)."""
+        process = self.process
+
+        def ended() -> bool:
+            return process.wait(name, 0) is not None or process.wait_closed(0)
+
+        for signal_step, wait_seconds in ((None, timeout), (signal.SIGKILL, 30.0)):
+            if ended():
+                return
+            if signal_step is None:
+                await self._run(process.begin_stop, name)
+            else:
+                with contextlib.suppress(InvalidStateError):
+                    await self._run(process.kill, name, signal_step)
+            with anyio.move_on_after(wait_seconds):
+                await self._until(("exit", name), ended)
+        if not ended():
+            raise TemporaryError(f"container {name} did not die after SIGKILL", retry_after=1.0)
 
     async def _stop_adopted(self, record: ContainerRecord, signal_name: str, timeout: float) -> None:
         assert record.pid is not None
@@ -1156,29 +1185,32 @@ class KernelRuntime:
         return self.lib_root / "containers" / f".{name}.anonymous-volumes"
 
     def _remove_sync(self, record: ContainerRecord, keep_anonymous_volumes: bool = False) -> bool | None:
-        """In one worker-thread hop: the process record, namespace, the cgroups (the project's
-        too once empty), the log files and the container directory; the veths and addresses are
-        left to :meth:`_teardown_network`, told by the result (see :meth:`_forget_sync`).
-        With ``keep_anonymous_volumes`` (a recreate) its anonymous volumes are set aside for
-        the container created next under the same name, as Docker Compose carries them over."""
+        """In one worker-thread hop: the process record and namespace, then the cgroups (the
+        project's too once empty), the log files and the container directory; the veths and
+        addresses are left to :meth:`_teardown_network`, told by the result (see
+        :meth:`_forget_sync`). With ``keep_anonymous_volumes`` (a recreate) its anonymous
+        volumes are set aside for the container created next under the same name, as Docker
+        Compose carries them over.
+
+        The namespace goes first and at once (the kernel's teardown of it is the longest wait
+        of a remove); the rest waits for one of :data:`_CLEANING_AT_ONCE` slots."""
         name = record.name
-        kept = self._kept_volumes_dir(name)
-        shutil.rmtree(kept, True)
-        anonymous = self._container_dir(name) / "volumes"
-        if keep_anonymous_volumes and anonymous.is_dir():
-            anonymous.rename(kept)
-        known = name in self._handles
-        released = self._forget_sync(name, False, defer_network=True)
-        # Known and gone from the handles: the forget above removed its cgroups already.
-        handle = self._handles.pop(name, None) or (None if known else self.cgroups.open(record.project, name))
-        if handle is not None:
-            self.cgroups.remove(handle, True)
-        if not any(h.project == record.project for h in self._handles.values()):
-            self.cgroups.remove_project(record.project)  # only when it is empty
-        if record.log_path:
-            for file in log_files(Path(record.log_path)):
-                file.unlink(missing_ok=True)
-        shutil.rmtree(self._container_dir(name), True)
+        released = self._forget_sync(name, False, defer_network=True, keep_cgroups=True)
+        with self._cleaning:
+            kept = self._kept_volumes_dir(name)
+            shutil.rmtree(kept, True)
+            anonymous = self._container_dir(name) / "volumes"
+            if keep_anonymous_volumes and anonymous.is_dir():
+                anonymous.rename(kept)
+            handle = self._handles.pop(name, None) or self.cgroups.open(record.project, name)
+            if handle is not None:
+                self.cgroups.remove(handle, True)
+            if not any(h.project == record.project for h in self._handles.values()):
+                self.cgroups.remove_project(record.project)  # only when it is empty
+            if record.log_path:
+                for file in log_files(Path(record.log_path)):
+                    file.unlink(missing_ok=True)
+            shutil.rmtree(self._container_dir(name), True)
         return released
 
     async def _forget(self, name: str, keep_network: bool = False) -> None:
@@ -1187,9 +1219,12 @@ class KernelRuntime:
         self._fresh.discard(name)
         await self._run(self._forget_sync, name, keep_network)
 
-    def _forget_sync(self, name: str, keep_network: bool, defer_network: bool = False) -> bool | None:
+    def _forget_sync(
+        self, name: str, keep_network: bool, defer_network: bool = False, keep_cgroups: bool = False
+    ) -> bool | None:
         """With ``defer_network`` the network is not disconnected here: the result says whether
-        it is due (None: not) and whether the namespace was let go with the process (True)."""
+        it is due (None: not) and whether the namespace was let go with the process (True).
+        With ``keep_cgroups`` the container's cgroups stay (the caller removes them)."""
         released: bool | None = None
         try:
             state = self.process.state(name)
@@ -1206,7 +1241,12 @@ class KernelRuntime:
                 with contextlib.suppress(NotFoundError):
                     self.network.disconnect(name, namespace_released=released)
         handle = self._handles.get(name)
-        if handle is not None and state is not None and state is not ContainerState.DELETED:
+        if (
+            handle is not None
+            and not keep_cgroups
+            and state is not None
+            and state is not ContainerState.DELETED
+        ):
             self.cgroups.remove(handle, True)
             del self._handles[name]
         return released if defer_network else None

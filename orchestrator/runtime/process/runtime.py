@@ -672,11 +672,7 @@ class ForkServerRuntime:
         """Send the stop signal, wait up to the grace period, then SIGKILL; return the exit status."""
         container = self._get(container_id)
         grace = container.spec.stop_grace_seconds if grace_seconds is None else grace_seconds
-        with contextlib.suppress(InvalidStateError):
-            stop_signal = (
-                container.spec.stop_signal if container.state is ContainerState.RUNNING else signal.SIGKILL
-            )
-            self.kill(container_id, stop_signal)
+        self.begin_stop(container_id)
         status = self.wait(container_id, timeout=grace)
         if status is None:
             with contextlib.suppress(InvalidStateError):
@@ -685,6 +681,17 @@ class ForkServerRuntime:
         if status is None:
             raise TemporaryError(f"container {container_id} did not die after SIGKILL", retry_after=1.0)
         return status
+
+    def begin_stop(self, container_id: str) -> None:
+        """The first step of :meth:`stop`: its stop signal to a running container, SIGKILL to
+        one not released yet, nothing to one that is no longer either (for a caller that waits
+        for the exit its own way)."""
+        container = self._get(container_id)
+        with contextlib.suppress(InvalidStateError):
+            stop_signal = (
+                container.spec.stop_signal if container.state is ContainerState.RUNNING else signal.SIGKILL
+            )
+            self.kill(container_id, stop_signal)
 
     def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus | None:
         container = self._get(container_id)

@@ -1,0 +1,73 @@
+"""Stops and removes through the CLI on the real kernel: a stop waits for the exit in the
+supervisor's event loop (``reconciler.adapter.KernelRuntime._stop_known``), escalating to
+SIGKILL after the grace period, and ``down`` lets each removed container's network namespace go
+before its cleanup waits for one of the cleaning slots (``_CLEANING_AT_ONCE``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.orc_cli import busybox_stack, cgroup_dirs, orc_project
+
+pytestmark = pytest.mark.kernel
+
+SERVICES = """  polite:
+    <<: *busybox
+    command: ["sh", "-c", "trap 'exit 3' TERM; sleep 100000 & wait"]
+  stubborn:
+    <<: *busybox
+    command: ["sh", "-c", "trap '' TERM; sleep 100000 & wait"]
+"""
+
+
+def _state(orc_rows: str, service: str) -> tuple[str, int]:
+    row = next(json.loads(line) for line in orc_rows.splitlines() if json.loads(line)["Service"] == service)
+    return row["State"], row["ExitCode"]
+
+
+def test_a_stop_is_prompt_for_a_process_that_exits_and_kills_one_that_ignores_it(
+    tmp_path: Path, busybox_rootfs: Path, unique_name: str
+) -> None:
+    with orc_project(tmp_path, unique_name, busybox_stack(unique_name, busybox_rootfs) + SERVICES) as orc:
+        orc("up", "-d")
+        began = time.monotonic()
+        orc("stop", "-t", "5", "polite")
+        assert time.monotonic() - began < 3.0  # its exit ended the wait, not the grace period
+        assert _state(orc("ps", "-a", "--format", "json").stdout, "polite") == ("exited", 3)
+
+        began = time.monotonic()
+        orc("stop", "-t", "1", "stubborn")
+        assert time.monotonic() - began >= 1.0  # the whole grace period, then SIGKILL
+        assert _state(orc("ps", "-a", "--format", "json").stdout, "stubborn") == ("exited", 137)
+
+        orc("start", "polite", "stubborn")
+        assert {json.loads(line)["State"] for line in orc("ps", "--format", "json").stdout.splitlines()} == {
+            "running"
+        }
+
+
+def test_down_of_many_containers_removes_each_namespace_directory_and_cgroup(
+    tmp_path: Path, busybox_rootfs: Path, unique_name: str
+) -> None:
+    many = "".join(
+        f"""  c{i}:
+    <<: *busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
+"""
+        for i in range(6)
+    )
+    with orc_project(tmp_path, unique_name, busybox_stack(unique_name, busybox_rootfs) + many) as orc:
+        orc("up", "-d")
+        netns = orc.state_dir / "netns"
+        assert len(os.listdir(netns)) == 6
+        containers = tmp_path / "root" / "lib" / "containers"
+        assert len([d for d in os.listdir(containers) if not d.startswith(".")]) == 6
+        orc("down")
+        assert not netns.exists() or os.listdir(netns) == []
+        assert [d for d in os.listdir(containers) if not d.startswith(".")] == []
+        assert cgroup_dirs(unique_name) == []
