@@ -77,6 +77,7 @@ def start_supervisor(
         "--ready-fd",
         str(write_end),
         lean_imports=True,
+        early="orchestrator.daemon.early",
     )
     if os.environ.get("ORC_PROFILE_WRAP"):
         argv = os.environ["ORC_PROFILE_WRAP"].split() + argv

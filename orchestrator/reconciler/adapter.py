@@ -72,6 +72,7 @@ from orchestrator.runtime.process.runtime import (
     Stdio,
     output_pipe,
 )
+from orchestrator.runtime.process.server import fork_server_dirs
 from orchestrator.runtime.process.spec import (
     DEFAULT_PATH,
     BindMount,
@@ -157,9 +158,7 @@ class KernelRuntime:
         # No pre-forked blank inits: in a burst (up) the pool is empty after two creates anyway,
         # a single restart measured the same without them (crash -> running 17.2 vs 17.0 ms),
         # and each blank is a ~16 MiB process (bench/results/up_down.md).
-        self.process = ForkServerRuntime(
-            run_root / project / "process", lib_root / "seccomp-cache", blank_inits=0
-        )
+        self.process = ForkServerRuntime(*fork_server_dirs(run_root, lib_root, project), blank_inits=0)
         self.cgroups = open_driver(DriverOptions(prefix=cgroup_prefix))
         self.network = network or NetworkDriver(
             root=run_root / "network",

@@ -91,14 +91,20 @@ def import_lean() -> None:
 
 
 def module_argv(
-    module: str, *args: str, python: str = sys.executable, lean_imports: bool = False
+    module: str,
+    *args: str,
+    python: str = sys.executable,
+    lean_imports: bool = False,
+    early: str | None = None,
 ) -> list[str]:
     """A command line that runs ``module`` as ``__main__`` (as ``python -m`` would) with
     ``args`` as its ``sys.argv[1:]``, without the ``site`` module and docstrings, and with the
     garbage collector disabled (the module enables it once its imports are done); with
-    ``lean_imports`` it first imports what :func:`import_lean` does."""
+    ``lean_imports`` it first imports what :func:`import_lean` does. ``early`` names a module
+    whose ``begin(args)`` runs before all of that (see ``orchestrator.daemon.early``)."""
     # The module's name is an argument of its own, so ``ps`` and ``pgrep -f`` still show it.
-    prelude = f"from {__name__} import import_lean; import_lean(); " if lean_imports else ""
+    prelude = f"from {early} import begin; begin(sys.argv[2:]); " if early else ""
+    prelude += f"from {__name__} import import_lean; import_lean(); " if lean_imports else ""
     # The collector is off while the process imports (~15 % of a supervisor's start-up went to
     # collections of objects that all live on); the module's main turns it back on.
     boot = (

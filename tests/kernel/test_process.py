@@ -21,6 +21,7 @@ import pytest
 
 from orchestrator.errors import NotFoundError
 from orchestrator.runtime.cgroups import CgroupDriver, CgroupHandle, CgroupLimits, DriverOptions, open_driver
+from orchestrator.runtime.process import server as server_module
 from orchestrator.runtime.process.runtime import (
     ContainerStartError,
     ContainerState,
@@ -639,3 +640,36 @@ def test_a_second_runtime_on_the_same_directory_gets_its_own_server(box: Box) ->
         assert box.runtime.wait(cid, timeout=10) == ExitStatus(0, None)
     finally:
         second.close()
+
+
+def test_a_fork_server_started_early_is_the_one_the_runtime_takes_over(
+    tmp_path: Path, busybox_rootfs: Path
+) -> None:
+    """``server.start_early`` (a supervisor's first step) starts the server; the runtime made
+    later for the same directory and settings uses it and stops it on close. With a socket left
+    in the directory, or other settings, the runtime starts (or reconnects to) its own."""
+    state, cache = tmp_path / "state", tmp_path / "cache"
+    assert server_module.start_early(state, cache, blank_inits=0)
+    assert not server_module.start_early(state, cache, blank_inits=0)  # one per directory
+    early_pid = server_module._early[str(state)][2].pid
+    runtime = ForkServerRuntime(state, cache, blank_inits=0)
+    try:
+        assert runtime._server is not None and runtime._server.pid == early_pid
+        assert runtime.containers() == {}
+    finally:
+        runtime.close()
+    assert runtime._server.poll() is not None
+
+    other = tmp_path / "other"
+    assert server_module.start_early(other, cache, blank_inits=0)
+    early = server_module._early[str(other)][2]
+    runtime = ForkServerRuntime(other, cache, blank_inits=1)  # other settings: its own server
+    try:
+        assert early.poll() is not None  # told to go: its socket closed, it had nothing to serve
+        assert runtime._server is not None and runtime._server.pid != early.pid
+    finally:
+        runtime.close()
+
+    (state / server_module.LISTEN_NAME).touch()  # a server that outlived its supervisor, say
+    assert not server_module.start_early(state, cache, blank_inits=0)
+    (state / server_module.LISTEN_NAME).unlink()

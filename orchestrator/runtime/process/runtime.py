@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from orchestrator.errors import ConflictError, NotFoundError, OrcError, PermanentError, TemporaryError
-from orchestrator.runtime.launch import module_argv
 
 from . import wire
+from .server import LISTEN_NAME, prepare_dir, spawn_fork_server, take_early
 from .spec import ContainerSpec, ExecSpec, OverlayRootfs, validate_spec
 
 
@@ -293,8 +293,7 @@ class ForkServerRuntime:
         # Called with a container's id once its exit is recorded (and for every container when
         # the fork server is gone), from the reader thread: it must not block.
         self.exit_hook: Callable[[str], None] | None = None
-        state_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(state_dir, 0o700)  # holds the fork server's socket: root's only
+        prepare_dir(state_dir)
         self._rootfs_mount = state_dir / _ROOTFS_MOUNT
         self._send_lock = threading.Lock()
         self._lock = threading.Condition()
@@ -307,7 +306,12 @@ class ForkServerRuntime:
         self._closed = False
         self._trash = _Trash()
         self._server: subprocess.Popen[bytes] | None = None
-        self._listen_path = self.state_dir / "forkserver.sock"
+        self._listen_path = self.state_dir / LISTEN_NAME
+        early = take_early(state_dir, self.cache_dir, blank_inits, python)
+        if early is not None:  # started by the supervisor before its imports (server.start_early)
+            self._sock, self._server = early
+            self._start_reader()
+            return
         reconnected = self._connect(self._listen_path)
         if reconnected is not None:
             self._sock = reconnected
@@ -322,31 +326,10 @@ class ForkServerRuntime:
         if reconnected is None:
             # A new server has nothing to hand over, so do not wait for it to boot (~0.15 s of
             # Python start-up and imports): the first request queues behind its start instead.
-            self._sock = self._spawn(python, blank_inits)
+            self._sock, self._server = spawn_fork_server(state_dir, self.cache_dir, blank_inits, python)
             self._start_reader()
             return
         self._take_over(reply)
-
-    def _spawn(self, python: str, blank_inits: int) -> socket.socket:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            self._server = subprocess.Popen(
-                module_argv(
-                    "orchestrator.runtime.process.forkserver",
-                    str(theirs.fileno()),
-                    str(self.cache_dir),
-                    str(blank_inits),
-                    str(self._listen_path),
-                    python=python,
-                ),
-                pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                start_new_session=True,  # no terminal signals from the supervisor's session
-            )
-        finally:
-            theirs.close()
-        return ours
 
     def _start_reader(self) -> None:
         self._reader = threading.Thread(target=self._read_loop, name="orc-forkserver-reader", daemon=True)

@@ -106,3 +106,28 @@ def test_lean_imports_run_the_event_loop_without_openssl_and_load_it_and_the_com
         "_ssl",
         "ssl",
     ]
+
+
+def test_the_early_module_begins_with_the_arguments_before_anything_else_is_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "orc_early_probe.py").write_text(
+        "import sys\n"
+        "seen = {}\n"
+        "def begin(args):\n"
+        "    seen['args'] = list(args)\n"
+        "    seen['asyncio'] = 'asyncio' in sys.modules\n"
+        "    seen['main'] = 'orc_main_probe' in sys.modules\n"
+    )
+    (modules / "orc_main_probe.py").write_text(
+        "import json, sys\nfrom orc_early_probe import seen\nprint(json.dumps({**seen, 'argv': sys.argv[1:]}))\n"
+    )
+    # the child drops the first entry (the caller's working directory)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), str(modules), *sys.path])
+
+    argv = launch.module_argv("orc_main_probe", "--project", "p", lean_imports=True, early="orc_early_probe")
+    seen = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+
+    assert seen == {"args": ["--project", "p"], "asyncio": False, "main": False, "argv": ["--project", "p"]}
