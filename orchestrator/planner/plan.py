@@ -211,15 +211,12 @@ def plan_up(desired: Desired, observed: ObservedState, options: UpOptions | None
             raise PermanentError(
                 f'service "{name}" has container_name "{service.container_name}" and cannot be scaled to {replicas}'
             )
+        # A container is created from its image and volumes; its networks are needed only once
+        # it starts, so its create goes on while they are made.
         prerequisites = tuple(
-            k
-            for k in (
-                image_keys.get(service.image),
-                *(network_keys.get(n) for n in service.networks),
-                *(volume_keys.get(v) for v in service.volumes),
-            )
-            if k
+            k for k in (image_keys.get(service.image), *(volume_keys.get(v) for v in service.volumes)) if k
         )
+        network_prerequisites = tuple(k for k in (network_keys.get(n) for n in service.networks) if k)
         dependency_keys = tuple(
             k
             for dep in service.depends_on
@@ -292,7 +289,7 @@ def plan_up(desired: Desired, observed: ObservedState, options: UpOptions | None
                         start_cause,
                         name,
                         number,
-                        after=start_after + dependency_keys,
+                        after=start_after + network_prerequisites + dependency_keys,
                         gates=gates,
                     )
                 )

@@ -156,6 +156,7 @@ class FakeRuntime:
 
     async def create_network(self, project: str, name: str) -> NetworkInfo:
         self._record_call(f"create-network {name}")
+        await self._take_time("create-network")
         self.networks.add(name)
         return NetworkInfo(name, f"orc-{len(self.networks)}", "172.30.0.0/24", "172.30.0.1")
 

@@ -99,6 +99,8 @@ class ExecutionReport:
 
 # The plan actions `run` takes from the service's `up` plan before creating its container.
 RUN_PREREQUISITES = frozenset({"pull", "create-network", "create-volume"})
+# What a start's preparation waits to be done, not merely under way (it uses what they make).
+_MADE_BEFORE_PREPARING = RUN_PREREQUISITES
 # Seconds past the grace period after which a stop whose container is still watched is sent again.
 STOP_RECHECK = 5.0
 
@@ -502,15 +504,20 @@ class Reconciler:
             if key in (f"create {a.target}", f"recreate {a.target}")
         }
 
+        kinds = {a.key: a.kind for a in plan.actions}
+
         async def prepare_ahead(action: Action, created: str) -> None:
             await done[created].wait()
             if not outcome.get(created):
                 return
             for key in action.after:
-                if key != created:
-                    await begun[key].wait()
-                    if outcome.get(key) is False:
-                        return  # it will not start: neither will this
+                if key == created:
+                    continue
+                # What the start needs made (its networks) must be there; its dependencies'
+                # starts need only be under way.
+                await (done if kinds[key] in _MADE_BEFORE_PREPARING else begun)[key].wait()
+                if outcome.get(key) is False:
+                    return  # it will not start: neither will this
             self.runtime.prepare(self._record(action.target))
 
         async def run(action: Action) -> None:

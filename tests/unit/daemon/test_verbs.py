@@ -74,15 +74,14 @@ def test_plan_from_nothing(project: Path) -> None:
     result = orc(project, "plan")
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
-        "project demo: 5 actions in 4 waves\n"
+        "project demo: 5 actions in 3 waves\n"
         "wave 1\n"
         "  create-network demo_default: missing\n"
-        "wave 2\n"
         "  create demo-db-1: new service\n"
         "  create demo-web-1: new service\n"
-        "wave 3\n"
+        "wave 2\n"
         "  start demo-db-1: created\n"
-        "wave 4\n"
+        "wave 3\n"
         "  start demo-web-1: created; waits for db started\n"
     )
     assert orc(project, "up", "--dry-run").stdout == result.stdout

@@ -211,6 +211,27 @@ def test_always_recreate_deps_recreates_only_the_dependencies() -> None:
     assert [a.key for a in plan.actions if a.kind == "recreate"] == ["recreate demo-db-1"]
 
 
+def test_a_create_needs_its_image_and_volumes_and_its_start_needs_its_networks() -> None:
+    """The network is made while the containers are created: only their starts wait for it (an
+    existing stopped container's start too)."""
+    plan = plan_up(three_tier(), ObservedState(images=IMAGES))
+    by_key = {a.key: a for a in plan.actions}
+    assert by_key["create demo-db-1"].after == ("create-volume demo_data",)
+    assert by_key["create demo-api-1"].after == ()
+    assert "create-network demo_default" in by_key["start demo-db-1"].after
+    assert "create-network demo_default" in by_key["start demo-api-1"].after
+
+    desired = three_tier()
+    stopped = observed_from(desired)
+    stopped = replace(
+        stopped,
+        networks=frozenset(),
+        containers=tuple(replace(c, status="exited", exit_code=0) for c in stopped.containers),
+    )
+    restart = {a.key: a for a in plan_up(desired, stopped).actions}
+    assert "create-network demo_default" in restart["start demo-db-1"].after
+
+
 def test_no_start_creates_only() -> None:
     plan = plan_up(three_tier(), ObservedState(images=IMAGES), UpOptions(no_start=True))
     assert {a.kind for a in plan.actions} == {"create", "create-network", "create-volume"}

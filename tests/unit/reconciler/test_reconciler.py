@@ -147,6 +147,32 @@ def test_a_created_containers_start_is_prepared_once_its_dependencies_start() ->
     assert w.runtime.undone_preparations == ["demo-api-1"]
 
 
+def test_creates_go_on_while_the_network_is_made_and_starts_wait_for_it() -> None:
+    """A container's create does not wait for its network; its start, and the preparation of
+    that start ahead of it, wait until the network is made (not merely begun)."""
+    prepared_at: dict[str, float] = {}
+
+    async def body(w: World) -> None:
+        w.runtime.delays["create-network"] = 1.0
+        prepare = w.runtime.prepare
+        origin = w.clock.now()
+
+        def timed(record: Any) -> None:
+            prepared_at[record.name] = w.clock.now() - origin
+            assert "demo_default" in w.runtime.networks
+            prepare(record)
+
+        w.runtime.prepare = timed  # type: ignore[method-assign]
+        report = await w.reconciler.up(three_tier())
+        assert report.ok, report
+
+    w = run_world(body)
+    assert w.at("create-network demo_default") == [0.0]
+    assert w.at("create demo-") == [0.0, 0.0, 0.0]
+    assert w.at("start demo-db-1")[0] >= 1.0
+    assert prepared_at and min(prepared_at.values()) >= 1.0
+
+
 def test_only_starts_that_follow_a_create_in_the_plan_are_prepared() -> None:
     async def body(w: World) -> None:
         await w.reconciler.up(three_tier(), UpOptions(no_start=True))  # created, not started
