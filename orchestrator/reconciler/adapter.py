@@ -1096,7 +1096,9 @@ class KernelRuntime:
             if ended():
                 return
             if signal_step is None:
-                await self._run(process.begin_stop, name)
+                # From the event loop, without a worker-thread hop or the fork server's answer:
+                # the exit says the signal arrived, the grace period covers one that did not.
+                process.begin_stop(name, wait=False)
             else:
                 with contextlib.suppress(InvalidStateError):
                     await self._run(process.kill, name, signal_step)

@@ -673,3 +673,15 @@ def test_a_fork_server_started_early_is_the_one_the_runtime_takes_over(
     (state / server_module.LISTEN_NAME).touch()  # a server that outlived its supervisor, say
     assert not server_module.start_early(state, cache, blank_inits=0)
     (state / server_module.LISTEN_NAME).unlink()
+
+
+def test_a_signal_sent_without_waiting_for_the_answer_arrives(box: Box) -> None:
+    """``kill(wait=False)`` (a stop's first step from the supervisor's event loop) sends the
+    signal without a round trip; a container that is no longer running is refused at once."""
+    cid = box.run(box.spec("nowait", ("sh", "-c", "trap 'exit 7' TERM; sleep 100000 & wait")))
+    time.sleep(0.2)  # the trap is set
+    box.runtime.kill(cid, signal.SIGTERM, wait=False)
+    status = box.runtime.wait(cid, timeout=10)
+    assert status is not None and status.code == 7
+    with pytest.raises(InvalidStateError, match="cannot signal it"):
+        box.runtime.kill(cid, signal.SIGTERM, wait=False)

@@ -639,7 +639,10 @@ class ForkServerRuntime:
         owned by the runtime and closed on delete. None without a tty."""
         return self._get(container_id).console
 
-    def kill(self, container_id: str, signal_number: int) -> None:
+    def kill(self, container_id: str, signal_number: int, wait: bool = True) -> None:
+        """Signal the container's init. With ``wait`` False the fork server's answer is not
+        waited for (the send does not block: a caller in an event loop may use it); an error
+        there then goes unseen, and whoever stops the container waits for its exit anyway."""
         container = self._get(container_id)
         with self._lock:
             if container.state not in (ContainerState.CREATED, ContainerState.RUNNING):
@@ -649,7 +652,19 @@ class ForkServerRuntime:
         if signal_number == signal.SIGKILL:
             with self._lock:
                 self._sigkilled.add(container_id)
-        self._request({"op": "signal", "id": container_id, "signal": signal_number})
+        message = {"op": "signal", "id": container_id, "signal": signal_number}
+        if wait:
+            self._request(message)
+            return
+        with self._lock:
+            if self._closed:
+                raise TemporaryError("fork server is not running")
+            message["req"] = next(self._requests)  # no pending entry: the answer is dropped
+        try:
+            with self._send_lock:
+                socket.send_fds(self._sock, [wire.pack(message)], [])
+        except OSError as exc:
+            raise TemporaryError(f"fork server unreachable: {exc}") from exc
 
     def stop(self, container_id: str, grace_seconds: float | None = None) -> ExitStatus:
         """Send the stop signal, wait up to the grace period, then SIGKILL; return the exit status."""
@@ -665,16 +680,16 @@ class ForkServerRuntime:
             raise TemporaryError(f"container {container_id} did not die after SIGKILL", retry_after=1.0)
         return status
 
-    def begin_stop(self, container_id: str) -> None:
+    def begin_stop(self, container_id: str, wait: bool = True) -> None:
         """The first step of :meth:`stop`: its stop signal to a running container, SIGKILL to
         one not released yet, nothing to one that is no longer either (for a caller that waits
-        for the exit its own way)."""
+        for the exit its own way; ``wait`` as for :meth:`kill`)."""
         container = self._get(container_id)
         with contextlib.suppress(InvalidStateError):
             stop_signal = (
                 container.spec.stop_signal if container.state is ContainerState.RUNNING else signal.SIGKILL
             )
-            self.kill(container_id, stop_signal)
+            self.kill(container_id, stop_signal, wait=wait)
 
     def wait(self, container_id: str, timeout: float | None = None) -> ExitStatus | None:
         container = self._get(container_id)
