@@ -581,3 +581,31 @@ def test_a_networks_bridge_and_rules_go_ahead_of_its_leaving_containers(
     driver.disconnect(f"{unique_name}-two-1")
     assert driver.remove_network(net.name, unique_name)
     assert net.name not in driver.store.read().networks
+
+
+def test_wait_gone_wakes_on_the_veths_deletion_and_returns_what_stays(
+    make_netns: Callable[[], Netns], unique_name: str
+) -> None:
+    """``wait_gone`` returns once the namespace holding a veth's peer is gone (the kernel's
+    notification wakes it, well before the timeout), and the names still there after it."""
+    from orchestrator.runtime.network.netlink import PyrouteLinkOps
+
+    ns, stays = make_netns(), make_netns()
+    going, kept = f"v{unique_name[-8:]}g", f"v{unique_name[-8:]}k"
+    for name, where in ((going, ns), (kept, stays)):
+        subprocess.run(
+            ["ip", "link", "add", name, "type", "veth", "peer", "name", "eth0", "netns", str(where.proc.pid)],
+            check=True,
+        )
+    try:
+        links = PyrouteLinkOps()
+        began = time.monotonic()
+        ns.close()  # its only process ends: the namespace, and the veth with it, go
+        assert links.wait_gone([going], timeout=10.0) == []
+        assert time.monotonic() - began < 5.0
+        began = time.monotonic()
+        assert links.wait_gone([kept], timeout=0.3) == [kept]
+        assert 0.3 <= time.monotonic() - began < 3.0
+    finally:
+        for name in (going, kept):
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
