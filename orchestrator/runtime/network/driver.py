@@ -237,9 +237,11 @@ class NetworkDriver:
             # containers reach out (and published ports reach in) through the host's routing;
             # host-wide and left on at removal, as Docker does
             self.links.ensure_ipv4_forwarding()
-        self.links.add_bridge(info.bridge, info.mtu, addresses)
         table = nft_table_name(info.bridge)
         shim: list[str] = []
+
+        def bridge() -> None:
+            self.links.add_bridge(info.bridge, info.mtu, addresses)
 
         def iptables_shim() -> None:
             listing = self.firewall.filter_rules()
@@ -254,9 +256,12 @@ class NetworkDriver:
 
         try:
             if self.firewall.nft_available():
-                # The nft table and the iptables shim name the bridge, nothing else: made side by
-                # side (each is a process or two, ~5-15 ms, on the path of every first container).
-                _side_by_side(iptables_shim, here=nft_table)
+                # The nft table and the iptables shim name the bridge (by name: it need not exist
+                # yet), nothing else: the three are made side by side (the rules are a process or
+                # two each, ~5-15 ms, on the path of every first container).
+                _side_by_side(iptables_shim, nft_table, here=bridge)
+            else:
+                bridge()
         except BaseException:
             self.firewall.remove_shim(shim)
             if self.firewall.nft_available():

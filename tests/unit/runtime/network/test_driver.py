@@ -243,6 +243,35 @@ def test_the_bridge_and_rules_go_ahead_only_when_the_only_users_are_leaving() ->
     assert not driver.unbuild_ahead("p_default", "p", set())  # no such network
 
 
+def test_the_bridge_the_nft_table_and_the_iptables_shim_are_made_side_by_side() -> None:
+    """The rules name the bridge only by name: all three are under way at once, on the path of
+    every first container of a project (they must meet here)."""
+    driver, links, runner = make(forward_policy="drop")
+    all_three = threading.Barrier(3, timeout=2)
+    met: list[str] = []
+
+    def meet(what: str) -> None:
+        all_three.wait()  # raises BrokenBarrierError when one of them waits for another
+        met.append(what)
+
+    run, add_bridge = runner.run, links.add_bridge
+
+    def run_meeting(argv: Sequence[str], input: str | None = None) -> CommandResult:
+        if argv[0] == "iptables-restore" or tuple(argv[:2]) == ("nft", "-f"):
+            meet(argv[0])
+        return run(argv, input)
+
+    def add_bridge_meeting(name: str, mtu: int, addresses: Sequence[IfaceAddress]) -> None:
+        meet("bridge")
+        add_bridge(name, mtu, addresses)
+
+    runner.run = run_meeting  # type: ignore[method-assign]
+    links.add_bridge = add_bridge_meeting  # type: ignore[method-assign]
+    info = driver.create_network(NetworkSpec(project="p", name="p_default"))
+    assert sorted(met) == ["bridge", "iptables-restore", "nft"]
+    assert info.bridge in links.links and runner.tables and runner.iptables_rules
+
+
 def test_the_bridge_the_nft_table_and_the_iptables_shim_are_deleted_side_by_side() -> None:
     """Each is a process or a kernel wait (~10-45 ms): at the end of a `down`, one after the
     other was ~25 ms more of it. All three must be under way at once to meet here."""
