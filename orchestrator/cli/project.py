@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import UTC, datetime
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 def print_warnings(warnings: list[str]) -> None:
     """One logrus-style line per warning on stderr, as Docker Compose prints them."""
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not warnings:
+        return
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for warning in warnings:
         escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
         print(f'time="{stamp}" level=warning msg="{escaped}"', file=sys.stderr)

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from orchestrator import __version__
 
 
@@ -51,3 +53,19 @@ def test_global_options_reach_a_verb_run_from_the_slim_app(tmp_path) -> None:  #
     res = run("-f", str(tmp_path / "compose.yaml"), "-p", "slimtest", "config", "--format", "json")
     assert res.returncode == 0, res.stderr
     assert '"name": "slimtest"' in res.stdout
+
+
+def test_warnings_print_as_docker_compose_does_and_nothing_without_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import re
+
+    from orchestrator.cli.project import print_warnings
+
+    print_warnings([])
+    assert capsys.readouterr().err == ""
+    print_warnings(['the "x" key is obsolete', "a\\b"])
+    lines = capsys.readouterr().err.splitlines()
+    stamp = r'time="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ" level=warning'
+    assert re.fullmatch(stamp + r' msg="the \\"x\\" key is obsolete"', lines[0])
+    assert re.fullmatch(stamp + r' msg="a\\\\b"', lines[1])
