@@ -128,6 +128,15 @@ class _Prepared:
     keep_namespace: bool = False  # bind-mount the new namespace on netns_file at the release
 
 
+def _joins_a_peer(service: Service) -> bool:
+    """Whether the service joins another container's namespaces (``network_mode``, ``ipc`` or
+    ``pid`` set to ``service:X`` or ``container:X``)."""
+    return any(
+        (value or "").startswith(("service:", "container:"))
+        for value in (service.network_mode, service.ipc, service.pid)
+    )
+
+
 @dataclass
 class _Preparation:
     """A preparation going on in the background: its result or its error once ``done``."""
@@ -467,6 +476,9 @@ class KernelRuntime:
         name = record.name
         if name in self._preparations or name in self._attached:
             return
+        service = self._specs.get(name)
+        if service is not None and _joins_a_peer(service):
+            return  # it needs the peer's process (its namespaces): its start does it all, after it
         preparation = _Preparation()
         self._preparations[name] = preparation
         self._group.start_soon(self._prepare_in_background, record, preparation)
