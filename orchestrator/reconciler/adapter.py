@@ -1218,7 +1218,7 @@ class KernelRuntime:
             handle = self._handles.pop(name, None) or self.cgroups.open(record.project, name)
             if handle is not None:
                 self.cgroups.remove(handle, True)
-            if not any(h.project == record.project for h in self._handles.values()):
+            if not any(h.project == record.project for h in list(self._handles.values())):
                 self.cgroups.remove_project(record.project)  # only when it is empty
             if record.log_path:
                 for file in log_files(Path(record.log_path)):
