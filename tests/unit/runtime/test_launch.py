@@ -12,24 +12,40 @@ import pytest
 from orchestrator.runtime import launch
 
 
+def probe_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sources: dict[str, str], cwd: Path | None = None
+) -> None:
+    """Write the probe modules (name → source) and put them on this process's path, second: a
+    child drops the first entry, the caller's working directory (``cwd``, else ``tmp_path``)."""
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    for name, source in sources.items():
+        (modules / f"{name}.py").write_text(source)
+    monkeypatch.setattr(sys, "path", [str(cwd or tmp_path), str(modules), *sys.path])
+
+
 def test_runs_the_module_as_main_with_its_arguments_and_without_site(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    modules = tmp_path / "modules"
-    modules.mkdir()
-    (modules / "orc_launch_probe.py").write_text(
-        "import json, sys\n"
-        "import orchestrator\n"
-        "print(json.dumps({'name': __name__, 'argv': sys.argv[1:], 'no_site': sys.flags.no_site,\n"
-        "    'site': 'site' in sys.modules, 'json': json.__file__, 'orc': orchestrator.__file__,\n"
-        "    'optimize': sys.flags.optimize, 'doc': json.dumps.__doc__}))\n"
-    )
     # The caller's working directory (a user's project, for the CLI) holds a module that would
     # shadow the standard library's if the child put it on its path.
     project = tmp_path / "project"
     project.mkdir()
     (project / "json.py").write_text("raise SystemExit('the project directory was on the path')\n")
-    monkeypatch.setattr(sys, "path", [str(project), str(modules), *sys.path])
+    probe_modules(
+        tmp_path,
+        monkeypatch,
+        {
+            "orc_launch_probe": (
+                "import json, sys\n"
+                "import orchestrator\n"
+                "print(json.dumps({'name': __name__, 'argv': sys.argv[1:], 'no_site': sys.flags.no_site,\n"
+                "    'site': 'site' in sys.modules, 'json': json.__file__, 'orc': orchestrator.__file__,\n"
+                "    'optimize': sys.flags.optimize, 'doc': json.dumps.__doc__}))\n"
+            )
+        },
+        cwd=project,
+    )
 
     argv = launch.module_argv("orc_launch_probe", "--flag", "two words")
     done = subprocess.run(argv, cwd=project, capture_output=True, text=True, check=True)
@@ -56,34 +72,37 @@ def test_the_childs_path_starts_with_this_package_and_drops_the_callers_first_en
 def test_lean_imports_run_the_event_loop_without_openssl_and_load_it_and_the_compressors_on_use(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    modules = tmp_path / "modules"
-    modules.mkdir()
-    (modules / "orc_launch_ssl_probe.py").write_text(
-        "import json, sys\n"
-        "import anyio\n"
-        "import orchestrator.daemon.supervisor, orchestrator.reconciler.adapter\n"
-        "from orchestrator.runtime import fdio\n"
-        "async def main():\n"
-        "    left, right = __import__('socket').socketpair()\n"
-        "    right.send(b'x')\n"
-        "    await fdio.wait_readable(left)\n"
-        "    await anyio.to_thread.run_sync(lambda: None)\n"
-        "anyio.run(main)\n"
-        "loaded_before_use = sorted(m for m in ('ssl', '_ssl', '_bz2', '_lzma') if m in sys.modules)\n"
-        "import shutil\n"
-        "formats = sorted(name for name, _ in shutil.get_archive_formats())\n"
-        "import bz2\n"
-        "compressed = bz2.decompress(bz2.compress(b'x' * 10)) == b'x' * 10\n"
-        "import anyio._core._sockets as sockets, anyio.streams.tls as tls\n"
-        "context = sockets.ssl.create_default_context()\n"  # anyio's own name for ssl: real on use
-        "import ssl\n"
-        "print(json.dumps({'before': loaded_before_use, 'asyncio_tls': __import__('asyncio.sslproto').sslproto.ssl is None,\n"
-        "    'real': sys.modules['ssl'] is ssl and ssl.SSLContext.__module__ == 'ssl',\n"
-        "    'same': sockets.ssl.MemoryBIO is ssl.MemoryBIO and type(context) is ssl.SSLContext,\n"
-        "    'isinstance': isinstance(context, tls.SSLContext), 'made': type(tls.SSLContext()) is ssl.SSLContext,\n"
-        "    'formats': formats, 'compressed': compressed}))\n"
+    probe_modules(
+        tmp_path,
+        monkeypatch,
+        {
+            "orc_launch_ssl_probe": (
+                "import json, sys\n"
+                "import anyio\n"
+                "import orchestrator.daemon.supervisor, orchestrator.reconciler.adapter\n"
+                "from orchestrator.runtime import fdio\n"
+                "async def main():\n"
+                "    left, right = __import__('socket').socketpair()\n"
+                "    right.send(b'x')\n"
+                "    await fdio.wait_readable(left)\n"
+                "    await anyio.to_thread.run_sync(lambda: None)\n"
+                "anyio.run(main)\n"
+                "loaded_before_use = sorted(m for m in ('ssl', '_ssl', '_bz2', '_lzma') if m in sys.modules)\n"
+                "import shutil\n"
+                "formats = sorted(name for name, _ in shutil.get_archive_formats())\n"
+                "import bz2\n"
+                "compressed = bz2.decompress(bz2.compress(b'x' * 10)) == b'x' * 10\n"
+                "import anyio._core._sockets as sockets, anyio.streams.tls as tls\n"
+                "context = sockets.ssl.create_default_context()\n"  # anyio's own name for ssl: real on use
+                "import ssl\n"
+                "print(json.dumps({'before': loaded_before_use, 'asyncio_tls': __import__('asyncio.sslproto').sslproto.ssl is None,\n"
+                "    'real': sys.modules['ssl'] is ssl and ssl.SSLContext.__module__ == 'ssl',\n"
+                "    'same': sockets.ssl.MemoryBIO is ssl.MemoryBIO and type(context) is ssl.SSLContext,\n"
+                "    'isinstance': isinstance(context, tls.SSLContext), 'made': type(tls.SSLContext()) is ssl.SSLContext,\n"
+                "    'formats': formats, 'compressed': compressed}))\n"
+            )
+        },
     )
-    monkeypatch.setattr(sys, "path", [str(tmp_path), str(modules), *sys.path])
     argv = launch.module_argv("orc_launch_ssl_probe", lean_imports=True)
     seen = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
     assert seen == {
@@ -111,21 +130,23 @@ def test_lean_imports_run_the_event_loop_without_openssl_and_load_it_and_the_com
 def test_the_early_module_begins_with_the_arguments_before_anything_else_is_imported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    modules = tmp_path / "modules"
-    modules.mkdir()
-    (modules / "orc_early_probe.py").write_text(
-        "import sys\n"
-        "seen = {}\n"
-        "def begin(args):\n"
-        "    seen['args'] = list(args)\n"
-        "    seen['asyncio'] = 'asyncio' in sys.modules\n"
-        "    seen['main'] = 'orc_main_probe' in sys.modules\n"
+    probe_modules(
+        tmp_path,
+        monkeypatch,
+        {
+            "orc_early_probe": (
+                "import sys\n"
+                "seen = {}\n"
+                "def begin(args):\n"
+                "    seen['args'] = list(args)\n"
+                "    seen['asyncio'] = 'asyncio' in sys.modules\n"
+                "    seen['main'] = 'orc_main_probe' in sys.modules\n"
+            ),
+            "orc_main_probe": (
+                "import json, sys\nfrom orc_early_probe import seen\nprint(json.dumps({**seen, 'argv': sys.argv[1:]}))\n"
+            ),
+        },
     )
-    (modules / "orc_main_probe.py").write_text(
-        "import json, sys\nfrom orc_early_probe import seen\nprint(json.dumps({**seen, 'argv': sys.argv[1:]}))\n"
-    )
-    # the child drops the first entry (the caller's working directory)
-    monkeypatch.setattr(sys, "path", [str(tmp_path), str(modules), *sys.path])
 
     argv = launch.module_argv("orc_main_probe", "--project", "p", lean_imports=True, early="orc_early_probe")
     seen = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)

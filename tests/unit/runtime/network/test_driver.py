@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -243,17 +243,24 @@ def test_the_bridge_and_rules_go_ahead_only_when_the_only_users_are_leaving() ->
     assert not driver.unbuild_ahead("p_default", "p", set())  # no such network
 
 
-def test_the_bridge_the_nft_table_and_the_iptables_shim_are_made_side_by_side() -> None:
-    """The rules name the bridge only by name: all three are under way at once, on the path of
-    every first container of a project (they must meet here)."""
-    driver, links, runner = make(forward_policy="drop")
+def meeting_of_three() -> tuple[Callable[[str], None], list[str]]:
+    """``meet(what)`` returns once three callers are in it (BrokenBarrierError after 2 s when one
+    of them waits for another instead), and the list of what met."""
     all_three = threading.Barrier(3, timeout=2)
     met: list[str] = []
 
     def meet(what: str) -> None:
-        all_three.wait()  # raises BrokenBarrierError when one of them waits for another
+        all_three.wait()
         met.append(what)
 
+    return meet, met
+
+
+def test_the_bridge_the_nft_table_and_the_iptables_shim_are_made_side_by_side() -> None:
+    """The rules name the bridge only by name: all three are under way at once, on the path of
+    every first container of a project (they must meet here)."""
+    driver, links, runner = make(forward_policy="drop")
+    meet, met = meeting_of_three()
     run, add_bridge = runner.run, links.add_bridge
 
     def run_meeting(argv: Sequence[str], input: str | None = None) -> CommandResult:
@@ -278,13 +285,7 @@ def test_the_bridge_the_nft_table_and_the_iptables_shim_are_deleted_side_by_side
     driver, links, runner = make(forward_policy="drop")
     info = driver.create_network(NetworkSpec(project="p", name="p_default"))
     assert runner.iptables_rules and runner.tables
-    all_three = threading.Barrier(3, timeout=2)
-    met: list[str] = []
-
-    def meet(what: str) -> None:
-        all_three.wait()  # raises BrokenBarrierError when one of them waits for another
-        met.append(what)
-
+    meet, met = meeting_of_three()
     run, delete_link = runner.run, links.delete_link
 
     def run_meeting(argv: Sequence[str], input: str | None = None) -> CommandResult:
