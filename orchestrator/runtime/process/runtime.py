@@ -462,14 +462,21 @@ class ForkServerRuntime:
             self.exit_hook(container.spec.id)
 
     def _request(
-        self, message: dict[str, Any], fds: list[int] | None = None, timeout: float | None = 60.0
+        self,
+        message: dict[str, Any],
+        fds: list[int] | None = None,
+        timeout: float | None = 60.0,
+        wait: bool = True,
     ) -> tuple[dict[str, Any], list[int]]:
+        """Send ``message`` and return the server's answer; with ``wait`` False return at once
+        (an empty answer): no pending entry is kept, so the reader drops the answer."""
         pending = _Pending()
         with self._lock:
             if self._closed:
                 raise TemporaryError("fork server is not running")
             req = next(self._requests)
-            self._pending[req] = pending
+            if wait:
+                self._pending[req] = pending
         message["req"] = req
         data = wire.pack(message)
         try:
@@ -477,6 +484,8 @@ class ForkServerRuntime:
                 socket.send_fds(self._sock, [data], fds or [])
         except OSError as exc:
             raise TemporaryError(f"fork server unreachable: {exc}") from exc
+        if not wait:
+            return {}, []
         if not pending.done.wait(timeout):
             raise TemporaryError(f"fork server did not answer {message['op']} within {timeout}s")
         assert pending.reply is not None
@@ -652,19 +661,7 @@ class ForkServerRuntime:
         if signal_number == signal.SIGKILL:
             with self._lock:
                 self._sigkilled.add(container_id)
-        message = {"op": "signal", "id": container_id, "signal": signal_number}
-        if wait:
-            self._request(message)
-            return
-        with self._lock:
-            if self._closed:
-                raise TemporaryError("fork server is not running")
-            message["req"] = next(self._requests)  # no pending entry: the answer is dropped
-        try:
-            with self._send_lock:
-                socket.send_fds(self._sock, [wire.pack(message)], [])
-        except OSError as exc:
-            raise TemporaryError(f"fork server unreachable: {exc}") from exc
+        self._request({"op": "signal", "id": container_id, "signal": signal_number}, wait=wait)
 
     def stop(self, container_id: str, grace_seconds: float | None = None) -> ExitStatus:
         """Send the stop signal, wait up to the grace period, then SIGKILL; return the exit status."""
