@@ -2,8 +2,9 @@
 
 Owned here: the :class:`StateStore` protocol, :class:`FileStateStore` (one directory per project
 under the runtime root, ``<root>/<project>/project.json`` and ``<root>/<project>/containers/<name>.json``,
-each written tmp + fsync + rename + fsync of the directory, so a crash leaves the old or the new
-file, never half of one), :class:`MemoryStateStore` (the same behaviour in a dict) and the project
+each replaced atomically by ``orchestrator.swapfile`` (the new contents renamed over the old, from
+a spare inode kept beside the file), so a killed writer leaves the old or the new file, never
+half of one), :class:`MemoryStateStore` (the same behaviour in a dict) and the project
 lock that serialises concurrent ``up``/``down`` of one project (``flock`` on
 ``<root>/.<project>.lock``, which is never deleted so that two processes always lock the same inode).
 
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 from orchestrator.errors import PermanentError, TemporaryError
 from orchestrator.state import projectlock
 from orchestrator.state.records import ContainerRecord, ProjectRecord, StateVersionError
+from orchestrator.swapfile import remove, replace_contents
 
 
 class ProjectBusyError(TemporaryError):
@@ -54,30 +56,33 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+# One writer at a time per file (``swapfile`` reuses a spare inode per file): the records are
+# written by one process, the project's supervisor, but from more than one thread.
+_WRITING = threading.Lock()
+
+# How often a record that does not parse is read again before it counts as corrupt: a reader
+# that opened a record just before a write and read it only after the next one can catch the
+# spare being rewritten (``swapfile``).
+_READ_ATTEMPTS = 3
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` so readers see the old or the new content, never a mix.
 
     No fsync: these records describe processes, namespaces and mounts that die with the kernel
     (the run root is ``/run/orc``, gone at reboot anyway), and a writer killed at any point
     leaves the old or the new file thanks to the rename. An fsync pair cost 0.3-8 ms per write
-    here, on the event loop, twice per container start."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    here, on the event loop, twice per container start. No new inode per write either
+    (``orchestrator.swapfile``)."""
     payload = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
     try:
-        try:
-            fd = os.open(tmp, flags, 0o600)
-        except FileNotFoundError:  # the first write to a directory makes it (not a mkdir per write)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, flags, 0o600)
-        try:
-            os.write(fd, payload)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        with _WRITING:
+            try:
+                replace_contents(path, payload)
+            except FileNotFoundError:  # the first write to a directory makes it (not a mkdir per write)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                replace_contents(path, payload)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
             raise TemporaryError(f"cannot write state file {path}: {exc.strerror}", retry_after=5.0) from exc
         raise PermanentError(f"cannot write state file {path}: {exc.strerror}") from exc
@@ -85,16 +90,22 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``, or None if the file does not exist."""
-    try:
-        text = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise PermanentError(f"cannot read state file {path}: {exc.strerror}") from exc
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise StateVersionError(f"state file {path} is not valid JSON: {exc}") from exc
+    attempts = 1
+    while True:
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise PermanentError(f"cannot read state file {path}: {exc.strerror}") from exc
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            if attempts >= _READ_ATTEMPTS:
+                raise StateVersionError(f"state file {path} is not valid JSON: {exc}") from exc
+            attempts += 1
+            continue
+        break
     if not isinstance(data, dict):
         raise StateVersionError(f"state file {path} does not hold a JSON object")
     return data
@@ -168,8 +179,7 @@ class FileStateStore:
         write_json_atomic(self._container_path(record.project, record.name), record.to_json())
 
     def delete_container(self, project: str, name: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._container_path(project, name).unlink()
+        remove(self._container_path(project, name))
 
     @contextlib.contextmanager
     def lock(self, project: str, timeout: float = 0.0) -> Iterator[None]:

@@ -138,6 +138,36 @@ def test_file_layout_and_no_temporary_files_left(tmp_path: Path) -> None:
     assert data["version"] == SCHEMA_VERSION and data["pid_start_time"] == 987654
 
 
+def test_rewrites_keep_two_inodes_and_delete_takes_both(tmp_path: Path) -> None:
+    store = FileStateStore(tmp_path)
+    path = tmp_path / "demo/containers/demo-web-1.json"
+    store.save_container(make_container(status="created"))
+    store.save_container(make_container(status="running"))
+    spare = path.with_name(".demo-web-1.json.spare")
+    inodes = {path.stat().st_ino, spare.stat().st_ino}
+    for status in ("exited", "running", "exited"):
+        store.save_container(make_container(status=status))
+        assert {path.stat().st_ino, spare.stat().st_ino} == inodes
+    assert [r.status for r in store.list_containers("demo")] == ["exited"]  # the spare is no record
+    store.delete_container("demo", "demo-web-1")
+    assert os.listdir(tmp_path / "demo/containers") == []
+
+
+def test_a_read_that_catches_a_rewrite_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FileStateStore(tmp_path)
+    store.save_container(make_container())
+    real = Path.read_bytes
+    reads: list[Path] = []
+
+    def torn_once(self: Path) -> bytes:
+        reads.append(self)
+        return b'{"version": 1, "na' if len(reads) == 1 else real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", torn_once)
+    record = store.load_container("demo", "demo-web-1")
+    assert record is not None and record.pid == 4242 and len(reads) == 2
+
+
 def test_corrupt_file_is_reported_not_crashed(tmp_path: Path) -> None:
     store = FileStateStore(tmp_path)
     (tmp_path / "demo" / "containers").mkdir(parents=True)

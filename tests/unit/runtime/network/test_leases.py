@@ -77,6 +77,22 @@ def test_a_transaction_that_changes_nothing_leaves_the_file_alone(tmp_path: Path
     assert "c1" in store.read().ipam.networks["p_a"].addresses.values()
 
 
+def test_saves_reuse_two_inodes(tmp_path: Path) -> None:
+    """Each save used to be a new file renamed over the old: a new inode and a freed one."""
+    store = FileLeaseStore(tmp_path)
+    path = tmp_path / "network" / "state.json"
+    with store.transaction() as state:
+        ipam.reserve_network(state.ipam, NetworkSpec(project="p", name="p_a"))
+    inodes = set()
+    for n in range(6):
+        with store.transaction() as state:
+            ipam.lease_addresses(state.ipam, "p_a", f"c{n}")
+        inodes.add(path.stat().st_ino)
+    assert len(inodes) == 2
+    assert sorted(p.name for p in path.parent.iterdir()) == [".state.json.spare", "state.json", "state.lock"]
+    assert len(store.read().ipam.networks["p_a"].addresses) == 6
+
+
 def _lease_many(root: str, prefix: str, count: int) -> None:
     store = FileLeaseStore(Path(root))
     for i in range(count):
