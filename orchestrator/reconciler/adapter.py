@@ -97,6 +97,7 @@ from orchestrator.state.logs import LogOptions, LogWriter, log_files
 from orchestrator.state.proc import pid_start_time, same_process
 from orchestrator.state.records import ContainerRecord, EndpointRecord
 from orchestrator.state.store import FileStateStore
+from orchestrator.swapfile import POOL_DIR, InodePool, inode_pool, overwrite
 
 # Threads that block until a process ends (a stop's grace period, an exec): not bounded by the
 # driver calls' limit, since each may wait for minutes while the others go on.
@@ -167,7 +168,12 @@ class KernelRuntime:
         # No pre-forked blank inits: in a burst (up) the pool is empty after two creates anyway,
         # a single restart measured the same without them (crash -> running 17.2 vs 17.0 ms),
         # and each blank is a ~16 MiB process (bench/results/up_down.md).
-        self.process = ForkServerRuntime(*fork_server_dirs(run_root, lib_root, project), blank_inits=0)
+        # Files made and removed with every container (its spec, its namespace's mount point)
+        # are kept for the next ones instead of freed (``swapfile.InodePool``).
+        self._inode_pool = inode_pool(run_root / POOL_DIR)
+        self.process = ForkServerRuntime(
+            *fork_server_dirs(run_root, lib_root, project), blank_inits=0, inode_pool=self._inode_pool
+        )
         self.cgroups = open_driver(DriverOptions(prefix=cgroup_prefix))
         self.network = network or NetworkDriver(
             root=run_root / "network",
@@ -617,7 +623,7 @@ class KernelRuntime:
         """In a worker thread: the namespace kept on ``netns_file`` (for restarts), then the
         process released."""
         if keep_namespace:
-            _keep_netns(pid, netns_file)
+            _keep_netns(pid, netns_file, self._inode_pool)
         self.process.start(name)
 
     async def _undo_start(self, prepared: _Prepared) -> None:
@@ -626,7 +632,7 @@ class KernelRuntime:
         with contextlib.suppress(Exception):
             await self._run(self.process.delete, name, True)
         with contextlib.suppress(Exception):
-            await self._run(_release_netns, prepared.netns_file)
+            await self._run(_release_netns, prepared.netns_file, self._inode_pool)
         with contextlib.suppress(Exception):
             await self._run(self.network.disconnect, name)
         handle = self._handles.pop(name, None)
@@ -669,9 +675,10 @@ class KernelRuntime:
             if peer_etc is not None:
                 # network_mode service:/container: shares the peer's names and resolver (as Docker).
                 hostname = (peer_etc / "hostname").read_text().strip() or hostname
-            (etc / "hostname").write_text(hostname + "\n")
+            overwrite(etc / "hostname", f"{hostname}\n".encode())
             if not kept:
-                (etc / "hosts").write_text(
+                overwrite(
+                    etc / "hosts",
                     hosts_file(
                         hostname,
                         [],
@@ -680,10 +687,13 @@ class KernelRuntime:
                             for h in service.extra_hosts
                             if h.address != "host-gateway"
                         ],
-                    )
+                    ).encode(),
                 )
-            (etc / "resolv.conf").write_text(
-                resolv_conf(self._host_resolvers, resolver, service.dns, service.dns_search, service.dns_opt)
+            overwrite(
+                etc / "resolv.conf",
+                resolv_conf(
+                    self._host_resolvers, resolver, service.dns, service.dns_search, service.dns_opt
+                ).encode(),
             )
             spec = self.container_spec(
                 record,
@@ -729,14 +739,17 @@ class KernelRuntime:
         attachments = self.network.connect(name, f"/proc/{pid}/ns/net", networks)
         addresses = [a.ipv4 for a in attachments if a.ipv4]
         gateway = attachments[0].gateway4 if attachments else None
-        (self._etc_dir(name) / "hosts").write_text(
+        # In place (the container's /etc/hosts is a bind mount of this inode), not truncated
+        # first (``swapfile.overwrite``).
+        overwrite(
+            self._etc_dir(name) / "hosts",
             hosts_file(
                 hostname,
                 addresses,
                 [name, service.name],
                 [f"{h.hostname}:{h.address}" for h in service.extra_hosts],
                 host_gateway=gateway,
-            )
+            ).encode(),
         )
         return list(attachments)
 
@@ -1247,7 +1260,7 @@ class KernelRuntime:
             self.process.delete(name, True)
         netns_file = self._netns_file(self.project, name)
         if not (keep_network and os.path.ismount(netns_file)):
-            _release_netns(netns_file)
+            _release_netns(netns_file, self._inode_pool)
             # the process runtime's delete saw the init die: the namespace goes now
             released = state is not None
             if not defer_network:
@@ -1501,20 +1514,21 @@ def network_spec(project: str, name: str, definition: object | None) -> NetworkS
     )
 
 
-def _keep_netns(pid: int, target: Path) -> None:
-    """Hold ``pid``'s network namespace open by bind-mounting it on ``target``."""
+def _keep_netns(pid: int, target: Path, pool: InodePool) -> None:
+    """Hold ``pid``'s network namespace open by bind-mounting it on ``target`` (a file from
+    ``pool`` when it has one: only its inode matters, the mount covers its contents)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.touch()
+    if not target.exists() and not pool.take(target):
+        target.touch()
     if _libc.mount(f"/proc/{pid}/ns/net".encode(), str(target).encode(), None, _MS_BIND, None) != 0:
         err = ctypes.get_errno()
         raise TemporaryError(f"cannot keep the network namespace of {target.name}: {os.strerror(err)}")
 
 
-def _release_netns(target: Path) -> None:
+def _release_netns(target: Path, pool: InodePool) -> None:
     if os.path.ismount(target):
         _libc.umount2(str(target).encode(), _MNT_DETACH)
-    with contextlib.suppress(FileNotFoundError):
-        target.unlink()
+    pool.give(target)
 
 
 def _net_counters(pid: int) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from orchestrator.errors import PermanentError, TemporaryError
 from orchestrator.state import projectlock
 from orchestrator.state.records import ContainerRecord, ProjectRecord, StateVersionError
-from orchestrator.swapfile import remove, replace_contents
+from orchestrator.swapfile import POOL_DIR, InodePool, inode_pool, remove, replace_contents
 
 
 class ProjectBusyError(TemporaryError):
@@ -66,7 +66,7 @@ _WRITING = threading.Lock()
 _READ_ATTEMPTS = 3
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, pool: InodePool | None = None) -> None:
     """Write ``data`` as JSON to ``path`` so readers see the old or the new content, never a mix.
 
     No fsync: these records describe processes, namespaces and mounts that die with the kernel
@@ -78,10 +78,10 @@ def write_json_atomic(path: Path, data: Any) -> None:
     try:
         with _WRITING:
             try:
-                replace_contents(path, payload)
+                replace_contents(path, payload, pool=pool)
             except FileNotFoundError:  # the first write to a directory makes it (not a mkdir per write)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                replace_contents(path, payload)
+                replace_contents(path, payload, pool=pool)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
             raise TemporaryError(f"cannot write state file {path}: {exc.strerror}", retry_after=5.0) from exc
@@ -122,6 +122,9 @@ class FileStateStore:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.root = Path(root)
+        # Container records come and go with every up and down: their files are kept for the
+        # next ones (``swapfile.InodePool``).
+        self._pool = inode_pool(self.root / POOL_DIR)
         self._sleep = sleep
         self._monotonic = monotonic
 
@@ -176,10 +179,10 @@ class FileStateStore:
         return None if data is None else ContainerRecord.from_json(data)
 
     def save_container(self, record: ContainerRecord) -> None:
-        write_json_atomic(self._container_path(record.project, record.name), record.to_json())
+        write_json_atomic(self._container_path(record.project, record.name), record.to_json(), self._pool)
 
     def delete_container(self, project: str, name: str) -> None:
-        remove(self._container_path(project, name))
+        remove(self._container_path(project, name), self._pool)
 
     @contextlib.contextmanager
     def lock(self, project: str, timeout: float = 0.0) -> Iterator[None]:

@@ -71,3 +71,32 @@ def test_down_of_many_containers_removes_each_namespace_directory_and_cgroup(
         assert not netns.exists() or os.listdir(netns) == []
         assert [d for d in os.listdir(containers) if not d.startswith(".")] == []
         assert cgroup_dirs(unique_name) == []
+
+
+def test_an_up_after_a_down_reuses_the_files_of_records_specs_and_namespaces(
+    tmp_path: Path, busybox_rootfs: Path, unique_name: str
+) -> None:
+    """Each container's record (and its spare), spec file and namespace mount point go to the
+    run root's inode pool at ``down`` and come back at the next ``up``: on ext4 without a
+    journal every new inode scanned past the ones freed in the last minutes nearby."""
+    services = "".join(
+        f"""  c{i}:
+    <<: *busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
+"""
+        for i in range(3)
+    )
+    with orc_project(tmp_path, unique_name, busybox_stack(unique_name, busybox_rootfs) + services) as orc:
+        pool = tmp_path / "root" / "run" / ".spare-inodes"
+        orc("up", "-d")
+        orc("down")
+        pooled = {p.stat().st_ino for p in pool.iterdir()}
+        assert len(pooled) >= 12  # per container: record, its spare, spec, namespace mount point
+        orc("up", "-d")
+        files = [*(orc.state_dir / "containers").iterdir(), *(orc.state_dir / "process").glob("*.spec")]
+        assert len(files) == 9  # three records, their spares, three specs
+        assert {p.stat().st_ino for p in files} <= pooled
+        # The mount points show their namespaces' inodes: they came from the pool too.
+        assert len(os.listdir(orc.state_dir / "netns")) == 3
+        assert len(os.listdir(pool)) == len(pooled) - 12
+        orc("down")

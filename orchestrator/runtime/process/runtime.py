@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from orchestrator.errors import ConflictError, NotFoundError, OrcError, PermanentError, TemporaryError
+from orchestrator.swapfile import InodePool, overwrite
 
 from . import wire
 from .server import LISTEN_NAME, prepare_dir, spawn_fork_server, take_early
@@ -286,8 +287,11 @@ class ForkServerRuntime:
         oom_check: OomCheck | None = None,
         blank_inits: int = 2,
         python: str = sys.executable,
+        inode_pool: InodePool | None = None,
     ) -> None:
         self.state_dir = state_dir
+        # Where a container's spec file comes from and goes to (``swapfile.InodePool``).
+        self._inode_pool = inode_pool
         self.cache_dir = cache_dir or state_dir / "seccomp-cache"
         self._oom = oom_check
         # Called with a container's id once its exit is recorded (and for every container when
@@ -503,8 +507,15 @@ class ForkServerRuntime:
     def _spec_path(self, container_id: str) -> Path:
         return self.state_dir / f"{container_id}{_SPEC_SUFFIX}"
 
+    def _drop_spec_file(self, container_id: str) -> None:
+        path = self._spec_path(container_id)
+        if self._inode_pool is not None:
+            self._inode_pool.give(path)
+        else:
+            path.unlink(missing_ok=True)
+
     def _forget_spec(self, container_id: str) -> None:
-        self._spec_path(container_id).unlink(missing_ok=True)
+        self._drop_spec_file(container_id)
         self._trash.discard(self.state_dir / container_id)  # a spec kept the old way, if any
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -523,7 +534,7 @@ class ForkServerRuntime:
             # when it exists: mkdir fails with EEXIST).
             self._rootfs_mount.mkdir(exist_ok=True)
             # For adopt_recorded(): a runtime whose fork server died too still knows the spec.
-            self._spec_path(spec.id).write_bytes(wire.pack(spec))
+            overwrite(self._spec_path(spec.id), wire.pack(spec), 0o600, self._inode_pool)
             try:
                 reply, handed = self._request(
                     {
@@ -535,7 +546,7 @@ class ForkServerRuntime:
                     fds + readers,
                 )
             except OrcError:
-                self._spec_path(spec.id).unlink(missing_ok=True)
+                self._drop_spec_file(spec.id)
                 raise
         finally:
             for fd in owned:
