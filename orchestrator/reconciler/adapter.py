@@ -416,8 +416,10 @@ class KernelRuntime:
         self._network_names[request.name] = dict(
             zip(service.networks_by_priority(), request.networks, strict=False)
         )
-        log_path = self.lib_root / "logs" / request.project / f"{request.name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        # In the container's own directory, as Docker keeps its json-file logs: ext4 spreads
+        # those directories over its block groups (``_mark_containers_root``), where a shared
+        # logs directory made every new log scan past the ones freed there in the last minutes.
+        log_path = directory / f"{request.name}.log"
         digest = request.image if request.image.startswith(ROOTFS_PREFIX) else ""
         image = self._images.get(request.image)
         if image is None and not request.image.startswith(ROOTFS_PREFIX):

@@ -99,4 +99,10 @@ def test_an_up_after_a_down_reuses_the_files_of_records_specs_and_namespaces(
         # The mount points show their namespaces' inodes: they came from the pool too.
         assert len(os.listdir(orc.state_dir / "netns")) == 3
         assert len(os.listdir(pool)) == len(pooled) - 12
+        # Logs live in each container's directory (spread over the filesystem), not one shared one.
+        containers = tmp_path / "root" / "lib" / "containers"
+        for record in (orc.state_dir / "containers").glob("*.json"):
+            name = record.stem
+            assert json.loads(record.read_text())["log_path"] == str(containers / name / f"{name}.log")
+            assert (containers / name / f"{name}.log").is_file()
         orc("down")
