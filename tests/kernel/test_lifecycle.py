@@ -69,6 +69,8 @@ def test_three_tier_up_ps_logs_exec_down(stack: tuple[Orc, str, int], tmp_path: 
     flags = inode_flags(containers)
     if flags is not None:  # ext4: the containers' directories are spread (runtime.fsflags)
         assert flags & FS_TOPDIR_FL
+        # and so are the projects' state directories, from the run root the CLI made
+        assert (inode_flags(tmp_path / "root" / "run") or 0) & FS_TOPDIR_FL
     web = next(r for r in rows if r["Service"] == "web")
     assert web["Publishers"] == [
         {"URL": "127.0.0.1", "TargetPort": 80, "PublishedPort": port, "Protocol": "tcp"}

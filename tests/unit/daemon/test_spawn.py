@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.daemon import spawn
+from orchestrator.runtime import fsflags
+from orchestrator.state import projectlock
 from orchestrator.state.proc import pid_start_time
 from orchestrator.state.store import FileStateStore
 
@@ -54,6 +56,30 @@ def test_begin_early_leaves_a_locked_project_to_the_verb(
     assert finish() == Path("/x")
     with FileStateStore(tmp_path).lock("p"):
         pass
+
+
+def test_the_lock_file_keeps_its_block_and_the_last_holders_pid(tmp_path: Path) -> None:
+    """Emptying the file at every take and release freed its block each time (and the next pid
+    took one again): ~0.2 ms each on ext4 without a journal."""
+    fd = projectlock.open_lock(tmp_path, "p")
+    try:
+        os.pwrite(fd, b"12345678901234567890", 0)  # a longer pid text, left by someone
+        assert projectlock.try_take(fd)
+        assert (tmp_path / ".p.lock").read_text() == str(os.getpid())
+        projectlock.release(fd)
+        assert (tmp_path / ".p.lock").read_text() == str(os.getpid())
+    finally:
+        os.close(fd)
+
+
+def test_the_lock_marks_the_run_root_as_a_top_directory(tmp_path: Path) -> None:
+    if fsflags.inode_flags(tmp_path) is None:
+        pytest.skip(f"{tmp_path}'s filesystem has no inode flags")
+    os.close(projectlock.open_lock(tmp_path / "run", "p"))  # made here
+    assert (fsflags.inode_flags(tmp_path / "run") or 0) & fsflags.FS_TOPDIR_FL
+    (tmp_path / "old").mkdir()  # made before, by something else
+    os.close(projectlock.open_lock(tmp_path / "old", "p"))
+    assert (fsflags.inode_flags(tmp_path / "old") or 0) & fsflags.FS_TOPDIR_FL
 
 
 def test_begin_early_refuses_names_that_are_no_state_file_names(tmp_path: Path) -> None:
