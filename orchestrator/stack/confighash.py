@@ -9,9 +9,9 @@ existing containers to decide whether to recreate. Called by :mod:`orchestrator.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
+from orchestrator.hashing import sha256_hex
 from orchestrator.stack import render
 
 
@@ -25,4 +25,4 @@ def service_config_hash(service: dict[str, Any]) -> str:
         deploy.pop("replicas", None)
         record["deploy"] = deploy
     text = render.to_json_compact(render.encode(record, "Service", yaml_mode=False))
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+    return sha256_hex(text.encode("utf-8", "surrogateescape"))

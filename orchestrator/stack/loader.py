@@ -159,6 +159,8 @@ class _Context(SourcePositions):
 
 @dataclass
 class _Details:
+    """The files, working directory, environment and profiles a load works from."""
+
     files: list[str]
     working_dir: str
     environment: dict[str, str]

@@ -207,3 +207,22 @@ def test_dataclasses_gets_inspect_only_when_it_first_needs_it() -> None:
         "assert Plain.__doc__ == 'Plain(size: int = 1)', Plain.__doc__"
     )
     assert "inspect" in described
+
+
+def test_loading_a_project_the_first_time_leaves_out_inspect_and_openssl(tmp_path: object) -> None:
+    """A project loaded without the load cache (a new one, as every benchmark run's) imports the
+    loader, YAML and the schema on the CLI's path, beside the supervisor's start: not ``inspect``
+    (a loader dataclass without a docstring made ``dataclasses`` describe it with
+    ``inspect.signature``, ~5 ms) nor ``hashlib`` with OpenSSL (the config hash, ~2.5 ms)."""
+    new = _new_modules(
+        "import os, tempfile\n"
+        "d = tempfile.mkdtemp()\n"
+        "open(os.path.join(d, 'compose.yaml'), 'w').write('services:\\n  web:\\n    image: busybox\\n')\n"
+        "from orchestrator.stack.loader import LoadOptions, load\n"
+        "from orchestrator.hostfs import HostFileSource\n"
+        "project = load(LoadOptions(cwd=d, environ={}), HostFileSource())\n"
+        "assert len(project.config_hashes['web']) == 64, project.config_hashes\n"
+        "from orchestrator.reconciler.payload import document_payload"
+    )
+    assert "orchestrator.stack.loader" in new
+    assert [m for m in new if m in ("inspect", "ast", "dis", "hashlib", "_hashlib")] == []
