@@ -98,7 +98,7 @@ class InodePool:
                             return
                         if attempt == 0:
                             with contextlib.suppress(OSError):
-                                self.directory.mkdir(parents=True, exist_ok=True)
+                                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
                     except OSError:
                         break
         with contextlib.suppress(FileNotFoundError):

@@ -131,6 +131,7 @@ def test_a_pool_hands_back_the_files_it_was_given(tmp_path: Path) -> None:
     inode = given.stat().st_ino
     pool.give(given)
     assert not given.exists() and len(os.listdir(tmp_path / "pool")) == 1
+    assert (tmp_path / "pool").stat().st_mode & 0o777 == 0o700  # old records and specs: root's only
     fresh = tmp_path / "state" / "new"
     assert pool.take(fresh)
     assert fresh.stat().st_ino == inode and fresh.read_bytes() == b"stale"  # the caller writes it
