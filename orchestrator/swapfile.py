@@ -173,6 +173,8 @@ def replace_contents(path: Path, payload: bytes, mode: int = 0o600, pool: InodeP
         os.unlink(held)
         os.link(path, held)
         keeping = True
+    except OSError:  # a filesystem without hard links: a new spare next time, as a temporary file
+        keeping = False
     os.replace(spare, path)
     if keeping:
         os.replace(held, spare)

@@ -198,3 +198,17 @@ def test_overwrite_from_the_pool_takes_the_mode_asked_for(tmp_path: Path) -> Non
     overwrite(tmp_path / "spec", b"new", 0o600, pool)
     assert (tmp_path / "spec").read_bytes() == b"new"
     assert (tmp_path / "spec").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_filesystem_without_hard_links_still_gets_atomic_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+    target = tmp_path / "record.json"
+    for payload in (b"one", b"two", b"three"):
+        replace_contents(target, payload)
+        assert target.read_bytes() == payload
+    assert os.listdir(tmp_path) == ["record.json"]
