@@ -44,12 +44,18 @@ def socket_path(run_root: Path, project: str) -> Path:
 
 def listening_supervisor(run_root: Path, project: str) -> Path | None:
     """The socket of the project's live supervisor, or None."""
-    try:
-        with open(run_root / project / "project.json", "rb") as f:
-            record = json.loads(f.read())
-        pid, start_time = record.get("supervisor_pid"), record.get("supervisor_start_time")
-    except (OSError, ValueError, AttributeError):
-        return None
+    for attempt in range(3):
+        try:
+            with open(run_root / project / "project.json", "rb") as f:
+                record = json.loads(f.read())
+            pid, start_time = record.get("supervisor_pid"), record.get("supervisor_start_time")
+            break
+        except ValueError:
+            # Read across a rewrite of the file's spare inode (``swapfile``): read it again.
+            if attempt == 2:
+                return None
+        except (OSError, AttributeError):
+            return None
     if not isinstance(pid, int) or not isinstance(start_time, int) or not same_process(pid, start_time):
         return None
     path = socket_path(run_root, project)

@@ -38,6 +38,26 @@ def test_a_live_supervisor_is_its_recorded_process_with_its_socket(tmp_path: Pat
     assert spawn.listening_supervisor(tmp_path, "p") is None
 
 
+def test_a_record_read_across_a_rewrite_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """project.json is rewritten through a spare inode (``swapfile``): a reader that held it
+    open across the next rewrite reads a mix once; that is no reason to start a second
+    supervisor."""
+    _record(tmp_path, "p", supervisor_pid=os.getpid(), supervisor_start_time=pid_start_time(os.getpid()))
+    spawn.socket_path(tmp_path, "p").touch()
+    real = json.loads
+    calls: list[bytes] = []
+
+    def torn_once(text: bytes) -> object:
+        calls.append(text)
+        return real(b'{"name": "p", "super' if len(calls) == 1 else text)
+
+    monkeypatch.setattr(spawn.json, "loads", torn_once)
+    assert spawn.listening_supervisor(tmp_path, "p") == tmp_path / "p" / "supervisor.sock"
+    assert len(calls) == 2
+
+
 def test_begin_early_leaves_a_locked_project_to_the_verb(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
