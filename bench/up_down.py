@@ -4,7 +4,12 @@
         [--compare DIR] [--chain]
 
 ``--compare DIR`` also runs the orc of another checkout (``PYTHONPATH=DIR``, e.g. an older commit
-unpacked with ``git archive``), alternating run by run with this tree, as tool ``before``.
+unpacked with ``git archive``), alternating run by run with this tree, as tool ``before``. The
+peers' runs (``--peer-runs``) are spread among orc's (with ``--runs 6 --peer-runs 3``: after orc's
+runs 0, 2 and 4), each followed by a pause of ``PEER_SETTLE`` seconds (the engine's clean-up after
+its ``down`` goes on for a while), so that a drift of the machine's speed during the bench weighs
+on every tool alike and the ratios compare like with like; orc and ``before`` take turns going
+first.
 
 As root. Stacks come from ../shared/tools/gen-stack.py (busybox, depends_on in layers of 5, every
 service answers SIGTERM); with ``--chain`` each service depends on the one before it instead (a
@@ -43,6 +48,9 @@ PEER_COMPOSE = {
     "docker": ["docker-compose"],
     "podman": ["podman-compose"],
 }
+# Seconds of rest after a peer's run: the engine goes on cleaning up after its ``down`` returned
+# (containerd's shims, the bridge's ports), which a run right after it otherwise pays for.
+PEER_SETTLE = 5.0
 # The busybox image the peers setup made in each engine.
 PEER_IMAGES = {"docker": "busybox:local", "podman": "localhost/busybox:latest"}
 # Where the peers setup puts podman-compose when it is not on PATH.
@@ -158,17 +166,22 @@ def crash_to_running(state: Path, name: str, runs: int) -> list[float]:
 
 def bench_orc(
     n: int,
-    runs: int,
+    run: int,
     rootfs: Path,
     results: dict[str, list[float]],
     extra: dict[str, object],
     compare: Path | None = None,
     chain: bool = False,
 ) -> None:
-    for run in range(runs):
-        bench_orc_once(n, run, rootfs, results, extra, "orc", {}, chain)
-        if compare is not None:
-            bench_orc_once(n, run, rootfs, results, extra, "before", {"PYTHONPATH": str(compare)}, chain)
+    """Run ``run`` of orc and of the ``--compare`` tree, which goes first in every other run
+    (so that neither always follows a peer's run or the other's)."""
+    tools: list[tuple[str, dict[str, str]]] = [("orc", {})]
+    if compare is not None:
+        tools.append(("before", {"PYTHONPATH": str(compare)}))
+        if run % 2:
+            tools.reverse()
+    for tool, env in tools:
+        bench_orc_once(n, run, rootfs, results, extra, tool, env, chain)
 
 
 def bench_orc_once(
@@ -223,15 +236,31 @@ def bench_orc_once(
             subprocess.run([*orc, "down", "-t", "0"], cwd=work, env=env, capture_output=True, timeout=300)
 
 
-def bench_peer(peer: str, n: int, runs: int, results: dict[str, list[float]], chain: bool = False) -> None:
+def peer_command(peer: str) -> list[str] | None:
+    """The peer's compose command, or None (with a note in the output) when it is not installed."""
     command = list(PEER_COMPOSE[peer])
     found = shutil.which(command[0]) or next(
         (p for p in PEER_FALLBACKS.get(command[0], []) if os.access(p, os.X_OK)), None
     )
     if found is None:
         print(f"<!-- {peer}: {command[0]} not found -->")
-        return
+        return None
     command[0] = found
+    return command
+
+
+def peer_schedule(runs: int, peer_runs: int) -> list[int]:
+    """How many times each peer runs after each of orc's runs: ``peer_runs`` spread evenly
+    (``6, 3`` → ``[1, 0, 1, 0, 1, 0]``)."""
+    counts = [0] * runs
+    for i in range(peer_runs if runs else 0):
+        counts[(i * runs) // peer_runs] += 1
+    return counts
+
+
+def bench_peer(
+    peer: str, command: list[str], n: int, runs: int, results: dict[str, list[float]], chain: bool = False
+) -> None:
     for _ in range(runs):
         with tempfile.TemporaryDirectory(prefix="orcbench") as tmp:
             work = Path(tmp)
@@ -265,10 +294,18 @@ def main() -> None:
     extra: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="orcbench-rootfs") as tmp:
         rootfs = build_busybox_rootfs(Path(tmp) / "rootfs")
+        peers = {p: c for p in args.peers.split(",") if p and (c := peer_command(p)) is not None}
+        schedule = peer_schedule(args.runs, args.peer_runs)
         for n in sizes:
-            bench_orc(n, args.runs, rootfs, results, extra, args.compare, args.chain)
-            for peer in [p for p in args.peers.split(",") if p]:
-                bench_peer(peer, n, args.peer_runs, results, args.chain)
+            for run in range(args.runs):
+                bench_orc(n, run, rootfs, results, extra, args.compare, args.chain)
+                for peer, command in peers.items():
+                    for _ in range(schedule[run]):
+                        bench_peer(peer, command, n, 1, results, args.chain)
+                        time.sleep(PEER_SETTLE)
+            if not args.runs:
+                for peer, command in peers.items():
+                    bench_peer(peer, command, n, args.peer_runs, results, args.chain)
 
     print("| measurement | runs | median | min | max | vs orc |")
     print("|---|---|---|---|---|---|")
