@@ -277,6 +277,9 @@ def bench_peer(
                 results.setdefault(f"{peer} down ({size})", []).append(down)
             except RuntimeError as exc:
                 print(f"<!-- {peer} failed: {str(exc)[:300]} -->")
+            finally:
+                # Whatever happened (an interrupted bench too), the project's containers and its
+                # network go: a left-over bridge was found after one session's runs.
                 subprocess.run([*argv, "down", "-t", "0"], cwd=work, capture_output=True, timeout=600)
 
 
