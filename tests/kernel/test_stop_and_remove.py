@@ -25,6 +25,17 @@ SERVICES = """  polite:
 """
 
 
+def _sleepers(count: int) -> str:
+    """``count`` services ``c0``... that sleep until a SIGTERM ends them."""
+    return "".join(
+        f"""  c{i}:
+    <<: *busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
+"""
+        for i in range(count)
+    )
+
+
 def _state(orc_rows: str, service: str) -> tuple[str, int]:
     row = next(json.loads(line) for line in orc_rows.splitlines() if json.loads(line)["Service"] == service)
     return row["State"], row["ExitCode"]
@@ -54,13 +65,7 @@ def test_a_stop_is_prompt_for_a_process_that_exits_and_kills_one_that_ignores_it
 def test_down_of_many_containers_removes_each_namespace_directory_and_cgroup(
     tmp_path: Path, busybox_rootfs: Path, unique_name: str
 ) -> None:
-    many = "".join(
-        f"""  c{i}:
-    <<: *busybox
-    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
-"""
-        for i in range(6)
-    )
+    many = _sleepers(6)
     with orc_project(tmp_path, unique_name, busybox_stack(unique_name, busybox_rootfs) + many) as orc:
         orc("up", "-d")
         netns = orc.state_dir / "netns"
@@ -79,13 +84,7 @@ def test_an_up_after_a_down_reuses_the_files_of_records_specs_and_namespaces(
     """Each container's record (and its spare), spec file and namespace mount point go to the
     run root's inode pool at ``down`` and come back at the next ``up``: on ext4 without a
     journal every new inode scanned past the ones freed in the last minutes nearby."""
-    services = "".join(
-        f"""  c{i}:
-    <<: *busybox
-    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
-"""
-        for i in range(3)
-    )
+    services = _sleepers(3)
     with orc_project(tmp_path, unique_name, busybox_stack(unique_name, busybox_rootfs) + services) as orc:
         pool = tmp_path / "root" / "run" / ".spare-inodes"
         orc("up", "-d")
