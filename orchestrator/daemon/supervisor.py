@@ -35,13 +35,14 @@ from typing import Any
 import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from orchestrator import codecache
 from orchestrator.daemon import protocol
 from orchestrator.daemon.protocol import socket_path
 from orchestrator.errors import OrcError, UsageError
 from orchestrator.planner.plan import DownOptions, UpOptions
-from orchestrator.reconciler.events import EventBus
+from orchestrator.reconciler.events import Event, EventBus
 from orchestrator.reconciler.ports import ExecRequest, ImageOptions
 from orchestrator.reconciler.project import ProjectSpec
 from orchestrator.reconciler.reconciler import ExecutionReport, Reconciler
@@ -310,7 +311,9 @@ class Supervisor:
                 # the request still runs to its end, as the files asked.
                 async for item in events:
                     try:
-                        await _send(stream, protocol.event(item.to_json()))
+                        await _send(
+                            stream, b"".join(protocol.event(e.to_json()) for e in _with_queued(item, events))
+                        )
                     except _HUNG_UP:
                         return
 
@@ -538,6 +541,18 @@ def _first_error(exc: BaseException) -> BaseException:
 
 async def _send(stream: anyio.abc.ByteStream, data: bytes) -> None:
     await stream.send(data)
+
+
+def _with_queued(first: Event, events: MemoryObjectReceiveStream[Event]) -> list[Event]:
+    """``first`` and the events queued behind it: a client gets them in one write (a `down` of
+    30 containers publishes ~150 events; one write and one wake-up of the client each cost both
+    processes more than the event itself)."""
+    batch = [first]
+    while True:
+        try:
+            batch.append(events.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            return batch
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.daemon import protocol
 from orchestrator.daemon.client import SupervisorError, call
-from orchestrator.daemon.supervisor import Arguments, Supervisor, parse_arguments, socket_path
+from orchestrator.daemon.supervisor import Arguments, Supervisor, _with_queued, parse_arguments, socket_path
 from orchestrator.errors import UsageError
 from orchestrator.reconciler.clock import SystemClock
 from orchestrator.reconciler.events import Event, EventBus
@@ -119,6 +119,24 @@ def test_event_bus_end_delivers_what_is_queued_then_ends_the_stream() -> None:
             bus.publish(Event(9.0, "container", "die", "late"))  # after the end: not for it
             assert [item.name async for item in events] == ["c0", "c1", "c2"]
             assert [other.receive_nowait().name for _ in range(4)] == ["c0", "c1", "c2", "late"]
+
+    anyio.run(main)
+
+
+def test_events_queued_behind_one_go_to_the_client_with_it() -> None:
+    """A client gets the events already queued in one write, not one write (and wake-up) each."""
+
+    async def main() -> None:
+        bus = EventBus()
+        async with bus.subscribe() as events:
+            for i in range(3):
+                bus.publish(Event(float(i), "container", "stop", f"c{i}"))
+            first = await events.receive()
+            assert [e.name for e in _with_queued(first, events)] == ["c0", "c1", "c2"]
+            bus.publish(Event(3.0, "container", "destroy", "c3"))
+            bus.end(events)
+            last = await events.receive()
+            assert [e.name for e in _with_queued(last, events)] == ["c3"]  # the end stops the batch
 
     anyio.run(main)
 
