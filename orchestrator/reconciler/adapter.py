@@ -201,7 +201,7 @@ class KernelRuntime:
         self._attached: dict[str, tuple[int, int, int]] = {}
         self._terminals: set[str] = set()
         self._cgroup_lock = threading.Lock()
-        self._cleaning = threading.BoundedSemaphore(_CLEANING_AT_ONCE)
+        self._cleaning = anyio.Semaphore(_CLEANING_AT_ONCE)
         self._adopt_lock = threading.Lock()
         self._fresh: set[str] = set()
         # Starts begun ahead (prepare), by container name, until a start or settle() takes them.
@@ -403,6 +403,9 @@ class KernelRuntime:
         problems = refs_of(service).problems
         if problems:
             raise PermanentError("; ".join(problems))
+        pending = self._teardowns.get(request.name)
+        if pending is not None:  # a container of the same name, removed: its directory goes first
+            await pending.wait()
         if not self._containers_root_marked:
             self._mark_containers_root()
         directory = self._container_dir(request.name)
@@ -1163,34 +1166,50 @@ class KernelRuntime:
         writer = self._writers.pop(name, None)
         if writer is not None:
             writer.close()
-        released = await self._run(self._remove_sync, record, keep_anonymous_volumes)
+        # The process record and the network namespace go at once: the kernel's teardown of the
+        # namespace is the longest wait of a remove, and it starts only then.
+        released = await self._run(self._forget_sync, name, False, True, True)
         self._specs.pop(name, None)
-        if released is not None:
-            # Waiting for the kernel to tear the namespace down (tens of ms, the longest part
-            # of a remove) holds no slot of the reconciler's bound: a `down`'s removes would
-            # otherwise queue behind each other's waits.
-            done = anyio.Event()
-            self._teardowns[name] = done
-            self._group.start_soon(self._teardown_network, name, released, done)
+        # The rest (the cgroups, logs and directory, then the wait for the namespace's veths to
+        # go and the release of its addresses) holds no slot of the reconciler's bound: in a
+        # `down`, the removes would otherwise queue behind each other's cleaning, and the later
+        # ones let their namespaces go (so the kernel began tearing them down) that much later.
+        done = anyio.Event()
+        self._teardowns[name] = done
+        self._group.start_soon(self._finish_remove, record, keep_anonymous_volumes, released, done)
 
-    async def _teardown_network(self, name: str, namespace_released: bool, done: anyio.Event) -> None:
+    async def _finish_remove(
+        self, record: ContainerRecord, keep_anonymous_volumes: bool, released: bool | None, done: anyio.Event
+    ) -> None:
+        name = record.name
+        step = "cleanup"
         try:
-            for attempt in range(1, _TEARDOWN_ATTEMPTS + 1):
-                try:
-                    await self._run(self.network.disconnect, name, namespace_released)
-                    break
-                except TemporaryError as exc:
-                    if attempt == _TEARDOWN_ATTEMPTS:
-                        raise
-                    await anyio.sleep(max(exc.retry_after, 0.1 * attempt))
-        except NotFoundError:
-            pass
+            async with self._cleaning:
+                await self._attempts(self._clean_sync, record, keep_anonymous_volumes)
+            # After the cleaning, not beside it: by then the kernel has mostly torn the
+            # namespace down, and a wait for its veths to go polls (a thread each) for less.
+            step = "network teardown"
+            if released is not None:
+                with contextlib.suppress(NotFoundError):
+                    await self._attempts(self.network.disconnect, name, released)
         except Exception as exc:
-            self._teardown_failures[name] = str(exc)
+            self._teardown_failures[name] = f"{step}: {exc}"
         finally:
             if self._teardowns.get(name) is done:
                 del self._teardowns[name]
             done.set()
+
+    async def _attempts(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` in a worker thread, again after a temporary error (up to
+        :data:`_TEARDOWN_ATTEMPTS` times in all)."""
+        for attempt in range(1, _TEARDOWN_ATTEMPTS + 1):
+            try:
+                return await self._run(fn, *args)
+            except TemporaryError as exc:
+                if attempt == _TEARDOWN_ATTEMPTS:
+                    raise
+                await anyio.sleep(max(exc.retry_after, 0.1 * attempt))
+        return None  # pragma: no cover - the loop returns or raises
 
     async def _teardowns_done(self) -> None:
         while self._teardowns:
@@ -1212,34 +1231,26 @@ class KernelRuntime:
     def _kept_volumes_dir(self, name: str) -> Path:
         return self.lib_root / "containers" / f".{name}.anonymous-volumes"
 
-    def _remove_sync(self, record: ContainerRecord, keep_anonymous_volumes: bool = False) -> bool | None:
-        """In one worker-thread hop: the process record and namespace, then the cgroups (the
-        project's too once empty), the log files and the container directory; the veths and
-        addresses are left to :meth:`_teardown_network`, told by the result (see
-        :meth:`_forget_sync`). With ``keep_anonymous_volumes`` (a recreate) its anonymous
-        volumes are set aside for the container created next under the same name, as Docker
-        Compose carries them over.
-
-        The namespace goes first and at once (the kernel's teardown of it is the longest wait
-        of a remove); the rest waits for one of :data:`_CLEANING_AT_ONCE` slots."""
+    def _clean_sync(self, record: ContainerRecord, keep_anonymous_volumes: bool = False) -> None:
+        """What a remove leaves behind once its namespace is let go, in one worker-thread hop:
+        the cgroups (the project's too once empty), the log files and the container directory.
+        With ``keep_anonymous_volumes`` (a recreate) its anonymous volumes are set aside for the
+        container created next under the same name, as Docker Compose carries them over."""
         name = record.name
-        released = self._forget_sync(name, False, defer_network=True, keep_cgroups=True)
-        with self._cleaning:
-            kept = self._kept_volumes_dir(name)
-            shutil.rmtree(kept, True)
-            anonymous = self._container_dir(name) / "volumes"
-            if keep_anonymous_volumes and anonymous.is_dir():
-                anonymous.rename(kept)
-            handle = self._handles.pop(name, None) or self.cgroups.open(record.project, name)
-            if handle is not None:
-                self.cgroups.remove(handle, True)
-            if not any(h.project == record.project for h in list(self._handles.values())):
-                self.cgroups.remove_project(record.project)  # only when it is empty
-            if record.log_path:
-                for file in log_files(Path(record.log_path)):
-                    file.unlink(missing_ok=True)
-            shutil.rmtree(self._container_dir(name), True)
-        return released
+        kept = self._kept_volumes_dir(name)
+        shutil.rmtree(kept, True)
+        anonymous = self._container_dir(name) / "volumes"
+        if keep_anonymous_volumes and anonymous.is_dir():
+            anonymous.rename(kept)
+        handle = self._handles.pop(name, None) or self.cgroups.open(record.project, name)
+        if handle is not None:
+            self.cgroups.remove(handle, True)
+        if not any(h.project == record.project for h in list(self._handles.values())):
+            self.cgroups.remove_project(record.project)  # only when it is empty
+        if record.log_path:
+            for file in log_files(Path(record.log_path)):
+                file.unlink(missing_ok=True)
+        shutil.rmtree(self._container_dir(name), True)
 
     async def _forget(self, name: str, keep_network: bool = False) -> None:
         """Delete the process runtime's record of a previous run (stopped) of this container; its

@@ -229,6 +229,9 @@ class FakeRuntime:
                 group.start_soon(signalled)
         await process.exited.wait()
         assert process.status is not None
+        # ``delays["wait"]``: the watcher hears of an exit that long after it (the hops of the
+        # real runtime's exit report); a stop has seen it by then.
+        await self._take_time("wait")
         return process.status
 
     async def stop(self, record: ContainerRecord, signal: str, timeout: float) -> None:
@@ -267,7 +270,7 @@ class FakeRuntime:
         self.undone_preparations += sorted(self.preparing)
         self.preparing.clear()
         failures, self.teardown_failures = self.teardown_failures, {}
-        return failures
+        return {name: f"network teardown: {why}" for name, why in failures.items()}
 
     async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult:
         container = self._container(record)

@@ -490,6 +490,9 @@ class Reconciler:
         report = ExecutionReport()
         done = {action.key: anyio.Event() for action in plan.actions}
         begun = {action.key: anyio.Event() for action in plan.actions}  # past its waits and gates
+        # A stop's process has ended (or the stop is over): the stops that wait for it (`down`
+        # stops dependents first) begin then, not once its watcher has also recorded the exit.
+        exited = {action.key: anyio.Event() for action in plan.actions if action.kind == "stop"}
         outcome: dict[str, bool] = {}
         # A container this plan creates and then starts has its start prepared (runtime.prepare:
         # the kernel work of a start, short of letting the process run) once it is created and
@@ -526,8 +529,9 @@ class Reconciler:
                 if created is not None:
                     await prepare_ahead(action, created)
                 for key in action.after:
-                    await done[key].wait()
-                failed_before = [k for k in action.after if not outcome.get(k)]
+                    await (exited[key] if action.kind == "stop" and key in exited else done[key]).wait()
+                # A stop waited for may still be recording its exit: not failed so far is enough.
+                failed_before = [k for k in action.after if not outcome.get(k, k in exited)]
                 if failed_before:
                     report.skipped[action.key] = f"{failed_before[0]} did not succeed"
                     outcome[action.key] = False
@@ -541,9 +545,13 @@ class Reconciler:
                     if verdict == FAIL:
                         report.warnings.append(f"{action.target}: optional {why}; starting anyway")
                 begun[action.key].set()
-                outcome[action.key] = await self._perform_with_retries(action, spec, report)
+                outcome[action.key] = await self._perform_with_retries(
+                    action, spec, report, exited.get(action.key)
+                )
             finally:
                 begun[action.key].set()
+                if action.key in exited:
+                    exited[action.key].set()
                 done[action.key].set()
 
         async with anyio.create_task_group() as group:
@@ -558,10 +566,14 @@ class Reconciler:
     async def _settle(self, report: ExecutionReport) -> None:
         """Wait for what the removes left to the runtime; a failed part fails its remove."""
         for name, why in (await self.runtime.settle()).items():
-            report.failed[f"remove {name}"] = f"network teardown: {why}"
+            report.failed[f"remove {name}"] = why
 
     async def _perform_with_retries(
-        self, action: Action, spec: ProjectSpec | None, report: ExecutionReport
+        self,
+        action: Action,
+        spec: ProjectSpec | None,
+        report: ExecutionReport,
+        exited: anyio.Event | None = None,
     ) -> bool:
         backoff = 0.1
         # A stop signals and waits: it takes no slot of the bound on parallel kernel work, which
@@ -572,7 +584,7 @@ class Reconciler:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 async with limiter:
-                    await self._perform(action, spec)
+                    await self._perform(action, spec, exited)
                 return True
             except TemporaryError as exc:
                 if attempt == MAX_ATTEMPTS:
@@ -596,7 +608,10 @@ class Reconciler:
                 return verdict, why
             await self.board.wait_change()
 
-    async def _perform(self, action: Action, spec: ProjectSpec | None) -> None:
+    async def _perform(
+        self, action: Action, spec: ProjectSpec | None, exited: anyio.Event | None = None
+    ) -> None:
+        """Carry out ``action``; a stop sets ``exited`` once its process has ended."""
         kind, target = action.kind, action.target
         project = spec.name if spec else self._project_of(target)
         if kind == "pull":
@@ -643,7 +658,7 @@ class Reconciler:
             await self._stop(record)
             await self._start(record, by_user=True)
         elif kind == "stop":
-            await self._stop(self._record(target))
+            await self._stop(self._record(target), exited)
         elif kind == "remove":
             record = self._record(target)
             await self._stop(record)
@@ -722,7 +737,7 @@ class Reconciler:
         self.board.put(self._view(record, started=True))
         self._publish("container", "start", record.name, record.service)
 
-    async def _stop(self, record: ContainerRecord) -> None:
+    async def _stop(self, record: ContainerRecord, exited: anyio.Event | None = None) -> None:
         self._stopping.add(record.name)
         backoff = self._backoffs.get(record.name)
         if backoff is not None:
@@ -735,6 +750,8 @@ class Reconciler:
         self._publish("container", "kill", record.name, record.service, signal=behaviour.stop_signal)
         grace = self._timeout_override if self._timeout_override is not None else behaviour.stop_grace_period
         await self.runtime.stop(record, behaviour.stop_signal, grace)
+        if exited is not None:
+            exited.set()  # its exit is in; what the watcher records of it may follow
         watcher = self._watch_done.get(record.name)
         if watcher is not None:
             # The stop ends the process, and its watcher then ends. Should the watcher still be

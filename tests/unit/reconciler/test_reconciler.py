@@ -279,6 +279,27 @@ def test_down_stops_dependents_first_and_leaves_nothing() -> None:
     assert w.runtime.containers == {} and w.runtime.networks == set() and w.runtime.volumes == set()
 
 
+def test_down_stops_a_dependency_once_its_dependents_have_exited_not_once_their_exits_are_recorded() -> None:
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier())
+        # The watchers hear of each exit a second after the stop that caused it saw it.
+        w.runtime.delays = {"wait": 1.0}
+        report = await w.reconciler.down("demo", three_tier(), DownOptions())
+        assert report.ok, report
+
+    w = run_world(body)
+    stops = [w.at(f"stop demo-{name}-1")[0] for name in ("web", "api", "db")]
+    assert stops[0] == stops[1] == stops[2]  # no second waited per dependency level
+    calls = w.runtime.calls
+    assert calls.index("stop demo-web-1 SIGTERM 10") < calls.index("stop demo-api-1 SIGTERM 10")
+    assert calls.index("stop demo-api-1 SIGTERM 10") < calls.index("stop demo-db-1 SIGTERM 10")
+    # Each container's exit is still recorded (and announced) before it is removed.
+    events = w.events()
+    for name in ("demo-web-1", "demo-api-1", "demo-db-1"):
+        assert events.index(f"stop {name}") < events.index(f"destroy {name}")
+        assert events.index(f"die {name}") < events.index(f"destroy {name}")
+
+
 def test_a_failed_network_teardown_fails_its_remove_once() -> None:
     async def body(w: World) -> None:
         await w.reconciler.up(three_tier())
