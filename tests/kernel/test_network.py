@@ -204,6 +204,19 @@ def test_bridge_veth_addresses_and_routes(
         ["nft", "list", "table", "inet", f"orc_{info.bridge}"], capture_output=True, text=True
     )
     assert f"ip saddr {info.subnets[0]}" in table.stdout and "masquerade" in table.stdout
+    # applied again over the existing table (a rebuild), the rules are replaced, not doubled
+    driver.firewall.apply_network(f"orc_{info.bridge}", info.bridge, list(info.subnets), False, icc=False)
+    again = subprocess.run(
+        ["nft", "list", "table", "inet", f"orc_{info.bridge}"], capture_output=True, text=True
+    ).stdout
+    assert again.count("masquerade") == 1 and again.count("ct status & dnat != dnat drop") == 1
+    assert f'iifname "{info.bridge}" oifname "{info.bridge}" drop' in again  # icc=False's rule is new
+    driver.firewall.apply_network(f"orc_{info.bridge}", info.bridge, list(info.subnets), False, icc=True)
+    restored = subprocess.run(
+        ["nft", "list", "table", "inet", f"orc_{info.bridge}"], capture_output=True, text=True
+    ).stdout
+    assert f'iifname "{info.bridge}" oifname "{info.bridge}" drop' not in restored
+    assert restored.count("masquerade") == 1
     # the same network asked for again is the same network (idempotent create)
     assert driver.create_network(NetworkSpec(project=unique_name, name=f"{unique_name}_front")) == info
     # the namespace may also be given as an open fd

@@ -70,13 +70,17 @@ def _q(name: str) -> str:
     return json.dumps(name)  # nft accepts double-quoted interface names
 
 
+def _replacing(table: str) -> list[str]:
+    """The first lines of a script that replaces the rules of ``table`` in one transaction: the
+    table is made if missing and emptied of its rules, then the script's chains and rules go in
+    (a chain declared again as it was is kept). Deleting the table instead made each commit wait
+    for the kernel's RCU grace period, ~10 ms of every network's creation here (16 vs 5 ms)."""
+    return [f"add table inet {table}", f"flush table inet {table}", f"table inet {table} {{"]
+
+
 def network_ruleset(table: str, bridge: str, subnets: Sequence[str], internal: bool, icc: bool = True) -> str:
     """The nft script (atomic replace) for one network's table."""
-    lines = [
-        f"table inet {table} {{}}",
-        f"delete table inet {table}",
-        f"table inet {table} {{",
-    ]
+    lines = _replacing(table)
     if not internal:
         lines.append("  chain postrouting {")
         lines.append("    type nat hook postrouting priority srcnat; policy accept;")
@@ -104,7 +108,7 @@ def network_ruleset(table: str, bridge: str, subnets: Sequence[str], internal: b
 
 def dnat_ruleset(table: str, rules: Sequence[DnatRule]) -> str:
     """The nft script for one container's DNAT table (IPv4 only; IPv6 goes through the proxy)."""
-    lines = [f"table inet {table} {{}}", f"delete table inet {table}", f"table inet {table} {{"]
+    lines = _replacing(table)
     for chain, hook, prio in (("prerouting", "prerouting", "dstnat"), ("output", "output", "-100")):
         lines.append(f"  chain {chain} {{")
         lines.append(f"    type nat hook {hook} priority {prio}; policy accept;")

@@ -16,7 +16,9 @@ from orchestrator.runtime.network.naming import check_ifname, mac_for, nft_table
 def test_network_ruleset_is_an_atomic_replace() -> None:
     text = network_ruleset("orc_br0", "br0", ["10.1.0.0/24", "fd00::/64"], internal=False)
     lines = text.splitlines()
-    assert lines[:3] == ["table inet orc_br0 {}", "delete table inet orc_br0", "table inet orc_br0 {"]
+    # Made if missing and emptied, not deleted: a deletion's commit waits for an RCU grace period.
+    assert lines[:3] == ["add table inet orc_br0", "flush table inet orc_br0", "table inet orc_br0 {"]
+    assert not any(line.startswith("delete") for line in lines)
     assert '    ip saddr 10.1.0.0/24 oifname != "br0" masquerade' in lines
     assert '    ip6 saddr fd00::/64 oifname != "br0" masquerade' in lines
 
