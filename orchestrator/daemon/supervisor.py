@@ -47,6 +47,7 @@ from orchestrator.reconciler.ports import ExecRequest, ImageOptions
 from orchestrator.reconciler.project import ProjectSpec
 from orchestrator.reconciler.reconciler import ExecutionReport, Reconciler
 from orchestrator.runtime import fdio
+from orchestrator.runtime.writeback import write_back_in_background
 from orchestrator.state.proc import pid_start_time
 from orchestrator.state.records import ProjectRecord
 from orchestrator.state.store import FileStateStore
@@ -338,6 +339,9 @@ class Supervisor:
             await _send(stream, protocol.ok(report_json(report)))
         if finished:
             self._done.set()
+        elif op == "up" and report.done:
+            # What the up wrote is written back now, not by the first container exit after it.
+            write_back_in_background((self.lib_root, self.run_root))
 
     async def _die_after_actions(
         self, count: int, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED

@@ -69,6 +69,26 @@ def test_up_ps_exec_down_over_the_socket(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "demo").exists()
 
 
+def test_an_up_that_changed_something_writes_back_its_filesystems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written_back: list[tuple[Path, ...]] = []
+    monkeypatch.setattr(
+        "orchestrator.daemon.supervisor.write_back_in_background",
+        lambda paths: written_back.append(tuple(paths)),
+    )
+
+    def script(path: Path) -> None:
+        call(path, "up", load=load_request(tmp_path), options={})
+        assert written_back == [(tmp_path / "lib", tmp_path / "run")]
+        call(path, "up", load=load_request(tmp_path), options={})  # nothing to do: nothing written
+        assert len(written_back) == 1
+        call(path, "down", load=load_request(tmp_path))
+        assert len(written_back) == 1
+
+    run_supervised(tmp_path, script)
+
+
 def test_errors_and_versions(tmp_path: Path) -> None:
     def script(path: Path) -> None:
         with pytest.raises(SupervisorError, match="unknown request"):
