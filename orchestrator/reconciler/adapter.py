@@ -227,6 +227,7 @@ class KernelRuntime:
         await self._group.__aenter__()
         threading.Thread(target=preload_codecs, name="orc-netlink-preload", daemon=True).start()
         self._group.start_soon(self._wakeups.run)
+        self._group.start_soon(self._run, self._sweep_retired)
         try:
             host_resolv = Path("/etc/resolv.conf").read_text()
         except OSError:
@@ -403,9 +404,6 @@ class KernelRuntime:
         problems = refs_of(service).problems
         if problems:
             raise PermanentError("; ".join(problems))
-        pending = self._teardowns.get(request.name)
-        if pending is not None:  # a container of the same name, removed: its directory goes first
-            await pending.wait()
         if not self._containers_root_marked:
             self._mark_containers_root()
         directory = self._container_dir(request.name)
@@ -1166,27 +1164,25 @@ class KernelRuntime:
         writer = self._writers.pop(name, None)
         if writer is not None:
             writer.close()
-        # The process record and the network namespace go at once: the kernel's teardown of the
-        # namespace is the longest wait of a remove, and it starts only then.
-        released = await self._run(self._forget_sync, name, False, True, True)
+        released, retired = await self._run(self._retire_sync, record, keep_anonymous_volumes)
         self._specs.pop(name, None)
-        # The rest (the cgroups, logs and directory, then the wait for the namespace's veths to
-        # go and the release of its addresses) holds no slot of the reconciler's bound: in a
-        # `down`, the removes would otherwise queue behind each other's cleaning, and the later
-        # ones let their namespaces go (so the kernel began tearing them down) that much later.
+        # What is left only takes time (the retired directory's deletion, then the wait for the
+        # namespace's veths to go and the release of its addresses): it holds no slot of the
+        # reconciler's bound. In a `down`, the removes would otherwise queue behind each other's
+        # cleanups, and the later ones let their namespaces go that much later.
         done = anyio.Event()
         self._teardowns[name] = done
-        self._group.start_soon(self._finish_remove, record, keep_anonymous_volumes, released, done)
+        self._group.start_soon(self._finish_remove, name, retired, released, done)
 
     async def _finish_remove(
-        self, record: ContainerRecord, keep_anonymous_volumes: bool, released: bool | None, done: anyio.Event
+        self, name: str, retired: Path | None, released: bool | None, done: anyio.Event
     ) -> None:
-        name = record.name
         step = "cleanup"
         try:
-            async with self._cleaning:
-                await self._attempts(self._clean_sync, record, keep_anonymous_volumes)
-            # After the cleaning, not beside it: by then the kernel has mostly torn the
+            if retired is not None:
+                async with self._cleaning:
+                    await self._attempts(_discard, retired)
+            # After the cleanup, not beside it: by then the kernel has mostly torn the
             # namespace down, and a wait for its veths to go polls (a thread each) for less.
             step = "network teardown"
             if released is not None:
@@ -1231,15 +1227,25 @@ class KernelRuntime:
     def _kept_volumes_dir(self, name: str) -> Path:
         return self.lib_root / "containers" / f".{name}.anonymous-volumes"
 
-    def _clean_sync(self, record: ContainerRecord, keep_anonymous_volumes: bool = False) -> None:
-        """What a remove leaves behind once its namespace is let go, in one worker-thread hop:
-        the cgroups (the project's too once empty), the log files and the container directory.
-        With ``keep_anonymous_volumes`` (a recreate) its anonymous volumes are set aside for the
-        container created next under the same name, as Docker Compose carries them over."""
+    def _retire_sync(
+        self, record: ContainerRecord, keep_anonymous_volumes: bool = False
+    ) -> tuple[bool | None, Path | None]:
+        """What a remove does before it returns, in one worker-thread hop: the process record
+        and the network namespace go (the kernel begins tearing it down), then the cgroups (the
+        project's too once empty), and the container's directory (its files and log) is renamed
+        aside for :func:`_discard`. Once this returned, a supervisor killed at any moment leaves
+        nothing a container of the same name would meet: a directory left aside is deleted by
+        the next one (:meth:`_sweep_retired`), the veths and leases go with the network
+        (networking.md). With ``keep_anonymous_volumes`` (a recreate) its anonymous volumes are
+        set aside for the container created next under the same name, as Docker Compose carries
+        them over. Returns whether the namespace went with the process (see
+        :meth:`_forget_sync`) and where the directory went, if it existed."""
         name = record.name
+        released = self._forget_sync(name, False, defer_network=True, keep_cgroups=True)
+        directory = self._container_dir(name)
         kept = self._kept_volumes_dir(name)
         shutil.rmtree(kept, True)
-        anonymous = self._container_dir(name) / "volumes"
+        anonymous = directory / "volumes"
         if keep_anonymous_volumes and anonymous.is_dir():
             anonymous.rename(kept)
         handle = self._handles.pop(name, None) or self.cgroups.open(record.project, name)
@@ -1249,8 +1255,26 @@ class KernelRuntime:
             self.cgroups.remove_project(record.project)  # only when it is empty
         if record.log_path:
             for file in log_files(Path(record.log_path)):
-                file.unlink(missing_ok=True)
-        shutil.rmtree(self._container_dir(name), True)
+                if file.parent != directory:  # a log kept elsewhere (by an older orc)
+                    file.unlink(missing_ok=True)
+        retired = directory.parent / f"{_RETIRED_PREFIX}{self.project}.{name}.{os.urandom(4).hex()}"
+        try:
+            directory.rename(retired)
+        except FileNotFoundError:
+            return released, None
+        return released, retired
+
+    def _sweep_retired(self) -> None:
+        """Delete the directories of this project's removed containers that a killed supervisor
+        left aside (:meth:`_retire_sync`)."""
+        root = self.lib_root / "containers"
+        prefix = f"{_RETIRED_PREFIX}{self.project}."
+        try:
+            entries = [entry.path for entry in os.scandir(root) if entry.name.startswith(prefix)]
+        except FileNotFoundError:
+            return
+        for path in entries:
+            _discard(Path(path))
 
     async def _forget(self, name: str, keep_network: bool = False) -> None:
         """Delete the process runtime's record of a previous run (stopped) of this container; its
@@ -1536,6 +1560,15 @@ def _keep_netns(pid: int, target: Path, pool: InodePool) -> None:
     if _libc.mount(f"/proc/{pid}/ns/net".encode(), str(target).encode(), None, _MS_BIND, None) != 0:
         err = ctypes.get_errno()
         raise TemporaryError(f"cannot keep the network namespace of {target.name}: {os.strerror(err)}")
+
+
+# A removed container's directory, renamed aside (``.removed.<project>.<name>.<random>``) until
+# it is deleted: a container created under the same name meanwhile gets a directory of its own.
+_RETIRED_PREFIX = ".removed."
+
+
+def _discard(directory: Path) -> None:
+    shutil.rmtree(directory, True)
 
 
 def _release_netns(target: Path, pool: InodePool) -> None:

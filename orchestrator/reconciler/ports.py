@@ -153,17 +153,16 @@ class ContainerRuntime(Protocol):
     async def kill(self, record: ContainerRecord, signal: str) -> None: ...
     async def remove(self, record: ContainerRecord, keep_anonymous_volumes: bool = False) -> None:
         """Delete the container; with ``keep_anonymous_volumes`` (a recreate) its anonymous
-        volumes go to the container created next under the same name. Its process record and
-        namespace are gone when this returns; the rest (its cgroups, logs and directory, its
-        network's teardown) may still be going on: :meth:`settle` waits for it, and a create
-        under the same name waits for it first."""
+        volumes go to the container created next under the same name. Its process record,
+        namespace and cgroups are gone when this returns, and its directory is set aside; the
+        rest (that directory's deletion, its network's teardown) may still be going on:
+        :meth:`settle` waits for it."""
         ...
 
     async def settle(self) -> dict[str, str]:
         """Wait until what the removes before left to finish is done; what failed of it, by
-        container name, each as a line that says which part failed (``cleanup: ...``,
-        ``network teardown: ...``; each failure is reported once). Undo the preparations no
-        start took."""
+        container name, each as a line that says which part failed (``network teardown:
+        ...``; each failure is reported once). Undo the preparations no start took."""
         ...
 
     async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult: ...
