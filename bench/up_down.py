@@ -249,6 +249,15 @@ def peer_command(peer: str) -> list[str] | None:
     return command
 
 
+def peer_network_left(peer: str, project: str) -> bool:
+    """Whether the engine still has a network of ``project`` (``<project>_default``)."""
+    engine = {"docker": "docker", "podman": "podman"}[peer]
+    listed = subprocess.run(
+        [engine, "network", "ls", "--format", "{{.Name}}"], capture_output=True, text=True, timeout=60
+    )
+    return any(name.startswith(f"{project}_") for name in listed.stdout.split())
+
+
 def peer_schedule(runs: int, peer_runs: int) -> list[int]:
     """How many times each peer runs after each of orc's runs: ``peer_runs`` spread evenly
     (``6, 3`` → ``[1, 0, 1, 0, 1, 0]``)."""
@@ -279,8 +288,16 @@ def bench_peer(
                 print(f"<!-- {peer} failed: {str(exc)[:300]} -->")
             finally:
                 # Whatever happened (an interrupted bench too), the project's containers and its
-                # network go: a left-over bridge was found after one session's runs.
-                subprocess.run([*argv, "down", "-t", "0"], cwd=work, capture_output=True, timeout=600)
+                # network go: a left-over bridge was found after one session's runs, and again
+                # after a later one (the engine may refuse to remove a network while it still
+                # cleans up its endpoints: try again a few times).
+                for _attempt in range(5):
+                    cleaned = subprocess.run(
+                        [*argv, "down", "-t", "0"], cwd=work, capture_output=True, timeout=600
+                    )
+                    if cleaned.returncode == 0 and not peer_network_left(peer, project):
+                        break
+                    time.sleep(1.0)
 
 
 def main() -> None:
