@@ -300,6 +300,19 @@ def test_down_stops_a_dependency_once_its_dependents_have_exited_not_once_their_
         assert events.index(f"die {name}") < events.index(f"destroy {name}")
 
 
+def test_down_does_not_stop_a_dependency_whose_dependent_failed_to_stop() -> None:
+    async def body(w: World) -> None:
+        await w.reconciler.up(three_tier())
+        w.runtime.fail["stop demo-web-1 SIGTERM 10"] = [PermanentError("cannot signal")]
+        report = await w.reconciler.down("demo", three_tier(), DownOptions())
+        assert report.failed == {"stop demo-web-1": "cannot signal"}
+        assert report.skipped["stop demo-api-1"] == "stop demo-web-1 did not succeed"
+        assert report.skipped["stop demo-db-1"] == "stop demo-api-1 did not succeed"
+
+    w = run_world(body)
+    assert not any(call.startswith(("stop demo-api-1", "stop demo-db-1")) for call in w.runtime.calls)
+
+
 def test_a_failed_network_teardown_fails_its_remove_once() -> None:
     async def body(w: World) -> None:
         await w.reconciler.up(three_tier())
