@@ -1177,35 +1177,29 @@ class KernelRuntime:
     async def _finish_remove(
         self, name: str, retired: Path | None, released: bool | None, done: anyio.Event
     ) -> None:
-        step = "cleanup"
         try:
             if retired is not None:
                 async with self._cleaning:
-                    await self._attempts(_discard, retired)
-            # After the cleanup, not beside it: by then the kernel has mostly torn the
+                    await self._run(shutil.rmtree, retired, True)
+            # After the deletion, not beside it: by then the kernel has mostly torn the
             # namespace down, and a wait for its veths to go polls (a thread each) for less.
-            step = "network teardown"
             if released is not None:
-                with contextlib.suppress(NotFoundError):
-                    await self._attempts(self.network.disconnect, name, released)
+                for attempt in range(1, _TEARDOWN_ATTEMPTS + 1):
+                    try:
+                        await self._run(self.network.disconnect, name, released)
+                        break
+                    except TemporaryError as exc:
+                        if attempt == _TEARDOWN_ATTEMPTS:
+                            raise
+                        await anyio.sleep(max(exc.retry_after, 0.1 * attempt))
+        except NotFoundError:
+            pass
         except Exception as exc:
-            self._teardown_failures[name] = f"{step}: {exc}"
+            self._teardown_failures[name] = str(exc)
         finally:
             if self._teardowns.get(name) is done:
                 del self._teardowns[name]
             done.set()
-
-    async def _attempts(self, fn: Any, *args: Any) -> Any:
-        """``fn(*args)`` in a worker thread, again after a temporary error (up to
-        :data:`_TEARDOWN_ATTEMPTS` times in all)."""
-        for attempt in range(1, _TEARDOWN_ATTEMPTS + 1):
-            try:
-                return await self._run(fn, *args)
-            except TemporaryError as exc:
-                if attempt == _TEARDOWN_ATTEMPTS:
-                    raise
-                await anyio.sleep(max(exc.retry_after, 0.1 * attempt))
-        return None  # pragma: no cover - the loop returns or raises
 
     async def _teardowns_done(self) -> None:
         while self._teardowns:
@@ -1233,7 +1227,7 @@ class KernelRuntime:
         """What a remove does before it returns, in one worker-thread hop: the process record
         and the network namespace go (the kernel begins tearing it down), then the cgroups (the
         project's too once empty), and the container's directory (its files and log) is renamed
-        aside for :func:`_discard`. Once this returned, a supervisor killed at any moment leaves
+        aside for its deletion in the background. Once this returned, a supervisor killed at any moment leaves
         nothing a container of the same name would meet: a directory left aside is deleted by
         the next one (:meth:`_sweep_retired`), the veths and leases go with the network
         (networking.md). With ``keep_anonymous_volumes`` (a recreate) its anonymous volumes are
@@ -1274,7 +1268,7 @@ class KernelRuntime:
         except FileNotFoundError:
             return
         for path in entries:
-            _discard(Path(path))
+            shutil.rmtree(path, True)
 
     async def _forget(self, name: str, keep_network: bool = False) -> None:
         """Delete the process runtime's record of a previous run (stopped) of this container; its
@@ -1565,10 +1559,6 @@ def _keep_netns(pid: int, target: Path, pool: InodePool) -> None:
 # A removed container's directory, renamed aside (``.removed.<project>.<name>.<random>``) until
 # it is deleted: a container created under the same name meanwhile gets a directory of its own.
 _RETIRED_PREFIX = ".removed."
-
-
-def _discard(directory: Path) -> None:
-    shutil.rmtree(directory, True)
 
 
 def _release_netns(target: Path, pool: InodePool) -> None:

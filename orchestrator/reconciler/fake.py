@@ -270,7 +270,7 @@ class FakeRuntime:
         self.undone_preparations += sorted(self.preparing)
         self.preparing.clear()
         failures, self.teardown_failures = self.teardown_failures, {}
-        return {name: f"network teardown: {why}" for name, why in failures.items()}
+        return failures
 
     async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult:
         container = self._container(record)

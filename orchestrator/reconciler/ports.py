@@ -161,8 +161,7 @@ class ContainerRuntime(Protocol):
 
     async def settle(self) -> dict[str, str]:
         """Wait until what the removes before left to finish is done; what failed of it, by
-        container name, each as a line that says which part failed (``network teardown:
-        ...``; each failure is reported once). Undo the preparations no start took."""
+        container name (each failure is reported once). Undo the preparations no start took."""
         ...
 
     async def exec(self, record: ContainerRecord, argv: Sequence[str], timeout: float) -> ExecResult: ...

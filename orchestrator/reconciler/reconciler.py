@@ -566,7 +566,7 @@ class Reconciler:
     async def _settle(self, report: ExecutionReport) -> None:
         """Wait for what the removes left to the runtime; a failed part fails its remove."""
         for name, why in (await self.runtime.settle()).items():
-            report.failed[f"remove {name}"] = why
+            report.failed[f"remove {name}"] = f"network teardown: {why}"
 
     async def _perform_with_retries(
         self,
