@@ -251,9 +251,8 @@ def peer_command(peer: str) -> list[str] | None:
 
 def peer_network_left(peer: str, project: str) -> bool:
     """Whether the engine still has a network of ``project`` (``<project>_default``)."""
-    engine = {"docker": "docker", "podman": "podman"}[peer]
-    listed = subprocess.run(
-        [engine, "network", "ls", "--format", "{{.Name}}"], capture_output=True, text=True, timeout=60
+    listed = subprocess.run(  # the engine's own CLI is named as the peer is
+        [peer, "network", "ls", "--format", "{{.Name}}"], capture_output=True, text=True, timeout=60
     )
     return any(name.startswith(f"{project}_") for name in listed.stdout.split())
 

@@ -44,26 +44,15 @@ Transformer = Callable[[Any, PathT], Any]
 # can match it): every node of a document was tried against every pattern, ~12 per node (a
 # load of the 30-service benchmark stack: 12.4 -> 11.3 ms).
 _Index = dict[int, list[tuple[PathT, Transformer]]]
-_INDEXES: dict[int, tuple[list[tuple[PathT, Transformer]], int, _Index]] = {}
-
-
-def _index(table: list[tuple[PathT, Transformer]]) -> _Index:
-    cached = _INDEXES.get(id(table))
-    if cached is not None and cached[0] is table and cached[1] == len(table):
-        return cached[2]
-    index: _Index = {}
-    for pattern, fn in table:
-        index.setdefault(len(pattern), []).append((pattern, fn))
-    if len(_INDEXES) >= 64:  # tables made per call (resolve_paths) come and go
-        _INDEXES.clear()
-    _INDEXES[id(table)] = (table, len(table), index)
-    return index
 
 
 def _walk(data: Any, path: PathT, table: list[tuple[PathT, Transformer]]) -> Any:
     """``data`` with the first pattern of ``table`` that matches a node's path (``*`` matches any
     key) applied to that node, in place of descending into it."""
-    return _walk_indexed(data, path, _index(table))
+    index: _Index = {}
+    for pattern, fn in table:
+        index.setdefault(len(pattern), []).append((pattern, fn))
+    return _walk_indexed(data, path, index)
 
 
 def _walk_indexed(data: Any, path: PathT, index: _Index) -> Any:
