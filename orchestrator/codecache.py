@@ -165,8 +165,11 @@ class MethodCodeCache:
 CACHE = MethodCodeCache()
 
 
-def _no_signature(cls: object) -> object:
-    raise ValueError("no signature for docstrings when Python runs without docstrings")
+def _no_signature(cls: object) -> str:
+    """What ``dataclasses`` gets for ``inspect.signature(cls)`` under ``-OO``: an empty text, so
+    the class's doc is its name. (Python 3.11.2, Debian 12's, calls it without the ``try`` that
+    later 3.11 releases put around it: raising here failed every class there.)"""
+    return ""
 
 
 def _patch(dataclasses: ModuleType) -> None:
@@ -174,8 +177,8 @@ def _patch(dataclasses: ModuleType) -> None:
     if sys.flags.optimize >= 2:
         # Without docstrings (``-OO``: the supervisor, the fork server) every class lacks one, and
         # dataclasses would describe each by ``inspect.signature`` (~40 us and a string per
-        # class, and inspect loaded for it). Its doc becomes the class name, as dataclasses
-        # writes it when a signature is unavailable.
+        # class, and inspect loaded for it). Its doc becomes the class name: the signature's
+        # text is empty.
         setattr(dataclasses, "inspect", ModuleOnFirstUse("inspect", signature=_no_signature))  # noqa: B010
 
 

@@ -173,3 +173,25 @@ def test_without_docstrings_a_dataclass_is_described_by_its_name_and_inspect_sta
             check=True,
         )
         assert done.stdout.split("\n")[0] == expected
+
+
+def test_without_docstrings_the_signature_dataclasses_asks_for_is_an_empty_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python 3.11.2 (Debian 12's) writes a class's doc as ``name + str(inspect.signature(cls))``
+    with no ``try`` around it (later 3.11 releases catch ``TypeError`` and ``ValueError``): the
+    stand-in must answer, not raise, or every orc class fails there under ``-OO``."""
+    from types import ModuleType
+
+    from orchestrator import codecache
+
+    @dataclasses.dataclass
+    class Plain:
+        size: int = 1
+
+    module = ModuleType("dataclasses_stand_in")
+    monkeypatch.setattr(sys, "flags", type("Flags", (), {"optimize": 2})())
+    codecache._patch(module)
+    monkeypatch.undo()
+    doc = Plain.__name__ + str(module.inspect.signature(Plain)).replace(" -> None", "")
+    assert doc == "Plain"
