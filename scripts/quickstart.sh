@@ -31,7 +31,7 @@ else
 fi
 
 step "orc in $REPO/.venv"
-[ -x "$REPO/.venv/bin/python" ] || python3 -m venv "$REPO/.venv"
+[ -x "$REPO/.venv/bin/python" ] || /usr/bin/python3 -m venv "$REPO/.venv"  # Debian's python3 (apt above)
 # checked from / so the checkout itself on sys.path cannot pass for an installed orc
 if [ ! -x "$REPO/.venv/bin/orc" ] || ! (cd / && "$REPO/.venv/bin/python" -c 'import orchestrator' 2>/dev/null); then
     # compat: the checkout on sys.path through a plain .pth line, no import finder to load at

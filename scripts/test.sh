@@ -15,7 +15,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-[ -x .venv/bin/python ] || python3 -m venv .venv
+[ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv  # Debian's python3 (apt above), not the first on PATH
 # compat: the checkout goes on sys.path through a plain .pth line; the default editable mode
 # imports a finder module at every interpreter start (~10 ms for each orc command)
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
