@@ -167,6 +167,24 @@ def test_a_container_runs_with_its_own_hostname_and_exit_code(box: Box) -> None:
     assert not (box.root / "state" / f"{cid}.spec").exists()
 
 
+def test_containers_and_exec_processes_start_with_no_signal_ignored_or_blocked(
+    box: Box, tmp_path: Path
+) -> None:
+    """The fork server ignores SIGINT and Python SIGPIPE and SIGXFSZ; ignored and blocked signals
+    survive exec, so every child resets them first (as runc's processes start)."""
+    show = ("grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status")
+    cid = box.run(box.spec("signals", show))
+    assert box.runtime.wait(cid, timeout=10) is not None
+    clean = ["SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000"]
+    assert box.log(cid).split() == clean
+    running = box.run(box.spec("signals-exec", ("sleep", "30")))
+    out_path = tmp_path / "exec.out"
+    with open(out_path, "w") as out:
+        handle = box.runtime.exec(running, ExecSpec(show), Stdio(stdout=out.fileno()))
+    assert box.runtime.wait_exec(handle, timeout=10) is not None
+    assert out_path.read_text().split() == clean
+
+
 def _run_probe(box: Box, probe: Path, tmp_path: Path, name: str, **extra: Any) -> dict[str, str]:
     marker = tmp_path / f"host-marker-{name}"
     marker.touch()

@@ -217,11 +217,20 @@ class LinuxKernel:
         return os.path.isfile(path) and os.access(path, os.X_OK)
 
     def read_text(self, path: str) -> str | None:
+        # Plain reads, not ``open()``: the init calls this between fork and exec, where every
+        # object touched is a page copied (io's three layers and codec lookup were ~60 faults).
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                return f.read()
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
+        try:
+            chunks = []
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        # As text mode reads it: universal newlines.
+        return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
 
     def write_text(self, path: str, text: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
