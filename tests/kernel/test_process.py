@@ -170,8 +170,8 @@ def test_a_container_runs_with_its_own_hostname_and_exit_code(box: Box) -> None:
 def test_containers_and_exec_processes_start_with_no_signal_ignored_or_blocked(
     box: Box, tmp_path: Path
 ) -> None:
-    """The fork server ignores SIGINT and Python SIGPIPE and SIGXFSZ; ignored and blocked signals
-    survive exec, so every child resets them first (as runc's processes start)."""
+    """The fork server ignores SIGINT, and Python ignores SIGPIPE and SIGXFSZ; ignored and blocked
+    signals survive exec, so every child resets them first (runc's processes start the same way)."""
     show = ("grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status")
     cid = box.run(box.spec("signals", show))
     assert box.runtime.wait(cid, timeout=10) is not None
