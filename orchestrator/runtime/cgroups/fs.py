@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from orchestrator.errors import OrcError, PermanentError, TemporaryError
+from orchestrator.runtime.rawread import read_file
 
 
 class CgroupFs(Protocol):
@@ -47,14 +48,7 @@ class HostCgroupFs:
         os.rmdir(path)
 
     def read(self, path: Path) -> str:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            chunks = []
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
-        return b"".join(chunks).decode()
+        return read_file(path).decode()
 
     def write(self, path: Path, value: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)

@@ -16,6 +16,8 @@ import stat
 import struct
 import termios
 
+from orchestrator.runtime.rawread import read_file
+
 from . import wire
 
 # The fork server imports this module: ``typing`` (~0.5 MiB there) only for the type checker.
@@ -218,19 +220,13 @@ class LinuxKernel:
 
     def read_text(self, path: str) -> str | None:
         # Plain reads, not ``open()``: the init calls this between fork and exec, where every
-        # object touched is a page copied (io's three layers and codec lookup were ~60 faults).
+        # object touched is a page copied (io's three layers and codec lookup were ~20 faults).
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            raw = read_file(path)
         except FileNotFoundError:
             return None
-        try:
-            chunks = []
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
         # As text mode reads it: universal newlines.
-        return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+        return raw.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
 
     def write_text(self, path: str, text: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
